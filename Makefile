@@ -1,0 +1,43 @@
+# Two entry points, both self-installing into ./.venv:
+#   make serve   build the default models if the repository is empty, then serve on :8000
+#   make test    install the test tools, lint, type-check and run the test suite
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+
+TRAIN_STAMP := $(VENV)/.train-installed
+DEV_STAMP   := $(VENV)/.dev-installed
+
+.PHONY: serve test lint typecheck pytest clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(TRAIN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train]'
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train,dev]'
+	touch $(TRAIN_STAMP) $@
+
+serve: $(TRAIN_STAMP)
+	$(BIN)/headstart build --if-missing
+	$(BIN)/headstart serve --port $(PORT)
+
+test: lint typecheck pytest
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy
+
+pytest: $(DEV_STAMP)
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

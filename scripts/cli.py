@@ -1,0 +1,55 @@
+"""The ``headstart`` command: one entry point, one module per sub-command."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from scripts.errors import CommandError
+from service.version import __version__
+
+# Each module has ``register(subparsers)``; it adds its parser and sets ``func``
+# to a callable taking the parsed namespace and returning an exit code. Modules
+# are imported lazily by name so that ``headstart --help`` stays fast and the
+# serving commands never import torch.
+COMMAND_MODULES: tuple[str, ...] = ("scripts.commands.models",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="headstart",
+        description=(
+            "Train an image classifier from an unsupervised pre-trained start and from "
+            "random weights, export both to ONNX, and serve them side by side."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"headstart {__version__}")
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.func(args)
+    except CommandError as exc:
+        print(f"headstart: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("headstart: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""HTTP blueprints. They only translate HTTP to calls on plain modules and back."""

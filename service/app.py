@@ -1,0 +1,55 @@
+"""The Flask app factory: ``gunicorn 'service:create_app()'``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from service import state
+from service.errors import ServiceError
+from service.runtime import ModelStore
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Create the app and load every model in the repository."""
+    settings = settings or Settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    state.attach(
+        app,
+        settings,
+        ModelStore.load(settings.model_repository, intra_op_threads=settings.ort_threads),
+    )
+
+    from service.api import health
+
+    app.register_blueprint(health.bp)
+    _register_error_handlers(app)
+    return app
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def service_error(exc: ServiceError) -> ResponseReturnValue:
+        body = {"error": {"code": exc.code, "message": exc.message, **exc.details}}
+        return jsonify(body), exc.status_code
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        # Werkzeug's own errors (404 route, 405, 413 from MAX_CONTENT_LENGTH) as JSON, not HTML.
+        code = (exc.name or "error").lower().replace(" ", "_")
+        status = exc.code or 500
+        return jsonify({"error": {"code": code, "message": exc.description}}), status
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> ResponseReturnValue:
+        log.exception("unhandled error")
+        body = {"error": {"code": "internal_error", "message": "internal server error"}}
+        return jsonify(body), 500

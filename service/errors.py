@@ -1,0 +1,59 @@
+"""The service's one error hierarchy; ``service.app`` maps it to HTTP in one handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    """Base of every error the service reports to a client."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class BadRequest(ServiceError):
+    status_code = 400
+    code = "bad_request"
+
+
+class InvalidImage(BadRequest):
+    code = "invalid_image"
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class VariantNotFound(NotFound):
+    code = "variant_not_found"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class ValidationFailed(ServiceError):
+    status_code = 422
+    code = "validation_failed"
+
+
+class NotReady(ServiceError):
+    status_code = 503
+    code = "not_ready"

@@ -1,0 +1,151 @@
+"""ONNX Runtime sessions for every verified variant in a model repository.
+
+Sessions are created once, at start, one per variant per worker process; a
+request does nothing with the model beyond ``run``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+from service.errors import ModelNotFound, NotReady, VariantNotFound
+from service.manifest import VARIANTS, Manifest
+from service.repository import ModelEntry, Problem, scan_repository
+
+log = logging.getLogger(__name__)
+
+OUTPUTS: tuple[str, ...] = ("probabilities", "embedding")
+
+
+@dataclass
+class LoadedVariant:
+    """One variant's manifest and its live ONNX Runtime session."""
+
+    entry: ModelEntry
+    session: ort.InferenceSession
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.entry.manifest
+
+    def run(
+        self, images: NDArray[np.uint8], outputs: Sequence[str] = OUTPUTS
+    ) -> dict[str, NDArray[np.float32]]:
+        """Run ``uint8 [N, C, H, W]`` images; return the named outputs as float32 arrays."""
+        results = self.session.run(list(outputs), {"image": images})
+        return {
+            name: np.asarray(value, dtype=np.float32)
+            for name, value in zip(outputs, results, strict=True)
+        }
+
+
+def create_session(path: Path, intra_op_threads: int) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session sized so workers x threads do not oversubscribe the cores."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _check_signature(session: ort.InferenceSession, manifest: Manifest) -> str | None:
+    """Return why the graph does not match the manifest's contract, or ``None``."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    if "image" not in inputs or inputs["image"].type != "tensor(uint8)":
+        return "graph has no uint8 input named 'image'"
+    shape = inputs["image"].shape
+    spec = manifest.input
+    if len(shape) != 4 or list(shape[1:]) != [spec.channels, spec.height, spec.width]:
+        return f"graph input shape {shape} does not match the manifest's [N, {spec.channels}, {spec.height}, {spec.width}]"
+    outputs = {o.name: o for o in session.get_outputs()}
+    for name, width in (
+        ("probabilities", manifest.num_classes),
+        ("embedding", manifest.embedding_dim),
+    ):
+        if name not in outputs:
+            return f"graph has no output named {name!r}"
+        out_shape = outputs[name].shape
+        if len(out_shape) != 2 or out_shape[1] != width:
+            return f"graph output {name!r} has shape {out_shape}, the manifest says [N, {width}]"
+    return None
+
+
+@dataclass
+class ModelStore:
+    """Every loaded variant, grouped by model, plus what could not be loaded and why."""
+
+    root: Path
+    models: dict[str, dict[str, LoadedVariant]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, root: Path, *, intra_op_threads: int = 1) -> ModelStore:
+        """Load every verified variant in ``root``; log and skip each bad entry."""
+        store = cls(root=root)
+        listing = scan_repository(root)
+        store.problems.extend(listing.problems)
+        for entry in listing.entries:
+            try:
+                session = create_session(entry.onnx_path, intra_op_threads)
+            except Exception as exc:  # noqa: BLE001 -- ORT raises unrelated types for a bad file
+                store.problems.append(
+                    Problem(entry.onnx_path, f"cannot be loaded by ONNX Runtime ({exc})")
+                )
+                continue
+            mismatch = _check_signature(session, entry.manifest)
+            if mismatch is not None:
+                store.problems.append(Problem(entry.onnx_path, mismatch))
+                continue
+            store.models.setdefault(entry.name, {})[entry.variant] = LoadedVariant(entry, session)
+        for problem in store.problems:
+            log.warning("model repository: skipped %s", problem)
+        for name, variants in store.models.items():
+            log.info("loaded model %s (variants: %s)", name, ", ".join(variants))
+        return store
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.models)
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        if self.models:
+            return None
+        if self.problems:
+            return f"no usable model in {self.root}: " + "; ".join(str(p) for p in self.problems)
+        return f"no models in {self.root}"
+
+    def require_ready(self) -> None:
+        reason = self.not_ready_reason
+        if reason is not None:
+            raise NotReady(reason)
+
+    def model(self, name: str) -> dict[str, LoadedVariant]:
+        """The loaded variants of ``name``; ``ModelNotFound`` lists the known models."""
+        self.require_ready()
+        try:
+            return self.models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise ModelNotFound(f"unknown model {name!r} (known: {known})", model=name) from None
+
+    def variant(self, name: str, variant: str) -> LoadedVariant:
+        """One loaded variant; ``VariantNotFound`` lists the ones this model has."""
+        variants = self.model(name)
+        try:
+            return variants[variant]
+        except KeyError:
+            known = ", ".join(v for v in VARIANTS if v in variants)
+            raise VariantNotFound(
+                f"model {name!r} has no variant {variant!r} (known: {known})",
+                model=name,
+                variant=variant,
+            ) from None

@@ -1,0 +1,51 @@
+"""Typed settings for everything headstart reads from the environment (prefix ``HEADSTART_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings, each overridable by ``HEADSTART_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="HEADSTART_", protected_namespaces=())
+
+    model_repository: Path = Path("model_repository")
+    """Root of the model repository: ``<root>/<model>/<variant>/{model.onnx, manifest.json}``."""
+
+    host: str = "0.0.0.0"
+    """Address gunicorn binds to."""
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    """Port gunicorn binds to."""
+
+    workers: int = Field(default=2, ge=1)
+    """gunicorn worker processes; each holds its own ONNX Runtime sessions."""
+
+    threads: int = Field(default=4, ge=1)
+    """Request threads per worker (gthread worker class)."""
+
+    ort_threads: int = Field(default=1, ge=1)
+    """ONNX Runtime intra-op threads per session; keep workers x ort_threads <= cores."""
+
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """Largest request body accepted; larger ones get 413."""
+
+    max_image_pixels: int = Field(default=16_000_000, ge=1)
+    """Largest decoded image (width x height); larger ones, decompression bombs included, get 413."""
+
+    max_batch: int = Field(default=256, ge=1)
+    """Most images in one request."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Level of the service's and gunicorn's logs."""
+
+    timeout: int = Field(default=30, ge=1)
+    """Seconds a worker may spend on one request before gunicorn restarts it."""
+
+    graceful_timeout: int = Field(default=30, ge=1)
+    """Seconds in-flight requests get to finish after SIGTERM."""
