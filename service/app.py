@@ -28,8 +28,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         ModelStore.load(settings.model_repository, intra_op_threads=settings.ort_threads),
     )
 
+    from service import request_id
     from service.api import health
 
+    request_id.init_app(app)
     app.register_blueprint(health.bp)
     _register_error_handlers(app)
     return app

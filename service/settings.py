@@ -20,8 +20,8 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     """Address gunicorn binds to."""
 
-    port: int = Field(default=8000, ge=1, le=65535)
-    """Port gunicorn binds to."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """Port gunicorn binds to; 0 lets the system pick a free one (gunicorn logs which)."""
 
     workers: int = Field(default=2, ge=1)
     """gunicorn worker processes; each holds its own ONNX Runtime sessions."""

@@ -1,0 +1,100 @@
+"""``headstart serve``: run the service under gunicorn with the one canonical command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scripts.errors import CommandError
+
+if TYPE_CHECKING:
+    from service.settings import Settings
+
+GUNICORN_ARGS: tuple[str, ...] = (
+    "--config",
+    "python:service.gunicorn_conf",
+    "service:create_app()",
+)
+"""The arguments the container and the benchmark pass to gunicorn, verbatim."""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve the model repository over HTTP (gunicorn)",
+        description=(
+            "Serve every model in the repository under gunicorn. Options left out come from "
+            "HEADSTART_* environment variables (see the README's Configuration table)."
+        ),
+    )
+    parser.add_argument(
+        "--model-repository",
+        type=Path,
+        metavar="DIR",
+        help="repository root (default: $HEADSTART_MODEL_REPOSITORY or ./model_repository)",
+    )
+    parser.add_argument("--host", help="address to bind (default: $HEADSTART_HOST or 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="port to bind, 0 for any free one (default: 8000)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes (default: $HEADSTART_WORKERS or 2)",
+    )
+    parser.add_argument(
+        "--threads", type=int, metavar="N", help="request threads per worker (default: 4)"
+    )
+    parser.set_defaults(func=run)
+
+
+OPTIONS: tuple[str, ...] = ("model_repository", "host", "port", "workers", "threads")
+
+
+def gunicorn_command() -> list[str]:
+    """The gunicorn command of the environment ``headstart`` runs in."""
+    script = Path(sys.executable).with_name("gunicorn")
+    if script.is_file():
+        return [str(script), *GUNICORN_ARGS]
+    return [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS]
+
+
+def resolve_settings(args: argparse.Namespace) -> Settings:
+    """The settings gunicorn will see: the environment, overridden by the given options."""
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    overrides: dict[str, Any] = {
+        name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else "settings"
+        source = f"--{name.replace('_', '-')}" if name in overrides else f"HEADSTART_{name.upper()}"
+        raise CommandError(f"{source}: {err['msg']} (got {err.get('input')!r})") from None
+    if not settings.model_repository.is_dir():
+        raise CommandError(
+            f"model repository {settings.model_repository} does not exist or is not a directory "
+            "(build the default models with `headstart build`, or pass --model-repository)"
+        )
+    return settings
+
+
+def serve_environment(settings: Settings, base: dict[str, str]) -> dict[str, str]:
+    """``base`` with the chosen options as ``HEADSTART_*`` variables, for gunicorn's config."""
+    env = dict(base)
+    env["HEADSTART_MODEL_REPOSITORY"] = str(settings.model_repository.resolve())
+    for name in OPTIONS[1:]:
+        env[f"HEADSTART_{name.upper()}"] = str(getattr(settings, name))
+    return env
+
+
+def run(args: argparse.Namespace) -> int:
+    env = serve_environment(resolve_settings(args), dict(os.environ))
+    command = gunicorn_command()
+    os.execve(command[0], command, env)  # replaces this process; never returns

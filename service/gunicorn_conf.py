@@ -1,0 +1,66 @@
+"""gunicorn configuration, read from :class:`service.settings.Settings`.
+
+The one command line, used verbatim by ``headstart serve``, the container and the benchmark::
+
+    gunicorn --config python:service.gunicorn_conf 'service:create_app()'
+
+Everything else comes from ``HEADSTART_*`` environment variables. The app is not
+preloaded: each worker creates its own ONNX Runtime sessions after the fork.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# prometheus-client picks its storage when first imported, so the multiprocess
+# directory must be in the environment before anything imports it; the workers
+# inherit it from this master process.
+_METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_OWN_METRICS_DIR = _METRICS_ENV not in os.environ
+if _OWN_METRICS_DIR:
+    os.environ[_METRICS_ENV] = tempfile.mkdtemp(prefix="headstart-metrics-")
+
+from service.settings import Settings  # after the environment set-up above, on purpose
+
+_settings = Settings()
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.workers
+worker_class = "gthread"
+threads = _settings.threads
+timeout = _settings.timeout
+graceful_timeout = _settings.graceful_timeout
+keepalive = 5
+loglevel = _settings.log_level.lower()
+errorlog = "-"
+accesslog = "-"
+# The request id is the response's X-Request-ID header, set by the app (the client's, if sent).
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s agent="%(a)s"'
+proc_name = "headstart"
+# No runtime control socket: it would be one fixed path shared by every server on the host.
+control_socket_disable = True
+
+
+def on_starting(server: Any) -> None:
+    """Start from empty metrics: files left by an earlier run would be summed in."""
+    directory = Path(os.environ[_METRICS_ENV])
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live-only metrics so they are not reported forever."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics directory this master created."""
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ[_METRICS_ENV], ignore_errors=True)

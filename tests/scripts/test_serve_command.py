@@ -1,0 +1,85 @@
+"""``headstart serve`` turns its options into settings and execs the canonical gunicorn command."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from scripts.cli import build_parser, main
+from scripts.commands.serve import GUNICORN_ARGS, resolve_settings, serve_environment
+from tests.server import running_server
+
+HEADSTART = str(Path(sys.executable).with_name("headstart"))
+
+
+def test_canonical_gunicorn_arguments() -> None:
+    assert GUNICORN_ARGS == ("--config", "python:service.gunicorn_conf", "service:create_app()")
+
+
+def test_options_override_the_environment(
+    repository: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADSTART_WORKERS", "5")
+    monkeypatch.setenv("HEADSTART_THREADS", "3")
+    args = build_parser().parse_args(
+        ["serve", "--model-repository", str(repository), "--port", "9001", "--workers", "1"]
+    )
+    env = serve_environment(resolve_settings(args), {"PATH": "/bin"})
+    assert env["PATH"] == "/bin"
+    assert env["HEADSTART_MODEL_REPOSITORY"] == str(repository.resolve())
+    assert env["HEADSTART_PORT"] == "9001"
+    assert env["HEADSTART_WORKERS"] == "1"
+    assert env["HEADSTART_THREADS"] == "3"  # not given: the environment's value
+
+
+def test_missing_repository_is_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["serve", "--model-repository", str(tmp_path / "nope")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("headstart: error: model repository ")
+    assert "does not exist" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--port", "70000"], "--port: Input should be less than or equal to 65535"),
+        (["--workers", "0"], "--workers: Input should be greater than or equal to 1"),
+    ],
+)
+def test_bad_option_is_one_line_error(
+    repository: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    assert main(["serve", "--model-repository", str(repository), *argv]) == 1
+    assert expected in capsys.readouterr().err
+
+
+def test_bad_environment_names_the_variable(
+    repository: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HEADSTART_THREADS", "many")
+    assert main(["serve", "--model-repository", str(repository)]) == 1
+    assert "HEADSTART_THREADS: Input should be a valid integer" in capsys.readouterr().err
+
+
+def test_serve_runs_gunicorn_with_the_options(repository: Path, tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    command = [HEADSTART, "serve", "--model-repository", str(repository), "--workers", "1"]
+    # The environment asks for 3 workers; the option must win.
+    with (
+        running_server(
+            tmp_path / "ignored", {"HEADSTART_WORKERS": "3"}, log_path=log, command=command
+        ) as url,
+        urllib.request.urlopen(f"{url}/health/ready", timeout=5) as response,
+    ):
+        assert json.load(response) == {"status": "ready", "models": ["tiny"]}
+    text = log.read_text()
+    assert text.count("Booting worker") == 1
+    assert "Using worker: gthread" in text
