@@ -30,9 +30,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from service import request_id
     from service.api import health
+    from service.v2 import api as v2_api
 
     request_id.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(v2_api.bp)
     _register_error_handlers(app)
     return app
 
