@@ -1,0 +1,86 @@
+# syntax=docker/dockerfile:1
+#
+# headstart's serving image: the service, its base dependencies and a model
+# repository. The runtime stage has no torch and no compiler.
+#
+#   docker build -t headstart .
+#   docker run --rm -p 8000:8000 headstart
+#
+# By default the build trains the default models (`headstart build`, on the CPU).
+# To ship a repository you already have instead, pass it as a named build context:
+#
+#   docker build -t headstart --build-arg MODEL_SOURCE=context \
+#       --build-context model-repository=./model_repository .
+#
+# Every setting is a HEADSTART_* environment variable (README, "Configuration"),
+# e.g. `docker run -e HEADSTART_WORKERS=4 ...`.
+
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# Where the model repository comes from: "build" trains it in the image build,
+# "context" copies the directory given as the `model-repository` build context.
+ARG MODEL_SOURCE=build
+
+# The project's source: exactly what an install needs, nothing else.
+FROM ${PYTHON_IMAGE} AS source
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY service/ service/
+COPY models/ models/
+COPY scripts/ scripts/
+
+# The offline side: torch's CPU build and what training and export need.
+FROM source AS train
+# torch==2.13.0 from PyPI is a CUDA build of several GB; this index has the CPU one.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN python -m venv /opt/train \
+    && /opt/train/bin/pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" ".[train]"
+
+FROM train AS models-build
+RUN /opt/train/bin/headstart build --model-repository /models
+
+# Replaced by `--build-context model-repository=DIR`; empty otherwise.
+FROM scratch AS model-repository
+
+FROM ${PYTHON_IMAGE} AS models-context
+COPY --from=model-repository / /models/
+RUN test -n "$(ls -A /models)" \
+    || { echo "MODEL_SOURCE=context needs --build-context model-repository=DIR" >&2; exit 1; }
+
+# A stage of this file chosen by MODEL_SOURCE, not an image, so it has no tag.
+# hadolint ignore=DL3006
+FROM models-${MODEL_SOURCE} AS models
+
+# The serving environment: the project and its base dependencies only.
+FROM source AS serve-env
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir . \
+    && /opt/venv/bin/pip uninstall --yes pip setuptools
+
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HEADSTART_MODEL_REPOSITORY=/srv/headstart/model_repository \
+    HEADSTART_HOST=0.0.0.0 \
+    HEADSTART_PORT=8000
+RUN groupadd --system --gid 10001 headstart \
+    && useradd --system --uid 10001 --gid headstart --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin headstart
+COPY --from=serve-env /opt/venv /opt/venv
+COPY --from=models /models /srv/headstart/model_repository
+COPY deploy/healthcheck.py /usr/local/bin/headstart-healthcheck
+WORKDIR /srv/headstart
+# Fail the build, not the first start: every model must verify, and torch must be absent.
+RUN headstart models list \
+    && test -n "$(ls -A "$HEADSTART_MODEL_REPOSITORY")" \
+    && ! python -c "import torch" 2>/dev/null
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "/usr/local/bin/headstart-healthcheck"]
+# gunicorn is PID 1: SIGTERM reaches it directly and it drains in-flight requests
+# for HEADSTART_GRACEFUL_TIMEOUT seconds before it exits.
+CMD ["gunicorn", "--config", "python:service.gunicorn_conf", "service:create_app()"]
