@@ -1,0 +1,61 @@
+"""Batched random image transformations, drawn from an explicit generator for reproducibility."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def random_affine(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    max_shift: float = 2.0,
+    max_degrees: float = 0.0,
+    scale: tuple[float, float] = (1.0, 1.0),
+) -> torch.Tensor:
+    """Shift (pixels), rotate (degrees) and scale each image of ``[N, C, H, W]`` independently."""
+    n, _, h, w = x.shape
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(n, generator=generator, device=generator.device)
+
+    angle = uniform(-max_degrees, max_degrees) * (math.pi / 180)
+    zoom = uniform(*scale)
+    # affine_grid works in [-1, 1] coordinates: a shift of s pixels is 2s/size.
+    tx = uniform(-max_shift, max_shift) * (2 / w)
+    ty = uniform(-max_shift, max_shift) * (2 / h)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack(
+        [torch.stack([cos, -sin, tx], dim=1), torch.stack([sin, cos, ty], dim=1)], dim=1
+    ).to(x.device, x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+
+
+def mask_noise(x: torch.Tensor, generator: torch.Generator, rate: float) -> torch.Tensor:
+    """Zero each input value with probability ``rate`` (the denoising autoencoders' corruption)."""
+    if rate <= 0:
+        return x
+    keep = torch.rand(x.shape, generator=generator, device=generator.device) >= rate
+    return x * keep.to(x.device, x.dtype)
+
+
+def random_erase(
+    x: torch.Tensor, generator: torch.Generator, *, size: float = 0.35, p: float = 0.5
+) -> torch.Tensor:
+    """Blank one random square of side ``size * H`` in each image with probability ``p``."""
+    n, _, h, w = x.shape
+    side_h, side_w = max(1, round(h * size)), max(1, round(w * size))
+    dev = generator.device
+    top = torch.randint(0, h - side_h + 1, (n,), generator=generator, device=dev)
+    left = torch.randint(0, w - side_w + 1, (n,), generator=generator, device=dev)
+    apply = torch.rand(n, generator=generator, device=dev) < p
+    rows = torch.arange(h, device=dev)[None, :]
+    cols = torch.arange(w, device=dev)[None, :]
+    in_rows = (rows >= top[:, None]) & (rows < top[:, None] + side_h)  # [N, H]
+    in_cols = (cols >= left[:, None]) & (cols < left[:, None] + side_w)  # [N, W]
+    hole = in_rows[:, :, None] & in_cols[:, None, :] & apply[:, None, None]  # [N, H, W]
+    return x.masked_fill(hole[:, None].to(x.device), 0.0)

@@ -1,0 +1,276 @@
+"""The reusable core: one experiment = pre-train -> fine-tune it + train the baseline -> test.
+
+Typical use, e.g. in a sweep over methods x label budgets x seeds x depths x optimisers::
+
+    from models.experiment import ExperimentConfig, run_experiment
+    from models.nets import MLPConfig
+    from models.training import FinetuneConfig
+
+    cfg = ExperimentConfig(arch="mlp", method="dae", mlp=MLPConfig(hidden=(500, 500)),
+                           labels_per_class=10, seed=1,
+                           finetune=FinetuneConfig(optimizer="sgd", lr=0.05))
+    result = run_experiment(cfg, cache_dir=Path("cache/pretrained"))
+    result.pretrained.test.accuracy, result.baseline.test.accuracy
+    result.pretrained.finetune.history      # per-epoch curves
+    result.pretrained.finetune.drift        # per-layer relative weight drift
+    result.pretrained.first_layer_before    # first-layer weights, for pictures
+
+With ``cache_dir`` the pre-trained encoder is stored under a key of everything that shapes
+it (data, split, architecture, method, pre-training budget, seed) but not the label budget
+or fine-tuning recipe, so a sweep over label budgets pre-trains once. :func:`load_data` can
+be called once and passed in as ``prepared`` to skip reloading the images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.data import ImageSet, SplitConfig, Splits, make_splits
+from models.device import resolve_device
+from models.errors import ConfigError
+from models.evaluate import Metrics, evaluate
+from models.nets import ArchConfig, Classifier, CNNConfig, MLPConfig, arch_config, build_classifier
+from models.pretraining import Method, PretrainConfig, PretrainReport, check_pairing, pretrain
+from models.sources import load_dataset
+from models.training import FinetuneConfig, FinetuneResult, finetune
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything one pre-trained-vs-baseline comparison depends on."""
+
+    dataset: str = "mnist-5k"
+    arch: str = "cnn"
+    method: str = "cae"
+    """Pre-training of the ``pretrained`` variant; the baseline always uses ``none``."""
+    mlp: MLPConfig = field(default_factory=MLPConfig)
+    cnn: CNNConfig = field(default_factory=CNNConfig)
+    labels_per_class: int = 10
+    seed: int = 0
+    """Seeds the labeled draw, the initialisation, pre-training and fine-tuning."""
+    split: SplitConfig = field(default_factory=SplitConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_pairing(self.arch, self.method)
+        if self.labels_per_class < 1:
+            raise ConfigError(f"labels per class must be at least 1, got {self.labels_per_class}")
+
+    @property
+    def arch_config(self) -> ArchConfig:
+        return self.mlp if self.arch == "mlp" else self.cnn
+
+    def quick(self) -> ExperimentConfig:
+        """The same experiment with every budget shrunk to a smoke test's."""
+        return replace(
+            self,
+            pretrain=replace(self.pretrain, epochs=1),
+            finetune=replace(self.finetune, max_epochs=2, patience=1, min_steps_per_epoch=2),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ExperimentConfig:
+        """Inverse of :meth:`to_dict` (tuples come back from JSON lists)."""
+        raw = dict(raw)
+        try:
+            mlp = arch_config("mlp", raw.pop("mlp", None))
+            cnn = arch_config("cnn", raw.pop("cnn", None))
+            return cls(
+                mlp=mlp,  # type: ignore[arg-type]
+                cnn=cnn,  # type: ignore[arg-type]
+                split=SplitConfig(**raw.pop("split", {})),
+                pretrain=PretrainConfig(**raw.pop("pretrain", {})),
+                finetune=FinetuneConfig(**raw.pop("finetune", {})),
+                **raw,
+            )
+        except TypeError as exc:
+            raise ConfigError(f"bad experiment config: {exc}") from None
+
+    def pretrain_key(self) -> str:
+        """Hash of what shapes the pre-trained encoder (not labels or the fine-tuning recipe)."""
+        shaping = {
+            "dataset": self.dataset,
+            "split": dataclasses.asdict(self.split),
+            "arch": self.arch,
+            "arch_config": dataclasses.asdict(self.arch_config),
+            "method": self.method,
+            "pretrain": dataclasses.asdict(self.pretrain),
+            "seed": self.seed,
+        }
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The image set and its splits, ready for any number of experiments on them."""
+
+    data: ImageSet
+    splits: Splits
+
+    def images(self, index: NDArray[np.int64]) -> torch.Tensor:
+        return torch.from_numpy(self.data.images[index])
+
+    def labels(self, index: NDArray[np.int64]) -> torch.Tensor:
+        return torch.from_numpy(self.data.labels[index])
+
+    def pool_images(self) -> torch.Tensor:
+        """The unlabeled pool (no test or validation image), which pre-training sees."""
+        return self.images(self.splits.pool)
+
+    def labeled(self, labels_per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = self.splits.labeled(self.data, labels_per_class, seed)
+        return self.images(index), self.labels(index)
+
+    def val(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images(self.splits.val), self.labels(self.splits.val)
+
+    def test(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images(self.splits.test), self.labels(self.splits.test)
+
+
+@dataclass
+class VariantResult:
+    """One trained variant: the model, its curves and drift, and its test metrics."""
+
+    variant: str
+    method: Method
+    model: Classifier
+    finetune: FinetuneResult
+    test: Metrics
+    first_layer_before: NDArray[np.float32]
+    """First-layer weights when fine-tuning began (after pre-training, or random)."""
+
+    @property
+    def first_layer_after(self) -> NDArray[np.float32]:
+        first = next(iter(self.model.weight_layers().values()))
+        return first.weight.detach().cpu().numpy().copy()
+
+
+@dataclass
+class ExperimentResult:
+    """Both variants of one experiment, plus what pre-training reported."""
+
+    config: ExperimentConfig
+    pretraining: PretrainReport
+    pretrained: VariantResult
+    baseline: VariantResult
+    num_labeled: int
+    num_unlabeled: int
+
+
+def load_data(config: ExperimentConfig) -> Prepared:
+    """Load ``config.dataset`` and cut it into splits."""
+    data = load_dataset(config.dataset)
+    return Prepared(data=data, splits=make_splits(data, config.split))
+
+
+def fresh_model(config: ExperimentConfig, prepared: Prepared) -> Classifier:
+    """A randomly initialised classifier; the same seed gives the same weights."""
+    torch.manual_seed(config.seed)
+    return build_classifier(config.arch_config, prepared.data.shape, prepared.data.num_classes)
+
+
+def pretrained_start(
+    config: ExperimentConfig,
+    prepared: Prepared,
+    *,
+    cache_dir: Path | None = None,
+) -> tuple[Classifier, PretrainReport]:
+    """The pre-trained classifier fine-tuning starts from (reused from ``cache_dir`` if there)."""
+    device = resolve_device(config.device)
+    method = check_pairing(config.arch, config.method)
+    cached = (
+        cache_dir / f"{config.method}-{config.pretrain_key()}.safetensors" if cache_dir else None
+    )
+    if cached is not None and cached.is_file():
+        checkpoint = load_checkpoint(cached, device)
+        log.info("pre-trained encoder reused from %s", cached)
+        report = PretrainReport(method=method, **checkpoint.info["pretraining"])
+        return checkpoint.model, report
+    model = fresh_model(config, prepared).to(device)
+    model.train()
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    report = pretrain(model, prepared.pool_images().to(device), method, config.pretrain, generator)
+    if cached is not None:
+        save_checkpoint(
+            cached,
+            model,
+            {
+                "stage": "pretrained",
+                "experiment": config.to_dict(),
+                "pretraining": {"losses": report.losses, "seconds": report.seconds},
+            },
+        )
+    return model, report
+
+
+def train_variant(
+    model: Classifier,
+    config: ExperimentConfig,
+    prepared: Prepared,
+    *,
+    variant: str,
+    method: Method,
+) -> VariantResult:
+    """Fine-tune ``model`` on the labeled draw with the shared recipe, then test it."""
+    device = resolve_device(config.device)
+    model.to(device)
+    first = next(iter(model.weight_layers().values()))
+    before = first.weight.detach().cpu().numpy().copy()
+    result = finetune(
+        model,
+        prepared.labeled(config.labels_per_class, config.seed),
+        prepared.val(),
+        config.finetune,
+        config.seed,
+        label=variant,
+    )
+    images, labels = prepared.test()
+    metrics = evaluate(model, images, labels)
+    log.info(
+        "%s (%s): test accuracy %.4f nll %.4f after %d epochs (best %d)",
+        variant, method, metrics.accuracy, metrics.nll, len(result.history), result.best_epoch,
+    )  # fmt: skip
+    return VariantResult(variant, method, model, result, metrics, before)
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    prepared: Prepared | None = None,
+    cache_dir: Path | None = None,
+) -> ExperimentResult:
+    """Pre-train, fine-tune the pre-trained start, train the baseline, and test both."""
+    prepared = prepared or load_data(config)
+    method = check_pairing(config.arch, config.method)
+    start, report = pretrained_start(config, prepared, cache_dir=cache_dir)
+    pretrained = train_variant(start, config, prepared, variant="pretrained", method=method)
+    baseline = train_variant(
+        fresh_model(config, prepared), config, prepared, variant="baseline", method="none"
+    )
+    return ExperimentResult(
+        config=config,
+        pretraining=report,
+        pretrained=pretrained,
+        baseline=baseline,
+        num_labeled=config.labels_per_class * prepared.data.num_classes,
+        num_unlabeled=len(prepared.splits.pool),
+    )

@@ -1,0 +1,145 @@
+"""Supervised fine-tuning: one recipe for the pre-trained variant and the baseline alike."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from models.augment import random_affine
+from models.evaluate import predict_logits
+from models.nets import Classifier, to_unit
+from models.pretraining.common import minibatches
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """The fine-tuning recipe; both variants get exactly this, with the same seed."""
+
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    """SGD only (Nesterov)."""
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    max_epochs: int = 100
+    patience: int = 20
+    """Stop after this many epochs without a better validation loss; keep the best weights."""
+    min_steps_per_epoch: int = 10
+    """With few labels an epoch is a handful of steps; repeat the set up to this many."""
+    augment_shift: float = 2.0
+    """Random shift in pixels of each labeled image per step; 0 turns augmentation off."""
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch's curve point."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+
+
+@dataclass
+class FinetuneResult:
+    """Curves, the best epoch (whose weights the model holds) and each layer's weight drift."""
+
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    drift: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def weight_drift(start: dict[str, torch.Tensor], model: Classifier) -> dict[str, float]:
+    """Per weight layer: ``||W_final - W_start|| / ||W_start||`` (Frobenius norms)."""
+    drift: dict[str, float] = {}
+    for name, layer in model.weight_layers().items():
+        before = start[f"{name}.weight"].float()
+        after = layer.weight.detach().float().cpu()
+        drift[name] = float((after - before).norm() / before.norm().clamp_min(1e-12))
+    return drift
+
+
+def make_optimizer(model: Classifier, config: FinetuneConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.momentum > 0,
+            weight_decay=config.weight_decay,
+        )
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def finetune(
+    model: Classifier,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    config: FinetuneConfig,
+    seed: int,
+    *,
+    label: str = "finetune",
+) -> FinetuneResult:
+    """Train ``model`` on ``train`` (uint8 images, labels); early-stop on ``val`` loss."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    images, labels = train[0].to(device), train[1].to(device)
+    start = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    optimiser = make_optimizer(model, config)
+    result = FinetuneResult()
+    best_loss, best_state = float("inf"), copy.deepcopy(model.state_dict())
+    began = time.perf_counter()
+    bar = tqdm(range(1, config.max_epochs + 1), desc=label, unit="epoch", leave=False, disable=None)
+    for epoch in bar:
+        tick = time.perf_counter()
+        model.train()
+        total_loss, correct, seen, steps = 0.0, 0, 0, 0
+        while steps < config.min_steps_per_epoch or seen < len(images):
+            for idx in minibatches(len(images), min(config.batch_size, len(images)), generator):
+                x = to_unit(images[idx])
+                if config.augment_shift > 0:
+                    x = random_affine(x, generator, max_shift=config.augment_shift)
+                logits = model(x)
+                loss = F.cross_entropy(logits, labels[idx])
+                optimiser.zero_grad(set_to_none=True)
+                torch.autograd.backward(loss)
+                optimiser.step()
+                total_loss += float(loss) * len(idx)
+                correct += int((logits.argmax(1) == labels[idx]).sum())
+                seen += len(idx)
+                steps += 1
+        val_logits = predict_logits(model, val[0])
+        val_loss = float(F.cross_entropy(val_logits, val[1].cpu()))
+        val_acc = float((val_logits.argmax(1) == val[1].cpu()).float().mean())
+        record = EpochRecord(
+            epoch, total_loss / seen, correct / seen, val_loss, val_acc, time.perf_counter() - tick
+        )
+        result.history.append(record)
+        log.info(
+            "%s epoch %d train_loss %.4f train_acc %.4f val_loss %.4f val_acc %.4f",
+            label, epoch, record.train_loss, record.train_accuracy, val_loss, val_acc,
+        )  # fmt: skip
+        if val_loss < best_loss:
+            best_loss, result.best_epoch = val_loss, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        elif epoch - result.best_epoch >= config.patience:
+            log.info("%s: early stop at epoch %d (best %d)", label, epoch, result.best_epoch)
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    result.drift = weight_drift(start, model)
+    result.seconds = time.perf_counter() - began
+    return result
