@@ -1,0 +1,271 @@
+"""Every deployment manifest parses, and agrees with the code it deploys."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from service.app import create_app
+from service.settings import Settings
+from tests.builders import write_repository
+from tests.deploy import dockerfile
+from tests.deploy.dockerfile import ROOT
+
+DEPLOY = ROOT / "deploy"
+KUBERNETES = DEPLOY / "kubernetes"
+MANIFESTS = sorted([*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")])
+PORT: int = Settings.model_fields["port"].default
+SETTINGS_VARS = {f"HEADSTART_{name.upper()}" for name in Settings.model_fields}
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+IMAGE = f"headstart:{VERSION}"
+
+
+@pytest.fixture(scope="module")
+def routes(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    """Every URL rule of the real app, serving a tiny repository."""
+    repo = write_repository(tmp_path_factory.mktemp("routes-repo"))
+    app = create_app(Settings(model_repository=repo))
+    return {rule.rule for rule in app.url_map.iter_rules()}
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+    assert documents, f"{path} is empty"
+    assert all(isinstance(doc, dict) for doc in documents)
+    return documents
+
+
+def _one(path: Path) -> dict[str, Any]:
+    documents = _load(path)
+    assert len(documents) == 1, f"{path} holds {len(documents)} documents"
+    return documents[0]
+
+
+def _by_kind(kind: str) -> dict[str, Any]:
+    found = [
+        doc for path in KUBERNETES.rglob("*.yaml") for doc in _load(path) if doc["kind"] == kind
+    ]
+    assert len(found) == 1, f"{len(found)} {kind} manifests"
+    return found[0]
+
+
+def _env_names(container: dict[str, Any]) -> set[str]:
+    return {item["name"] for item in container.get("env", [])}
+
+
+def test_there_are_manifests_to_check() -> None:
+    names = {path.relative_to(DEPLOY).as_posix() for path in MANIFESTS}
+    assert {
+        "compose.yaml",
+        "prometheus.yml",
+        "kubernetes/deployment.yaml",
+        "kubernetes/service.yaml",
+        "kubernetes/hpa.yaml",
+        "kubernetes/kustomization.yaml",
+        "kubernetes/kserve/inferenceservice.yaml",
+    } <= names
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.relative_to(DEPLOY).as_posix())
+def test_manifest_parses(path: Path) -> None:
+    _load(path)
+
+
+# ---- docker compose
+
+
+def test_compose_runs_replicas_of_the_image_built_here() -> None:
+    compose = _one(DEPLOY / "compose.yaml")
+    service = compose["services"]["headstart"]
+    assert (DEPLOY / service["build"]["context"]).resolve() == ROOT
+    assert service["build"]["dockerfile"] == "Dockerfile"
+    assert service["image"] == IMAGE
+    assert service["deploy"]["replicas"] >= 2
+    assert service["expose"] == [str(PORT)]
+    assert "ports" not in service, "replicas publish no host port; the load balancer does"
+    assert set(service["environment"]) <= SETTINGS_VARS, set(service["environment"]) - SETTINGS_VARS
+
+
+def test_compose_stop_grace_outlasts_the_drain() -> None:
+    service = _one(DEPLOY / "compose.yaml")["services"]["headstart"]
+    grace = re.fullmatch(r"(\d+)s", service["stop_grace_period"])
+    assert grace is not None
+    assert int(grace.group(1)) > int(service["environment"]["HEADSTART_GRACEFUL_TIMEOUT"])
+
+
+def test_compose_images_are_pinned_and_configs_exist() -> None:
+    services = _one(DEPLOY / "compose.yaml")["services"]
+    assert set(services) == {"headstart", "loadbalancer", "prometheus"}
+    for name, service in services.items():
+        tag = service["image"].rpartition(":")[2]
+        assert re.search(r"\d", tag), f"{name}: {service['image']} is not pinned to a version"
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert (DEPLOY / source).is_file(), f"{name} mounts missing {source}"
+    assert services["loadbalancer"]["depends_on"]["headstart"]["condition"] == "service_healthy"
+
+
+def test_nginx_balances_over_the_service_port() -> None:
+    conf = (DEPLOY / "nginx.conf").read_text()
+    servers = re.findall(r"^\s*server\s+([\w.-]+):(\d+)\b", conf, flags=re.MULTILINE)
+    assert servers == [("headstart", str(PORT))]
+    body = re.search(r"client_max_body_size\s+(\d+)m;", conf)
+    assert body is not None
+    assert int(body.group(1)) * 1024 * 1024 >= Settings.model_fields["max_body_bytes"].default
+    read = re.search(r"proxy_read_timeout\s+(\d+)s;", conf)
+    assert read is not None
+    assert int(read.group(1)) > Settings.model_fields["timeout"].default
+
+
+def test_prometheus_scrapes_each_replica_on_a_real_route(routes: set[str]) -> None:
+    jobs = _one(DEPLOY / "prometheus.yml")["scrape_configs"]
+    (job,) = jobs
+    assert job["metrics_path"] in routes
+    (sd,) = job["dns_sd_configs"]
+    assert sd["names"] == ["headstart"]
+    assert sd["port"] == PORT
+
+
+# ---- Kubernetes
+
+
+def _container() -> dict[str, Any]:
+    (container,) = _by_kind("Deployment")["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_deployment_serves_the_settings_port() -> None:
+    (port,) = _container()["ports"]
+    assert port["containerPort"] == PORT
+    assert _container()["image"] == IMAGE
+
+
+def test_deployment_probes_hit_real_health_routes(routes: set[str]) -> None:
+    container = _container()
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    port_name = container["ports"][0]["name"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] in routes, f"{probe} probes {get['path']}, which is no route"
+        assert get["port"] in {port_name, PORT}
+
+
+def test_deployment_environment_names_are_settings_fields() -> None:
+    names = _env_names(_container())
+    assert names <= SETTINGS_VARS, names - SETTINGS_VARS
+
+
+def test_deployment_sizes_workers_from_its_cpu_limit() -> None:
+    container = _container()
+    resources = container["resources"]
+    assert {"cpu", "memory"} <= set(resources["requests"])
+    assert {"cpu", "memory"} <= set(resources["limits"])
+    (workers,) = [e for e in container["env"] if e["name"] == "HEADSTART_WORKERS"]
+    field = workers["valueFrom"]["resourceFieldRef"]
+    assert field["resource"] == "limits.cpu"
+    assert field["containerName"] == container["name"]
+    (ort,) = [e for e in container["env"] if e["name"] == "HEADSTART_ORT_THREADS"]
+    assert ort["value"] == "1", "workers x ORT threads must stay within the CPU limit"
+
+
+def test_deployment_drains_before_it_is_killed() -> None:
+    pod = _by_kind("Deployment")["spec"]["template"]["spec"]
+    container = _container()
+    graceful = int(
+        next(e["value"] for e in container["env"] if e["name"] == "HEADSTART_GRACEFUL_TIMEOUT")
+    )
+    pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pod["terminationGracePeriodSeconds"] > graceful + pre_stop
+
+
+def test_deployment_runs_as_the_image_user() -> None:
+    pod = _by_kind("Deployment")["spec"]["template"]["spec"]
+    uid, _, gid = dockerfile.stages()[-1].last("USER").partition(":")
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert str(pod["securityContext"]["runAsUser"]) == uid
+    assert str(pod["securityContext"]["runAsGroup"]) == gid
+    # A read-only root needs a writable /tmp for gunicorn and the metrics files.
+    container = _container()
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+def test_deployment_metrics_annotations_point_at_the_metrics_route(routes: set[str]) -> None:
+    annotations = _by_kind("Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(PORT)
+    assert annotations["prometheus.io/path"] in routes
+
+
+def test_service_selects_the_deployment_pods() -> None:
+    service = _by_kind("Service")
+    deployment = _by_kind("Deployment")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert service["spec"]["selector"].items() <= labels.items()
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] in {_container()["ports"][0]["name"], PORT}
+
+
+def test_hpa_scales_the_deployment_on_cpu() -> None:
+    hpa = _by_kind("HorizontalPodAutoscaler")
+    target = hpa["spec"]["scaleTargetRef"]
+    deployment = _by_kind("Deployment")
+    assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
+    assert 1 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert "cpu" in _container()["resources"]["requests"], "CPU utilization needs a CPU request"
+
+
+def test_kustomization_lists_every_plain_kubernetes_manifest() -> None:
+    kustomization = _one(KUBERNETES / "kustomization.yaml")
+    listed = set(kustomization["resources"])
+    plain = {p.name for p in KUBERNETES.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == plain
+    (image,) = kustomization["images"]
+    assert f"{image['name']}:{image['newTag']}" == IMAGE
+
+
+# ---- KServe
+
+
+def _predictor() -> dict[str, Any]:
+    isvc = _by_kind("InferenceService")
+    assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
+    (container,) = isvc["spec"]["predictor"]["containers"]
+    return container
+
+
+def test_inference_service_is_a_v2_custom_predictor_on_the_image() -> None:
+    container = _predictor()
+    assert container["name"] == "kserve-container"
+    assert container["image"] == IMAGE
+    protocol = [e["value"] for e in container["env"] if e["name"] == "PROTOCOL"]
+    assert protocol == ["v2"]
+    (port,) = container["ports"]
+    assert port["containerPort"] == PORT
+
+
+def test_inference_service_probes_hit_real_v2_routes(routes: set[str]) -> None:
+    container = _predictor()
+    for probe in ("readinessProbe", "livenessProbe"):
+        path = container[probe]["httpGet"]["path"]
+        assert path.startswith("/v2/")
+        assert path in routes, f"{probe} probes {path}, which is no route"
+
+
+def test_inference_service_environment_and_metrics_agree_with_the_code(routes: set[str]) -> None:
+    container = _predictor()
+    names = _env_names(container) - {"PROTOCOL"}  # PROTOCOL is read by KServe, not the service
+    assert names <= SETTINGS_VARS, names - SETTINGS_VARS
+    (workers,) = [e for e in container["env"] if e["name"] == "HEADSTART_WORKERS"]
+    assert workers["valueFrom"]["resourceFieldRef"]["containerName"] == container["name"]
+    annotations = _by_kind("InferenceService")["metadata"]["annotations"]
+    assert annotations["prometheus.kserve.io/port"] == str(PORT)
+    assert annotations["prometheus.kserve.io/path"] in routes
