@@ -1,0 +1,196 @@
+"""The v1 API's request and response schemas: they validate requests and generate the OpenAPI.
+
+Responses are built as plain dicts by :mod:`service.inference`; the response
+models here document them in ``/openapi.json`` and the tests validate every
+response against them (``extra="forbid"``, so any drift fails a test).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.manifest import InputSpec, Pretraining, TestMetrics, TrainingData
+
+Variant = Literal["pretrained", "baseline"]
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+class _Query(BaseModel):
+    # Unknown query parameters are ignored, as HTTP clients and proxies add their own.
+    model_config = ConfigDict(extra="ignore", use_attribute_docstrings=True)
+
+    invert: Literal["auto", "true", "false"] = "auto"
+    """Colour polarity: ``auto`` inverts when the image's border says its polarity is not the model's."""
+
+
+class ClassifyQuery(_Query):
+    """Query parameters of ``classify``."""
+
+    variant: str = "pretrained"
+    """``pretrained`` or ``baseline``."""
+    top_k: int = Field(default=5, ge=1, le=1000)
+    """How many of the most likely classes to return per image (at most the number of classes)."""
+
+
+class EmbedQuery(_Query):
+    """Query parameters of ``embed``."""
+
+    variant: str = "pretrained"
+    normalize: bool = False
+    """Scale each embedding to unit L2 length."""
+
+
+class CompareQuery(_Query):
+    """Query parameters of ``compare``."""
+
+
+class ImagesRequest(_Schema):
+    """``application/json`` body of every POST endpoint."""
+
+    images: list[str] = Field(min_length=1)
+    """Base64-encoded image files (PNG, JPEG, WebP, BMP, GIF, TIFF); a ``data:`` URL prefix is allowed."""
+    labels: list[int | str] | None = None
+    """True labels, one per image (class index or class name); ``compare`` uses them."""
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+class ClassScore(_Schema):
+    label: str
+    """The class name."""
+    class_index: int
+    probability: float
+
+
+class Prediction(ClassScore):
+    """The most likely class of one image, and the ``top_k`` most likely ones."""
+
+    top_k: list[ClassScore]
+
+
+class ClassifyResponse(_Schema):
+    model: str
+    variant: Variant
+    predictions: list[Prediction]
+    """One per image, in request order."""
+
+
+class Embedding(_Schema):
+    vector: list[float]
+    size: int
+
+
+class EmbedResponse(_Schema):
+    model: str
+    variant: Variant
+    normalized: bool
+    embeddings: list[Embedding]
+    """One per image, in request order."""
+
+
+class VariantLatency(_Schema):
+    pretrained: float
+    baseline: float
+
+
+class ComparedImage(_Schema):
+    """Both variants' predictions for one image."""
+
+    pretrained: ClassScore
+    baseline: ClassScore
+    agree: bool
+    """Whether both predict the same class."""
+    js_divergence: float = Field(ge=0.0, le=1.0)
+    """Jensen-Shannon divergence of the two probability vectors, in bits."""
+    latency_ms: VariantLatency
+    """Each variant's model time for this image: its batch run time divided by the batch size."""
+    true_label: str | None = None
+    """The label sent with the image, as a class name."""
+
+
+class McNemar(_Schema):
+    """Exact McNemar test on the labelled images: is one variant really more accurate?"""
+
+    only_pretrained_correct: int
+    only_baseline_correct: int
+    p_value: float = Field(ge=0.0, le=1.0)
+    test: Literal["exact binomial, two-sided"]
+
+
+class VariantAccuracy(_Schema):
+    pretrained: float
+    baseline: float
+
+
+class LabeledSummary(_Schema):
+    accuracy: VariantAccuracy
+    mcnemar: McNemar
+
+
+class CompareSummary(_Schema):
+    images: int
+    agreement_rate: float = Field(ge=0.0, le=1.0)
+    mean_js_divergence: float = Field(ge=0.0, le=1.0)
+    latency_ms: VariantLatency
+    """Each variant's model run time for the whole batch."""
+    labeled: LabeledSummary | None
+    """Accuracy and McNemar's test, when labels were sent."""
+
+
+class CompareResponse(_Schema):
+    model: str
+    variants: list[Variant]
+    results: list[ComparedImage]
+    """One per image, in request order."""
+    summary: CompareSummary
+
+
+class VariantInfo(_Schema):
+    """One variant as its manifest describes it."""
+
+    variant: Variant
+    version: str
+    architecture: dict[str, Any]
+    pretraining: Pretraining
+    training: TrainingData
+    test_metrics: TestMetrics
+    onnx_sha256: str
+    headstart_version: str
+    created_at: datetime
+
+
+class ModelInfo(_Schema):
+    name: str
+    classes: list[str]
+    input: InputSpec
+    embedding_dim: int
+    variants: list[VariantInfo]
+
+
+class ModelList(_Schema):
+    models: list[ModelInfo]
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    code: str
+    """Stable machine-readable code, e.g. ``model_not_found``."""
+    message: str
+    """What is wrong, and where."""
+
+
+class ErrorResponse(BaseModel):
+    """Every error the API returns."""
+
+    error: ErrorBody
