@@ -1,0 +1,314 @@
+"""The image's runtime stage, reproduced outside Docker, serves and drains like the container.
+
+No Docker engine runs on the test machines, so this lays out the image's files
+under a temporary root by following the Dockerfile itself: the build context
+(filtered by .dockerignore) is copied where the ``source`` stage copies it, the
+``serve-env`` stage's RUN line builds a fresh virtual environment with only the
+base dependencies (``/opt/venv`` moved under the root), the runtime stage's
+build check runs, and its exact CMD starts with its ENV. What differs from the
+image: paths sit under the temporary root, the server binds loopback on a free
+port, and pip may use its download cache (``--no-cache-dir`` only keeps the
+image small). Not covered here: the base image's own Python, and Docker itself.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+from tests.builders import write_repository
+from tests.deploy import dockerfile
+from tests.deploy.dockerfile import ROOT
+
+_LISTENING = re.compile(r"Listening at: http://([\d.]+):(\d+)")
+_IMAGE_PATHS = ("/opt/venv", "/srv/headstart", "/usr/local/bin/headstart-healthcheck")
+
+
+@dataclass(frozen=True)
+class ImageTree:
+    """The runtime stage's files under ``root``, and how to run its command."""
+
+    root: Path
+    workdir: Path
+    env: dict[str, str]
+    command: list[str]
+    install_seconds: float
+
+    def path(self, image_path: str) -> Path:
+        """Where an absolute path of the image lies here."""
+        return self.root / image_path.lstrip("/")
+
+
+def _stage(name: str) -> dockerfile.Stage:
+    return next(stage for stage in dockerfile.stages() if stage.name == name)
+
+
+def _base_env(root: Path) -> dict[str, str]:
+    """A clean environment: the base interpreter first on PATH, pip's own configuration kept."""
+    keep = {k: v for k, v in os.environ.items() if k.startswith("PIP_") or k in {"HOME", "LANG"}}
+    base_bin = str(Path(getattr(sys, "_base_executable", sys.executable)).parent)
+    tmp = root / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return {**keep, "PATH": f"{base_bin}:/usr/local/bin:/usr/bin:/bin", "TMPDIR": str(tmp)}
+
+
+def _relocate(value: str, root: Path) -> str:
+    for image_path in _IMAGE_PATHS:
+        value = value.replace(image_path, str(root) + image_path)
+    return value
+
+
+def _copy_context(sources: list[str], dest: Path) -> None:
+    """Copy what ``COPY <sources> <dest>`` copies from the build context."""
+    for source in sources:
+        origin = ROOT / source
+        files = (
+            [origin] if origin.is_file() else sorted(p for p in origin.rglob("*") if p.is_file())
+        )
+        for file in files:
+            relative = file.relative_to(ROOT).as_posix()
+            if dockerfile.ignored(relative):
+                continue
+            # Docker copies a directory's contents into dest, and a file into it by name.
+            target = dest / (file.name if origin.is_file() else file.relative_to(origin))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file, target)
+
+
+def _run(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"{script}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> ImageTree:
+    """Build the runtime stage's files by following the Dockerfile's instructions."""
+    root = tmp_path_factory.mktemp("image")
+    base_env = _base_env(root)
+
+    source = _stage("source")
+    src = root / source.last("WORKDIR").lstrip("/")
+    for args in source.all("COPY"):
+        *sources, dest = args.split()
+        _copy_context(sources, src / dest)
+    assert (src / "service" / "app.py").is_file()
+
+    serve_env = _stage("serve-env")
+    started = time.monotonic()
+    for run in serve_env.all("RUN"):
+        _run(_relocate(run, root).replace(" --no-cache-dir", ""), src, base_env)
+    install_seconds = time.monotonic() - started
+
+    runtime = _stage("runtime")
+    for args in runtime.all("COPY"):
+        words = args.split()
+        if words[0] == "--from=models":
+            write_repository(root / words[-1].lstrip("/"))
+        elif not words[0].startswith("--from="):
+            *sources, dest = words
+            target = root / dest.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / sources[0], target)
+    env = dict(base_env)
+    for key, value in runtime.env().items():
+        env[key] = _relocate(value, root).replace("$PATH", base_env["PATH"])
+    workdir = root / runtime.last("WORKDIR").lstrip("/")
+    workdir.mkdir(parents=True, exist_ok=True)
+    for run in runtime.all("RUN"):
+        if "useradd" not in run:  # the one step that needs root and a real image
+            _run(run, workdir, env)
+
+    command = dockerfile.exec_form(runtime.last("CMD"))
+    program = shutil.which(command[0], path=env["PATH"])
+    assert program == str(root / "opt/venv/bin" / command[0]), program
+    return ImageTree(root, workdir, env, [program, *command[1:]], install_seconds)
+
+
+def test_fresh_environment_has_base_dependencies_only(image: ImageTree) -> None:
+    python = str(image.path("/opt/venv/bin/python"))
+    torch = subprocess.run(
+        [python, "-c", "import torch"], capture_output=True, text=True, env=image.env, check=False
+    )
+    assert torch.returncode != 0
+    assert "No module named 'torch'" in torch.stderr
+    probe = "import service, onnxruntime; print(service.__file__)"
+    located = subprocess.run(
+        [python, "-c", probe], capture_output=True, text=True, env=image.env, cwd="/", check=True
+    )
+    # The installed wheel, not the source tree, is what runs.
+    assert located.stdout.strip().startswith(str(image.path("/opt/venv")))
+    print(f"serve-env install took {image.install_seconds:.1f}s")
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def read_log(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture
+def server(image: ImageTree) -> Iterator[Server]:
+    """The image's CMD with the image's ENV, on a free loopback port."""
+    env = {**image.env, "HEADSTART_HOST": "127.0.0.1", "HEADSTART_PORT": "0"}
+    log = image.root / "gunicorn.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            image.command, cwd=image.workdir, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        match = None
+        while match is None:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"no 'Listening at' line:\n{log.read_text()}"
+            match = _LISTENING.search(log.read_text())
+            time.sleep(0.05)
+        yield Server(process, match.group(1), int(match.group(2)), log)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+def _wait_ready(url: str, timeout: float = 60) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health/ready", timeout=2) as response:
+                body: dict[str, object] = json.load(response)
+                return body
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _expected_label(image: ImageTree, pixels: np.ndarray) -> str:
+    """The class the pre-trained variant's ONNX graph gives these pixels, run here directly."""
+    variant = image.path("/srv/headstart/model_repository") / "tiny" / "pretrained"
+    session = ort.InferenceSession(str(variant / "model.onnx"), providers=["CPUExecutionProvider"])
+    (probabilities,) = session.run(["probabilities"], {"image": pixels[None, None]})
+    names = json.loads((variant / "manifest.json").read_text())["class_names"]
+    return str(names[int(np.argmax(probabilities[0]))])
+
+
+def _healthcheck(image: ImageTree, port: int) -> subprocess.CompletedProcess[str]:
+    """The image's HEALTHCHECK command, run as the container would run it."""
+    check = _stage("runtime").last("HEALTHCHECK")
+    command = dockerfile.exec_form(check[check.index("CMD") + 3 :].strip())
+    program = shutil.which(command[0], path=image.env["PATH"])
+    assert program is not None
+    args = [program, *(_relocate(arg, image.root) for arg in command[1:])]
+    env = {**image.env, "HEADSTART_PORT": str(port)}
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=10, check=False)
+
+
+def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Read one HTTP/1.1 response with a Content-Length body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed mid-headers: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in header_lines)}
+    length = int(headers["content-length"])
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed mid-body"
+        body += chunk
+    return int(status_line.split()[1]), headers, body
+
+
+def _answers(host: str, port: int, timeout: float) -> bool:
+    """Whether a new connection gets an answer to GET /health/live within ``timeout``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n")
+            return bool(sock.recv(1))
+    except OSError:  # refused, reset or timed out: nobody takes new requests
+        return False
+
+
+def test_image_command_serves_classifies_and_drains_on_sigterm(
+    image: ImageTree, server: Server
+) -> None:
+    ready = _wait_ready(server.url)
+    assert ready["status"] == "ready", ready
+    assert _healthcheck(image, server.port).returncode == 0
+
+    pixels = np.random.default_rng(7).integers(0, 256, (28, 28), dtype=np.uint8)
+    body = _png(pixels)
+    target = "/v1/models/tiny/classify?variant=pretrained&invert=false"
+    request = urllib.request.Request(
+        server.url + target, data=body, headers={"Content-Type": "image/png"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer = json.load(response)
+    assert answer["predictions"][0]["label"] == _expected_label(image, pixels)
+
+    # A request in flight: headers sent, gunicorn's "100 Continue" proves a worker
+    # thread holds it, and the body is held back until the server is shutting down.
+    sock = socket.create_connection((server.host, server.port), timeout=30)
+    head = (
+        f"POST {target} HTTP/1.1\r\nHost: smoke\r\nContent-Type: image/png\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+    )
+    sock.sendall(head.encode("ascii"))
+    interim = sock.recv(64)
+    assert interim.startswith(b"HTTP/1.1 100"), interim
+
+    server.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while _answers(server.host, server.port, timeout=1.0):
+        assert time.monotonic() < deadline, "still taking new requests 15s after SIGTERM"
+    assert server.process.poll() is None, "exited with a request in flight"
+
+    sock.sendall(body)
+    status, _, payload = _read_response(sock)
+    sock.close()
+    assert status == 200, payload
+    assert json.loads(payload)["predictions"][0]["label"] == _expected_label(image, pixels)
+
+    assert server.process.wait(timeout=30) == 0, server.read_log()
+    assert "Handling signal: term" in server.read_log()
+    failed = _healthcheck(image, server.port)
+    assert failed.returncode == 1
+    assert "healthcheck:" in failed.stderr
