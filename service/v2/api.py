@@ -10,7 +10,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from werkzeug.exceptions import NotFound as RouteNotFound
 
 from service import state
-from service.errors import ServiceError
+from service.errors import NotFound, PayloadTooLarge, ServiceError, UnsupportedMediaType
+from service.metrics import record_error, record_images
 from service.v2 import codec, dataplane
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
         settings.max_body_bytes,
     )
     header, outputs = dataplane.infer(loaded, inference, chunks, settings.max_batch)
+    record_images(len(outputs[0].array) if outputs else 0)
     body, header_length = codec.encode_response(header, outputs)
     if header_length is None:
         return Response(body, mimetype="application/json")
@@ -95,6 +97,7 @@ def unknown(rest: str) -> ResponseReturnValue:
 
 @bp.errorhandler(ServiceError)
 def service_error(exc: ServiceError) -> ResponseReturnValue:
+    record_error(exc.code)
     return jsonify(error=exc.message), exc.status_code
 
 
@@ -103,6 +106,9 @@ def http_error(exc: HTTPException) -> ResponseReturnValue:
     message = exc.description
     if isinstance(exc, RequestEntityTooLarge):
         message = f"request body is over the limit of {state.settings().max_body_bytes} bytes"
+    # The same error codes as the v1 handlers, so the error metric reads alike for both APIs.
+    known = {c.status_code: c.code for c in (NotFound, PayloadTooLarge, UnsupportedMediaType)}
+    record_error(known.get(exc.code or 500) or (exc.name or "error").lower().replace(" ", "_"))
     response = exc.get_response()
     response.set_data(current_app.json.dumps({"error": message}))
     response.mimetype = "application/json"
@@ -112,4 +118,5 @@ def http_error(exc: HTTPException) -> ResponseReturnValue:
 @bp.errorhandler(Exception)
 def unexpected(exc: Exception) -> ResponseReturnValue:
     log.exception("unhandled error in a V2 request")
+    record_error("internal_error")
     return jsonify(error="internal server error"), 500

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.http import InferResult
 
 from service import create_app
@@ -278,3 +279,32 @@ def test_without_models_everything_but_liveness_is_503(tmp_path: Path) -> None:
         response = client.open(path, method=method, json=_json_request())
         assert response.status_code == 503
         assert "no models in" in _error(response)
+
+
+def _sample(client: FlaskClient, name: str, **labels: str) -> float:
+    text = client.get("/metrics").get_data(as_text=True)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def test_v2_requests_show_in_the_metrics(client: FlaskClient) -> None:
+    endpoint = "/v2/models/<name>/infer"
+    before_images = _sample(client, "headstart_images_total", endpoint=endpoint)
+    before_errors = _sample(
+        client, "headstart_request_errors_total", endpoint=endpoint, code="model_not_found"
+    )
+    before_ok = _sample(client, "headstart_requests_total", endpoint=endpoint, status="200")
+    assert client.post("/v2/models/tiny-pretrained/infer", json=_json_request()).status_code == 200
+    assert client.post("/v2/models/tiny-x/infer", json=_json_request()).status_code == 404
+    assert _sample(client, "headstart_images_total", endpoint=endpoint) == before_images + 3
+    assert (
+        _sample(client, "headstart_request_errors_total", endpoint=endpoint, code="model_not_found")
+        == before_errors + 1
+    )
+    assert (
+        _sample(client, "headstart_requests_total", endpoint=endpoint, status="200")
+        == before_ok + 1
+    )
