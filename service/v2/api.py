@@ -65,9 +65,9 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
         request.headers.get("Content-Encoding"),
         settings.max_body_bytes,
     )
-    header, outputs = dataplane.infer(loaded, inference, chunks, settings.max_batch)
-    record_images(len(outputs[0].array) if outputs else 0)
-    body, header_length = codec.encode_response(header, outputs)
+    result = dataplane.infer(loaded, inference, chunks, settings.max_batch)
+    record_images(result.images)
+    body, header_length = codec.encode_response(result.header, result.outputs)
     if header_length is None:
         return Response(body, mimetype="application/json")
     response = Response(body, mimetype="application/octet-stream")

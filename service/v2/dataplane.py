@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from service.errors import ModelNotFound, NotFound, NotReady
@@ -83,17 +84,27 @@ def model_metadata(loaded: LoadedVariant) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class InferenceResult:
+    """A response's JSON fields besides ``outputs``, its outputs, and how many images ran."""
+
+    header: dict[str, Any]
+    outputs: list[OutputTensor]
+    images: int
+
+
 def infer(
     loaded: LoadedVariant,
     request: InferenceRequest,
     chunks: Sequence[memoryview | None],
     max_batch: int,
-) -> tuple[dict[str, Any], list[OutputTensor]]:
-    """Check the request, run the model once; return the response header and its outputs."""
+) -> InferenceResult:
+    """Check the request against the model's metadata and run the model once."""
     spec = model_spec(loaded.manifest)
     arrays = check_inputs(request, chunks, spec, max_batch)
     wanted = check_outputs(request, spec)
-    results = loaded.run(arrays["image"], outputs=[w.name for w in wanted])
+    images = arrays["image"]
+    results = loaded.run(images, outputs=[w.name for w in wanted])
     outputs = [
         OutputTensor(
             w.name, "BYTES", classify(results[w.name], w.class_count, spec.labels), w.binary
@@ -108,7 +119,7 @@ def infer(
     passed = {k: v for k, v in (request.parameters or {}).items() if k not in _RESERVED_PARAMETERS}
     if passed:
         header["parameters"] = passed
-    return header, outputs
+    return InferenceResult(header, outputs, images=len(images))
 
 
 def _load_problem(store: ModelStore, model: str, variant: str) -> str | None:
