@@ -77,10 +77,12 @@ def _json(body: bytes) -> Payload:
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
-    """``("images", 2)`` -> ``images[2]``."""
+    """``("images", 2)`` -> ``images[2]``; union member tags after the index are dropped."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            return f"{out}[{part}]"
+        out = f"{out}.{part}" if out else part
     return out or "body"
 
 

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from service import schemas
+from service.openapi import document
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if "$ref" in node else []
+        return found + [r for value in node.values() for r in _refs(value)]
+    if isinstance(node, list):
+        return [r for value in node for r in _refs(value)]
+    return []
+
+
+def test_every_reference_resolves() -> None:
+    doc = document()
+    names = set(doc["components"]["schemas"])
+    refs = _refs(doc)
+    assert refs
+    for ref in refs:
+        assert ref.startswith("#/components/schemas/")
+        assert ref.rsplit("/", 1)[1] in names
+    json.dumps(doc)  # serialisable as it stands
+
+
+def test_schemas_come_from_the_pydantic_models() -> None:
+    components = document()["components"]["schemas"]
+    images = components["ImagesRequest"]
+    assert (
+        images["properties"]["images"]
+        == schemas.ImagesRequest.model_json_schema()["properties"]["images"]
+    )
+    assert images["additionalProperties"] is False
+    assert set(components["CompareSummary"]["properties"]) == set(
+        schemas.CompareSummary.model_fields
+    )
+
+
+def test_query_parameters_follow_the_query_models() -> None:
+    post = document()["paths"]["/v1/models/{model}/classify"]["post"]
+    params = {p["name"]: p for p in post["parameters"]}
+    assert set(params) == {"model", "invert", "variant", "top_k"}
+    assert params["top_k"]["schema"]["minimum"] == 1
+    assert params["top_k"]["schema"]["default"] == 5
+    assert params["invert"]["schema"]["enum"] == ["auto", "true", "false"]
+    assert "border" in params["invert"]["description"]
+
+
+def test_every_post_accepts_the_three_forms_and_lists_its_errors() -> None:
+    paths = document()["paths"]
+    for action in ("classify", "embed", "compare"):
+        post = paths[f"/v1/models/{{model}}/{action}"]["post"]
+        content = post["requestBody"]["content"]
+        assert {"application/json", "multipart/form-data", "image/png", "image/jpeg"} <= set(
+            content
+        )
+        assert {"200", "400", "404", "413", "415", "422", "503"} <= set(post["responses"])
