@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.client import models as k8s
+from pydantic import BaseModel, ValidationError
 
 from service.app import create_app
 from service.settings import Settings
@@ -133,6 +135,28 @@ def test_prometheus_scrapes_each_replica_on_a_real_route(routes: set[str]) -> No
 
 # ---- Kubernetes
 
+# The Kubernetes API types, as the official client models them: unknown fields,
+# wrong types and missing required fields are errors, as the API server would say.
+_API_TYPES: dict[str, type[BaseModel]] = {
+    "Deployment": k8s.V1Deployment,
+    "Service": k8s.V1Service,
+    "HorizontalPodAutoscaler": k8s.V2HorizontalPodAutoscaler,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_API_TYPES))
+def test_kubernetes_manifest_matches_the_api_schema(kind: str) -> None:
+    _API_TYPES[kind].model_validate(_by_kind(kind))
+
+
+def test_api_schema_check_rejects_a_misspelt_field() -> None:
+    # Guard for the test above: a typo in a probe's name must not pass.
+    deployment = _by_kind("Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["readinesProbe"] = container.pop("readinessProbe")
+    with pytest.raises(ValidationError, match="readinesProbe"):
+        k8s.V1Deployment.model_validate(deployment)
+
 
 def _container() -> dict[str, Any]:
     (container,) = _by_kind("Deployment")["spec"]["template"]["spec"]["containers"]
@@ -244,6 +268,7 @@ def _predictor() -> dict[str, Any]:
 
 def test_inference_service_is_a_v2_custom_predictor_on_the_image() -> None:
     container = _predictor()
+    k8s.V1Container.model_validate(container)  # a custom predictor's container is a Pod's
     assert container["name"] == "kserve-container"
     assert container["image"] == IMAGE
     protocol = [e["value"] for e in container["env"] if e["name"] == "PROTOCOL"]
@@ -258,6 +283,7 @@ def test_inference_service_probes_hit_real_v2_routes(routes: set[str]) -> None:
         path = container[probe]["httpGet"]["path"]
         assert path.startswith("/v2/")
         assert path in routes, f"{probe} probes {path}, which is no route"
+        assert container[probe]["httpGet"]["port"] == container["ports"][0]["containerPort"]
 
 
 def test_inference_service_environment_and_metrics_agree_with_the_code(routes: set[str]) -> None:
