@@ -75,7 +75,11 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
     return response
 
 
-@bp.route("/<path:rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+_ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@bp.route("/", methods=_ANY_METHOD, defaults={"rest": ""})
+@bp.route("/<path:rest>", methods=_ANY_METHOD)
 def unknown(rest: str) -> ResponseReturnValue:
     """Answer a path or method no V2 route takes in the V2 error shape, not the app's."""
     adapter = current_app.url_map.bind_to_environ(request.environ)

@@ -191,6 +191,7 @@ def test_gzip_request_body(client: FlaskClient) -> None:
         ),
         ("POST", "/v2/models/tiny-pretrained", 405, "(use GET)"),
         ("GET", "/v2/models", 404, "no V2 endpoint /v2/models"),
+        ("GET", "/v2/", 404, "no V2 endpoint /v2/"),
     ],
 )
 def test_routing_errors(
