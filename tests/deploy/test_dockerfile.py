@@ -46,7 +46,7 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
 def test_base_image_is_pinned_by_version_tag() -> None:
     image = dockerfile.global_args()["PYTHON_IMAGE"]
     assert re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+", image), image
-    names = set()
+    names: set[str] = set()
     for stage in dockerfile.stages():
         assert stage.base in {"${PYTHON_IMAGE}", "scratch", "models-${MODEL_SOURCE}"} | names, (
             f"stage {stage.name} starts from {stage.base}"

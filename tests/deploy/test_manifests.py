@@ -159,8 +159,11 @@ def test_api_schema_check_rejects_a_misspelt_field() -> None:
 
 
 def _container() -> dict[str, Any]:
-    (container,) = _by_kind("Deployment")["spec"]["template"]["spec"]["containers"]
-    return container
+    containers: list[dict[str, Any]] = _by_kind("Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert len(containers) == 1
+    return containers[0]
 
 
 def test_deployment_serves_the_settings_port() -> None:
@@ -262,8 +265,9 @@ def test_kustomization_lists_every_plain_kubernetes_manifest() -> None:
 def _predictor() -> dict[str, Any]:
     isvc = _by_kind("InferenceService")
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
-    (container,) = isvc["spec"]["predictor"]["containers"]
-    return container
+    containers: list[dict[str, Any]] = isvc["spec"]["predictor"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
 
 
 def test_inference_service_is_a_v2_custom_predictor_on_the_image() -> None:
