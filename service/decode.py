@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from service.errors import InvalidImage, PayloadTooLarge
 from service.manifest import InputSpec
@@ -100,15 +100,16 @@ def _to_array(image: Image.Image, spec: InputSpec, invert: Invert) -> NDArray[np
         scale = min(spec.width / image.width, spec.height / image.height)
         fitted = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         image = image.resize(fitted, Image.Resampling.BILINEAR)
-    if _needs_inversion(image, spec.polarity, invert):
-        image = ImageOps.invert(image)
-    if image.size != target:
+    pixels = np.asarray(image, dtype=np.uint8)  # [h, w] or [h, w, 3]
+    if _needs_inversion(pixels, spec.polarity, invert):
+        pixels = 255 - pixels
+    if pixels.shape[:2] != (spec.height, spec.width):
         background = 0 if spec.polarity == "light_on_dark" else 255
-        fill: int | tuple[int, int, int] = background if mode == "L" else (background,) * 3
-        canvas = Image.new(mode, target, fill)
-        canvas.paste(image, ((target[0] - image.width) // 2, (target[1] - image.height) // 2))
-        image = canvas
-    pixels = np.asarray(image, dtype=np.uint8)
+        canvas = np.full((spec.height, spec.width, *pixels.shape[2:]), background, np.uint8)
+        top = (spec.height - pixels.shape[0]) // 2
+        left = (spec.width - pixels.shape[1]) // 2
+        canvas[top : top + pixels.shape[0], left : left + pixels.shape[1]] = pixels
+        pixels = canvas
     if pixels.ndim == 2:
         return pixels[np.newaxis]
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
@@ -131,20 +132,22 @@ def _flatten(image: Image.Image, mode: str) -> Image.Image:
     return Image.alpha_composite(background, rgba).convert(mode)
 
 
-def border_brightness(image: Image.Image) -> float:
-    """Mean grey level of the image's outer ring of pixels (about 1/14 of each side)."""
-    gray = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32)
-    h, w = gray.shape
+def border_brightness(pixels: NDArray[np.uint8]) -> float:
+    """Mean grey level of an ``[H, W]`` or ``[H, W, 3]`` image's outer ring (~1/14 of each side)."""
+    h, w = pixels.shape[:2]
     ring = max(1, min(h, w) // 14)
     if 2 * ring >= min(h, w):
-        return float(gray.mean())
-    inner = gray[ring:-ring, ring:-ring]
-    return float((gray.sum() - inner.sum()) / (gray.size - inner.size))
+        return float(pixels.mean())
+    total = float(pixels.sum(dtype=np.int64))
+    inner = float(pixels[ring:-ring, ring:-ring].sum(dtype=np.int64))
+    channels = pixels.shape[2] if pixels.ndim == 3 else 1
+    ring_values = (h * w - (h - 2 * ring) * (w - 2 * ring)) * channels
+    return (total - inner) / ring_values
 
 
-def _needs_inversion(image: Image.Image, polarity: str, invert: Invert) -> bool:
+def _needs_inversion(pixels: NDArray[np.uint8], polarity: str, invert: Invert) -> bool:
     if invert != "auto":
         return invert == "true"
-    light_border = border_brightness(image) > 127.5
+    light_border = border_brightness(pixels) > 127.5
     # The border is background: it should be dark for light_on_dark models and light otherwise.
     return light_border if polarity == "light_on_dark" else not light_border

@@ -17,7 +17,7 @@ _REF = "#/components/schemas/{model}"
 _ERRORS: dict[str, str] = {
     "400": "Malformed body or an image that cannot be decoded (the message says which).",
     "404": "Unknown model or variant (the message lists the known ones).",
-    "413": "Body over the size limit, or an image over the pixel limit.",
+    "413": "Body over the size limit, more images than the batch limit, or an image over the pixel limit.",
     "415": "Unsupported content type.",
     "422": "A field or query parameter violates the schema (the message names it).",
     "503": "No model is loaded yet.",

@@ -14,7 +14,7 @@ from flask import Request
 from pydantic import ValidationError
 
 from service.decode import MEDIA_TYPES
-from service.errors import BadRequest, UnsupportedMediaType, ValidationFailed
+from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from service.schemas import ImagesRequest
 
 ACCEPTED = ("multipart/form-data", "application/json", *sorted(MEDIA_TYPES))
@@ -41,7 +41,7 @@ def read_payload(request: Request, max_batch: int) -> Payload:
         got = f"content type {mimetype!r}" if mimetype else "no content type"
         raise UnsupportedMediaType(f"{got} is not supported; send one of: {', '.join(ACCEPTED)}")
     if len(payload.images) > max_batch:
-        raise ValidationFailed(
+        raise PayloadTooLarge(
             f"images: {len(payload.images)} images, over the limit of {max_batch} per request",
             field="images",
         )

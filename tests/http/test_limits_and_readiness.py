@@ -79,12 +79,12 @@ def test_decompression_bomb_is_413(strict_server: tuple[str, Path, Path], side: 
     assert _error(response, 413, "payload_too_large").startswith("image 0 is ")
 
 
-def test_batch_over_the_limit_is_422(strict_server: tuple[str, Path, Path]) -> None:
+def test_batch_over_the_limit_is_413(strict_server: tuple[str, Path, Path]) -> None:
     image = base64.b64encode(png(mnist()[0][0])).decode()
     response = requests.post(
         f"{strict_server[0]}/v1/models/tiny/compare", json={"images": [image] * 4}, timeout=10
     )
-    message = _error(response, 422, "validation_failed")
+    message = _error(response, 413, "payload_too_large")
     assert message == "images: 4 images, over the limit of 3 per request"
 
 

@@ -30,7 +30,7 @@ def test_mnist_sized_light_on_dark_passes_through_unchanged() -> None:
 def test_photo_of_a_digit_is_inverted_and_fitted_back(index: int) -> None:
     digit = mnist()[0][index]
     out = decode_image(photo_of_digit(digit), MNIST_SPEC, AUTO)[0]
-    assert border_brightness(Image.fromarray(out)) < 10  # black background, like MNIST
+    assert border_brightness(out) < 10  # black background, like MNIST
     assert _cosine(out, digit) > 0.9
     kept = decode_image(photo_of_digit(digit), MNIST_SPEC, DecodeOptions(invert="false"))[0]
     assert _cosine(kept, digit) < 0.6
@@ -147,3 +147,12 @@ def test_decompression_bombs_are_refused_before_decoding(side: int) -> None:
     assert len(bomb) < 200
     with pytest.raises(PayloadTooLarge, match=r"image 0 is .*(too large|over the limit)"):
         decode_image(bomb, MNIST_SPEC, AUTO)
+
+
+def test_border_brightness_reads_the_outer_ring() -> None:
+    page = np.full((56, 56), 200, dtype=np.uint8)
+    page[4:52, 4:52] = 0  # a dark middle does not count
+    assert border_brightness(page) == 200.0
+    rgb = np.zeros((28, 28, 3), dtype=np.uint8)
+    rgb[:, :, 0] = 90
+    assert border_brightness(rgb) == 30.0
