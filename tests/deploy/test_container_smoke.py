@@ -292,8 +292,12 @@ def test_image_command_serves_classifies_and_drains_on_sigterm(
         f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
     )
     sock.sendall(head.encode("ascii"))
-    interim = sock.recv(64)
-    assert interim.startswith(b"HTTP/1.1 100"), interim
+    interim = b""
+    while b"\r\n\r\n" not in interim:
+        chunk = sock.recv(64)
+        assert chunk, f"closed before 100 Continue: {interim!r}"
+        interim += chunk
+    assert interim.startswith(b"HTTP/1.1 100 "), interim
 
     server.process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 15
