@@ -140,9 +140,9 @@ def border_brightness(pixels: NDArray[np.uint8]) -> float:
         return float(pixels.mean())
     total = float(pixels.sum(dtype=np.int64))
     inner = float(pixels[ring:-ring, ring:-ring].sum(dtype=np.int64))
-    channels = pixels.shape[2] if pixels.ndim == 3 else 1
+    channels = int(pixels.shape[2]) if pixels.ndim == 3 else 1
     ring_values = (h * w - (h - 2 * ring) * (w - 2 * ring)) * channels
-    return (total - inner) / ring_values
+    return float((total - inner) / ring_values)
 
 
 def _needs_inversion(pixels: NDArray[np.uint8], polarity: str, invert: Invert) -> bool:
