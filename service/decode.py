@@ -120,6 +120,8 @@ def _flatten(image: Image.Image, mode: str) -> Image.Image:
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (
         image.mode == "P" and "transparency" in image.info
     )
+    if image.mode in _DEEP_MODES:
+        image = _stretch_to_8_bits(image)
     if not has_alpha:
         return image if image.mode == mode else image.convert(mode)
     rgba = image.convert("RGBA")
@@ -130,6 +132,18 @@ def _flatten(image: Image.Image, mode: str) -> Image.Image:
     ink = float((gray * alpha).sum() / weight) if weight else 0.0
     background = Image.new("RGBA", rgba.size, (0, 0, 0, 255) if ink > 127 else (255,) * 4)
     return Image.alpha_composite(background, rgba).convert(mode)
+
+
+_DEEP_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+"""16-bit, 32-bit integer and float greyscale: Pillow would clip them to 8 bits."""
+
+
+def _stretch_to_8_bits(image: Image.Image) -> Image.Image:
+    """Map a deep greyscale image's own value range linearly onto 0..255."""
+    values = np.asarray(image, dtype=np.float64)
+    low, high = float(values.min()), float(values.max())
+    span = high - low if high > low else 1.0
+    return Image.fromarray(((values - low) * (255.0 / span)).round().astype(np.uint8), "L")
 
 
 def border_brightness(pixels: NDArray[np.uint8]) -> float:

@@ -156,3 +156,12 @@ def test_border_brightness_reads_the_outer_ring() -> None:
     rgb = np.zeros((28, 28, 3), dtype=np.uint8)
     rgb[:, :, 0] = 90
     assert border_brightness(rgb) == 30.0
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.float32])
+def test_deep_greyscale_is_stretched_not_clipped(dtype: type) -> None:
+    digit = mnist()[0][7].astype(np.float64)
+    deep = (digit * {np.uint16: 257.0, np.int32: 1e5, np.float32: 1 / 255}[dtype]).astype(dtype)
+    fmt = "PNG" if dtype is np.uint16 else "TIFF"
+    out = decode_image(encode(Image.fromarray(deep), fmt), MNIST_SPEC, AUTO)[0]
+    assert np.abs(out.astype(int) - mnist()[0][7].astype(int)).max() <= 1
