@@ -41,6 +41,9 @@ accesslog = "-"
 # The request id is the response's X-Request-ID header, set by the app (the client's, if sent).
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s agent="%(a)s"'
 proc_name = "headstart"
+# Worker heartbeats in memory: a disk-backed /tmp (common in containers) can stall them.
+if Path("/dev/shm").is_dir():
+    worker_tmp_dir = "/dev/shm"
 # No runtime control socket: it would be one fixed path shared by every server on the host.
 control_socket_disable = True
 
