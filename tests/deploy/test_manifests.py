@@ -68,6 +68,7 @@ def test_there_are_manifests_to_check() -> None:
         "kubernetes/deployment.yaml",
         "kubernetes/service.yaml",
         "kubernetes/hpa.yaml",
+        "kubernetes/pdb.yaml",
         "kubernetes/kustomization.yaml",
         "kubernetes/kserve/inferenceservice.yaml",
     } <= names
@@ -91,6 +92,9 @@ def test_compose_runs_replicas_of_the_image_built_here() -> None:
     assert service["expose"] == [str(PORT)]
     assert "ports" not in service, "replicas publish no host port; the load balancer does"
     assert set(service["environment"]) <= SETTINGS_VARS, set(service["environment"]) - SETTINGS_VARS
+    env = service["environment"]
+    cpus = float(service["deploy"]["resources"]["limits"]["cpus"])
+    assert int(env["HEADSTART_WORKERS"]) * int(env["HEADSTART_ORT_THREADS"]) <= cpus
 
 
 def test_compose_stop_grace_outlasts_the_drain() -> None:
@@ -141,6 +145,7 @@ _API_TYPES: dict[str, type[BaseModel]] = {
     "Deployment": k8s.V1Deployment,
     "Service": k8s.V1Service,
     "HorizontalPodAutoscaler": k8s.V2HorizontalPodAutoscaler,
+    "PodDisruptionBudget": k8s.V1PodDisruptionBudget,
 }
 
 
@@ -239,12 +244,20 @@ def test_service_selects_the_deployment_pods() -> None:
     assert port["targetPort"] in {_container()["ports"][0]["name"], PORT}
 
 
+def test_disruption_budget_covers_the_deployment_pods() -> None:
+    pdb = _by_kind("PodDisruptionBudget")
+    labels = _by_kind("Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert pdb["spec"]["minAvailable"] < _by_kind("HorizontalPodAutoscaler")["spec"]["minReplicas"]
+
+
 def test_hpa_scales_the_deployment_on_cpu() -> None:
     hpa = _by_kind("HorizontalPodAutoscaler")
     target = hpa["spec"]["scaleTargetRef"]
     deployment = _by_kind("Deployment")
     assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
     assert 1 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
     (metric,) = hpa["spec"]["metrics"]
     assert metric["resource"]["name"] == "cpu"
     assert "cpu" in _container()["resources"]["requests"], "CPU utilization needs a CPU request"
