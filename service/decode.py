@@ -28,6 +28,7 @@ FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
 MEDIA_TYPES: dict[str, str] = {
     "image/png": "PNG",
     "image/jpeg": "JPEG",
+    "image/jpg": "JPEG",
     "image/webp": "WEBP",
     "image/bmp": "BMP",
     "image/x-ms-bmp": "BMP",
