@@ -284,6 +284,15 @@ def test_image_command_serves_classifies_and_drains_on_sigterm(
         answer = json.load(response)
     assert answer["predictions"][0]["label"] == _expected_label(image, pixels)
 
+    # The wheel carried its package data, and the metrics work from the image's layout.
+    for page in ("/", "/docs"):
+        with urllib.request.urlopen(server.url + page, timeout=10) as response:
+            assert response.headers.get_content_type() == "text/html", page
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
+        exposition = response.read().decode()
+    counted = re.findall(r"^headstart_images_total\{[^}]*\} (\S+)$", exposition, re.MULTILINE)
+    assert sum(float(value) for value in counted) >= 1, exposition
+
     # A request in flight: headers sent, gunicorn's "100 Continue" proves a worker
     # thread holds it, and the body is held back until the server is shutting down.
     sock = socket.create_connection((server.host, server.port), timeout=30)
