@@ -10,6 +10,7 @@ preloaded: each worker creates its own ONNX Runtime sessions after the fork.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -54,6 +55,14 @@ def on_starting(server: Any) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink()
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Send the service's own log lines (models loaded, entries skipped) to gunicorn's error log."""
+    service_log = logging.getLogger("service")
+    service_log.handlers = list(server.log.error_log.handlers)
+    service_log.setLevel(_settings.log_level)
+    service_log.propagate = False
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -41,3 +41,9 @@ def test_unsafe_request_id_is_replaced(live_server: str) -> None:
     _, headers = _get(f"{live_server}/health/live", {"X-Request-ID": 'a b"c'})
     assert headers["X-Request-ID"] != 'a b"c'
     assert len(headers["X-Request-ID"]) == 32
+
+
+def test_service_log_lines_reach_the_server_log(live_server: str, live_server_log: Path) -> None:
+    assert (
+        "[INFO] loaded model tiny (variants: pretrained, baseline)" in live_server_log.read_text()
+    )
