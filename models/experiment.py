@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from models import defaults
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.data import ImageSet, SplitConfig, Splits, make_splits
 from models.device import resolve_device
@@ -52,14 +53,14 @@ log = logging.getLogger(__name__)
 class ExperimentConfig:
     """Everything one pre-trained-vs-baseline comparison depends on."""
 
-    dataset: str = "mnist-5k"
-    arch: str = "cnn"
-    method: str = "cae"
+    dataset: str = defaults.DATASET
+    arch: str = defaults.ARCH
+    method: str = defaults.DEFAULT_METHOD[defaults.ARCH]
     """Pre-training of the ``pretrained`` variant; the baseline always uses ``none``."""
     mlp: MLPConfig = field(default_factory=MLPConfig)
     cnn: CNNConfig = field(default_factory=CNNConfig)
-    labels_per_class: int = 10
-    seed: int = 0
+    labels_per_class: int = defaults.LABELS_PER_CLASS
+    seed: int = defaults.SEED
     """Seeds the labeled draw, the initialisation, pre-training and fine-tuning."""
     split: SplitConfig = field(default_factory=SplitConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)

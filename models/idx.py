@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ def read_idx(path: Path) -> NDArray[np.uint8]:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise DataError(f"{path}: cannot be read ({exc})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
@@ -42,7 +43,11 @@ def read_idx(path: Path) -> NDArray[np.uint8]:
 def idx_pairs(folder: Path) -> list[tuple[Path, Path]]:
     """Find ``*-images-idx3-ubyte[.gz]`` files and their ``*-labels-idx1-ubyte[.gz]`` twins."""
     pairs: list[tuple[Path, Path]] = []
-    for images in sorted(folder.glob("*-images-idx3-ubyte*")):
+    # train before t10k, so a canonical download keeps its published order
+    found = sorted(
+        folder.glob("*-images-idx3-ubyte*"), key=lambda p: (not p.name.startswith("train"), p.name)
+    )
+    for images in found:
         stem = images.name.split("-images-idx3-ubyte")[0]
         suffix = images.name.split("-images-idx3-ubyte")[1]
         if suffix not in ("", ".gz"):

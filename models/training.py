@@ -116,7 +116,7 @@ def finetune(
                 optimiser.zero_grad(set_to_none=True)
                 torch.autograd.backward(loss)
                 optimiser.step()
-                total_loss += float(loss) * len(idx)
+                total_loss += float(loss.detach()) * len(idx)
                 correct += int((logits.argmax(1) == labels[idx]).sum())
                 seen += len(idx)
                 steps += 1

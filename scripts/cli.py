@@ -14,7 +14,15 @@ from service.version import __version__
 # to a callable taking the parsed namespace and returning an exit code. Modules
 # are imported lazily by name so that ``headstart --help`` stays fast and the
 # serving commands never import torch.
-COMMAND_MODULES: tuple[str, ...] = ("scripts.commands.models", "scripts.commands.serve")
+COMMAND_MODULES: tuple[str, ...] = (
+    "scripts.commands.models",
+    "scripts.commands.serve",
+    "scripts.commands.build",
+    "scripts.commands.pretrain",
+    "scripts.commands.finetune",
+    "scripts.commands.evaluate",
+    "scripts.commands.export",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,21 +10,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 
+from models.defaults import METHODS, VALID_METHODS, Method
 from models.errors import ConfigError
 from models.nets import CNN, MLP, Classifier
 
 log = logging.getLogger(__name__)
 
-Method = Literal["rbm", "dae", "cae", "contrastive", "none"]
-METHODS: tuple[Method, ...] = ("rbm", "dae", "cae", "contrastive", "none")
-VALID_METHODS: dict[str, tuple[Method, ...]] = {
-    "mlp": ("rbm", "dae", "none"),
-    "cnn": ("cae", "contrastive", "none"),
-}
+__all__ = ["METHODS", "VALID_METHODS", "Method", "PretrainConfig", "PretrainReport", "pretrain"]
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def pretrain_dae_stack(
                 optimiser.zero_grad(set_to_none=True)
                 torch.autograd.backward(loss / len(idx))
                 optimiser.step()
-                total += float(loss)
+                total += float(loss.detach())
             losses[stage].append(total / len(data))
             log_epoch(stage, epoch, config.epochs, losses[stage][-1])
         with torch.no_grad():

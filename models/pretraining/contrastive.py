@@ -54,7 +54,7 @@ def pretrain_contrastive(
             optimiser.zero_grad(set_to_none=True)
             torch.autograd.backward(loss)
             optimiser.step()
-            total += float(loss)
+            total += float(loss.detach())
             steps += 1
         losses.append(total / max(steps, 1))
         log_epoch("contrastive", epoch, config.epochs, losses[-1])

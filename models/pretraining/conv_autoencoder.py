@@ -54,7 +54,7 @@ def pretrain_cae(
             optimiser.zero_grad(set_to_none=True)
             torch.autograd.backward(loss / len(idx))
             optimiser.step()
-            total += float(loss)
+            total += float(loss.detach())
         losses.append(total / len(pool))
         log_epoch("cae", epoch, config.epochs, losses[-1])
     return {"cae": losses}

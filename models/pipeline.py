@@ -1,0 +1,129 @@
+"""Glue between the experiment core, checkpoints and the exporter, used by the commands."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from models.device import resolve_device
+from models.errors import ConfigError
+from models.evaluate import Metrics, evaluate
+from models.experiment import ExperimentConfig, Prepared, load_data
+from models.export import Parity, Provenance, export_variant
+from models.nets import Classifier
+from models.pretraining import PretrainReport, check_pairing
+from models.training import FinetuneResult
+from service.manifest import Manifest
+
+
+def checkpoint_info(
+    stage: str,
+    config: ExperimentConfig,
+    prepared: Prepared,
+    report: PretrainReport,
+    finetune: FinetuneResult | None = None,
+) -> dict[str, Any]:
+    """The provenance a checkpoint carries so later steps need nothing else."""
+    info: dict[str, Any] = {
+        "stage": stage,
+        "experiment": config.to_dict(),
+        "class_names": list(prepared.data.class_names),
+        "polarity": prepared.data.polarity,
+        "num_unlabeled": len(prepared.splits.pool),
+        "pretraining": {
+            "method": report.method,
+            "losses": report.losses,
+            "seconds": report.seconds,
+        },
+    }
+    if finetune is not None:
+        info["finetune"] = {
+            "best_epoch": finetune.best_epoch,
+            "epochs_run": len(finetune.history),
+            "seconds": finetune.seconds,
+            "drift": finetune.drift,
+            "history": [dataclasses.asdict(r) for r in finetune.history],
+        }
+    return info
+
+
+def save_stage(
+    path: Path,
+    stage: str,
+    model: Classifier,
+    config: ExperimentConfig,
+    prepared: Prepared,
+    report: PretrainReport,
+    finetune: FinetuneResult | None = None,
+) -> Path:
+    return save_checkpoint(path, model, checkpoint_info(stage, config, prepared, report, finetune))
+
+
+def open_stage(path: Path, device: str, expect: str) -> tuple[Checkpoint, ExperimentConfig]:
+    """Load a checkpoint written at stage ``expect`` and its experiment config."""
+    checkpoint = load_checkpoint(path, resolve_device(device))
+    stage = checkpoint.info.get("stage")
+    if stage != expect:
+        raise ConfigError(f"{path}: is a {stage!r} checkpoint, this step needs a {expect!r} one")
+    config = ExperimentConfig.from_dict(checkpoint.info["experiment"])
+    return checkpoint, dataclasses.replace(config, device=device)
+
+
+def report_of(checkpoint: Checkpoint) -> PretrainReport:
+    raw = checkpoint.info["pretraining"]
+    method = check_pairing(checkpoint.info["experiment"]["arch"], raw["method"])
+    return PretrainReport(method=method, losses=raw["losses"], seconds=raw["seconds"])
+
+
+def test_metrics(model: Classifier, prepared: Prepared) -> Metrics:
+    images, labels = prepared.test()
+    return evaluate(model, images, labels)
+
+
+def export_trained(
+    model: Classifier,
+    config: ExperimentConfig,
+    prepared: Prepared,
+    report: PretrainReport,
+    *,
+    repository: Path,
+    name: str,
+    metrics: Metrics | None = None,
+    finetune: dict[str, Any] | None = None,
+) -> tuple[Path, Manifest, Parity]:
+    """Export one fine-tuned model as ``pretrained`` (or ``baseline`` when method is none)."""
+    method = report.method
+    variant = "baseline" if method == "none" else "pretrained"
+    metrics = metrics or test_metrics(model, prepared)
+    fine_tuning: dict[str, Any] = dataclasses.asdict(config.finetune)
+    if finetune:
+        fine_tuning.update(
+            {k: finetune[k] for k in ("best_epoch", "epochs_run", "drift") if k in finetune}
+        )
+    pretrain_settings: dict[str, Any] = {}
+    if method != "none":
+        pretrain_settings = dataclasses.asdict(config.pretrain)
+        pretrain_settings["seconds"] = round(report.seconds, 3)
+        pretrain_settings["final_loss"] = {k: v[-1] for k, v in report.losses.items() if v}
+    provenance = Provenance(
+        name=name,
+        variant=variant,
+        method=method,
+        pretrain_settings=pretrain_settings,
+        class_names=list(prepared.data.class_names),
+        polarity=prepared.data.polarity,
+        dataset=config.dataset,
+        labels_per_class=config.labels_per_class,
+        num_labeled=config.labels_per_class * prepared.data.num_classes,
+        num_unlabeled=0 if method == "none" else len(prepared.splits.pool),
+        split_seed=config.split.split_seed,
+        seed=config.seed,
+        fine_tuning=fine_tuning,
+    )
+    parity_images, _ = prepared.test()
+    return export_variant(model, repository, provenance, metrics, parity_images)
+
+
+__all__ = ["export_trained", "load_data", "open_stage", "save_stage", "test_metrics"]

@@ -1,0 +1,235 @@
+"""Options and plumbing shared by the training sub-commands (build, pretrain, finetune, ...).
+
+Nothing here imports torch at module level: ``headstart --help`` and ``headstart serve``
+import every command module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from models import defaults
+from scripts.errors import CommandError
+
+if TYPE_CHECKING:
+    from models.experiment import ExperimentConfig
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset",
+        default=defaults.DATASET,
+        metavar="SPEC",
+        help=(
+            "mnist-5k, digits, idx:DIR, folder:DIR, or download:{mnist,fashion-mnist,kmnist} "
+            f"(default: {defaults.DATASET})"
+        ),
+    )
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=defaults.SPLIT_SEED,
+        help=f"seed of the test/validation/pool split (default: {defaults.SPLIT_SEED})",
+    )
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--arch",
+        choices=defaults.ARCHS,
+        default=defaults.ARCH,
+        help=f"network (default: {defaults.ARCH})",
+    )
+    pairs = "; ".join(f"{a}: {', '.join(m)}" for a, m in defaults.VALID_METHODS.items())
+    default_methods = ", ".join(f"{a}: {m}" for a, m in defaults.DEFAULT_METHOD.items())
+    parser.add_argument(
+        "--method",
+        default=None,
+        metavar="METHOD",
+        help=f"pre-training ({pairs}; default per arch: {default_methods})",
+    )
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of sizes"
+        ) from None
+    if not sizes or any(v < 1 for v in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
+    return sizes
+
+
+def add_arch_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("architecture sizes (defaults in models/nets.py)")
+    group.add_argument(
+        "--hidden", type=_sizes, default=None, metavar="N,N,...", help="mlp hidden layer widths"
+    )
+    group.add_argument(
+        "--activation", choices=("sigmoid", "relu", "tanh"), default=None, help="mlp activation"
+    )
+    group.add_argument(
+        "--channels", type=_sizes, default=None, metavar="N,N,...", help="cnn conv channels"
+    )
+    group.add_argument("--dense", type=int, default=None, metavar="N", help="cnn embedding width")
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, seed_default: int | None) -> None:
+    shown = "the checkpoint's" if seed_default is None else str(seed_default)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=seed_default,
+        help=f"seed of the labeled draw, initialisation and training (default: {shown})",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where to train; auto takes a GPU when there is one (default: auto)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="shrink every budget to a smoke test's"
+    )
+
+
+def add_labels_option(parser: argparse.ArgumentParser, default: int | None) -> None:
+    shown = "the checkpoint's" if default is None else str(default)
+    parser.add_argument(
+        "--labels-per-class",
+        type=int,
+        default=default,
+        metavar="K",
+        help=f"labeled training images per class, drawn from the pool (default: {shown})",
+    )
+
+
+def add_budget_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pretrain-epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="override pre-training epochs",
+    )
+    parser.add_argument(
+        "--max-epochs", type=int, default=None, metavar="N", help="override fine-tuning epochs"
+    )
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name) or len(name) > 64:
+        raise CommandError(
+            f"--name {name!r} is not a valid model name (lower-case letters, digits, '_' and "
+            "'.', starting with a letter or digit; no '-')"
+        )
+    return name
+
+
+def experiment_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    """Build the experiment config the data/model/run options describe."""
+    from models.data import SplitConfig
+    from models.experiment import ExperimentConfig
+    from models.nets import CNNConfig, MLPConfig
+
+    method = args.method or defaults.DEFAULT_METHOD[args.arch]
+    mlp = {"hidden": args.hidden, "activation": args.activation}
+    cnn = {"channels": args.channels, "dense": args.dense}
+    config = ExperimentConfig(
+        dataset=args.dataset,
+        arch=args.arch,
+        method=method,
+        mlp=MLPConfig(**{k: v for k, v in mlp.items() if v is not None}),
+        cnn=CNNConfig(**{k: v for k, v in cnn.items() if v is not None}),
+        labels_per_class=getattr(args, "labels_per_class", None) or defaults.LABELS_PER_CLASS,
+        seed=args.seed,
+        split=SplitConfig(split_seed=args.split_seed),
+        device=args.device,
+    )
+    return apply_budgets(config, args) if not args.quick else apply_budgets(config.quick(), args)
+
+
+def apply_budgets(config: ExperimentConfig, args: argparse.Namespace) -> ExperimentConfig:
+    from dataclasses import replace
+
+    if getattr(args, "pretrain_epochs", None) is not None:
+        config = replace(config, pretrain=replace(config.pretrain, epochs=args.pretrain_epochs))
+    if getattr(args, "max_epochs", None) is not None:
+        config = replace(config, finetune=replace(config.finetune, max_epochs=args.max_epochs))
+    return config
+
+
+def configure_logging() -> None:
+    """One log line per epoch on stderr, unless the host application set up logging."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+    elif root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+
+
+def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn the offline side's user errors into one-line ``CommandError``s."""
+
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        from models.errors import ModelsError
+
+        configure_logging()
+        try:
+            return func(args)
+        except ModelsError as exc:
+            raise CommandError(str(exc)) from None
+
+    return wrapper
+
+
+def default_repository() -> Path:
+    from service.settings import Settings
+
+    return Settings().model_repository
+
+
+def add_repository_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-repository",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="repository root (default: $HEADSTART_MODEL_REPOSITORY or ./model_repository)",
+    )
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """Aligned rows of ``variant, method, labels, test accuracy, NLL``."""
+    table = [("VARIANT", "METHOD", "LABELS/CLASS", "TEST ACC", "TEST NLL")]
+    table += [
+        (
+            r["variant"],
+            r["method"],
+            str(r["labels_per_class"]),
+            f"{r['accuracy']:.4f}",
+            f"{r['nll']:.4f}",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    )

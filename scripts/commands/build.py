@@ -1,0 +1,110 @@
+"""``headstart build``: pre-train, fine-tune, train the baseline, evaluate and export both."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from models import defaults
+from scripts.commands import _training as common
+
+if TYPE_CHECKING:
+    from models.pretraining import PretrainReport
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "build",
+        help="train both variants of a model and export them to the model repository",
+        description=(
+            "Pre-train an encoder without labels, fine-tune it, train the same network from "
+            "random weights with the same recipe, evaluate both on the held-out test split, "
+            "and export both to <repository>/<name>/{pretrained,baseline}."
+        ),
+    )
+    common.add_data_options(parser)
+    common.add_model_options(parser)
+    common.add_arch_options(parser)
+    common.add_labels_option(parser, defaults.LABELS_PER_CLASS)
+    common.add_run_options(parser, seed_default=defaults.SEED)
+    common.add_budget_options(parser)
+    parser.add_argument(
+        "--name",
+        default=defaults.NAME,
+        help=f"model name in the repository, no '-' (default: {defaults.NAME})",
+    )
+    common.add_repository_option(parser)
+    parser.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="do nothing when the repository already holds both usable variants of --name",
+    )
+    parser.set_defaults(func=run)
+
+
+@common.guarded
+def run(args: argparse.Namespace) -> int:
+    name = common.check_name(args.name)
+    repository = args.model_repository or common.default_repository()
+    if args.if_missing and _complete(repository, name):
+        print(f"{repository}/{name} already holds both variants; nothing to build")
+        return 0
+    began = time.perf_counter()
+    config = common.experiment_from_args(args)
+
+    from models.experiment import load_data, run_experiment
+    from models.pipeline import export_trained
+
+    prepared = load_data(config)
+    result = run_experiment(config, prepared=prepared)
+    rows = []
+    for trained, report in (
+        (result.pretrained, result.pretraining),
+        (result.baseline, _no_pretraining()),
+    ):
+        target, manifest, parity = export_trained(
+            trained.model,
+            config,
+            prepared,
+            report,
+            repository=repository,
+            name=name,
+            metrics=trained.test,
+            finetune={
+                "best_epoch": trained.finetune.best_epoch,
+                "epochs_run": len(trained.finetune.history),
+                "drift": trained.finetune.drift,
+            },
+        )
+        print(
+            f"exported {target} (ONNX Runtime vs torch on {parity.num_images} test images: "
+            f"max |dp| {parity.probabilities:.2e})"
+        )
+        rows.append(
+            {
+                "variant": manifest.variant,
+                "method": manifest.pretraining.method,
+                "labels_per_class": config.labels_per_class,
+                "accuracy": trained.test.accuracy,
+                "nll": trained.test.nll,
+            }
+        )
+    print(common.summary_table(rows))
+    print(f"built {name} in {time.perf_counter() - began:.1f} s")
+    return 0
+
+
+def _complete(repository: Path, name: str) -> bool:
+    """Whether ``repository/name`` holds both variants, verified."""
+    from service.repository import scan_repository
+
+    variants = scan_repository(repository).models().get(name, {})
+    return all(v in variants for v in ("pretrained", "baseline"))
+
+
+def _no_pretraining() -> PretrainReport:
+    from models.pretraining import PretrainReport
+
+    return PretrainReport(method="none")

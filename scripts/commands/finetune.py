@@ -1,0 +1,60 @@
+"""``headstart finetune``: fine-tune a ``pretrain`` checkpoint on the labeled draw."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from scripts.commands import _training as common
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "finetune",
+        help="fine-tune a pre-trained (or random-init) checkpoint with labels",
+        description=(
+            "Fine-tune the checkpoint 'headstart pretrain' wrote, with the one recipe both "
+            "variants share, early-stopping on the validation split. The data set, split and "
+            "architecture come from the checkpoint."
+        ),
+    )
+    parser.add_argument(
+        "--checkpoint", type=Path, required=True, metavar="FILE", help="a pretrain checkpoint"
+    )
+    common.add_labels_option(parser, None)
+    common.add_run_options(parser, seed_default=None)
+    common.add_budget_options(parser)
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="FILE", help="checkpoint to write (.safetensors)"
+    )
+    parser.set_defaults(func=run)
+
+
+@common.guarded
+def run(args: argparse.Namespace) -> int:
+    from models.experiment import load_data, train_variant
+    from models.pipeline import open_stage, report_of, save_stage
+
+    checkpoint, config = open_stage(args.checkpoint, args.device, "pretrained")
+    if args.labels_per_class is not None:
+        config = dataclasses.replace(config, labels_per_class=args.labels_per_class)
+    if args.seed is not None:
+        config = dataclasses.replace(config, seed=args.seed)
+    if args.quick:
+        config = config.quick()
+    config = common.apply_budgets(config, args)
+    report = report_of(checkpoint)
+    prepared = load_data(config)
+    variant = "baseline" if report.method == "none" else "pretrained"
+    result = train_variant(
+        checkpoint.model, config, prepared, variant=variant, method=report.method
+    )
+    save_stage(args.out, "finetuned", result.model, config, prepared, report, result.finetune)
+    drift = ", ".join(f"{k} {v:.3f}" for k, v in result.finetune.drift.items())
+    print(
+        f"wrote {args.out}: {variant} ({report.method}), {config.labels_per_class} labels/class, "
+        f"best epoch {result.finetune.best_epoch}/{len(result.finetune.history)}, "
+        f"test accuracy {result.test.accuracy:.4f}; weight drift: {drift}"
+    )
+    return 0

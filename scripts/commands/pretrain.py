@@ -1,0 +1,49 @@
+"""``headstart pretrain``: pre-train an encoder without labels and save it as a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from models import defaults
+from scripts.commands import _training as common
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "pretrain",
+        help="pre-train a network on the unlabeled pool and save the starting checkpoint",
+        description=(
+            "Build the network and pre-train it on the unlabeled pool (no labels, no test or "
+            "validation image). With --method none the checkpoint holds the random "
+            "initialisation the baseline starts from. Fine-tune it with 'headstart finetune'."
+        ),
+    )
+    common.add_data_options(parser)
+    common.add_model_options(parser)
+    common.add_arch_options(parser)
+    common.add_run_options(parser, seed_default=defaults.SEED)
+    common.add_budget_options(parser)
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="FILE", help="checkpoint to write (.safetensors)"
+    )
+    parser.set_defaults(func=run)
+
+
+@common.guarded
+def run(args: argparse.Namespace) -> int:
+    config = common.experiment_from_args(args)
+
+    from models.experiment import load_data, pretrained_start
+    from models.pipeline import save_stage
+
+    prepared = load_data(config)
+    model, report = pretrained_start(config, prepared)
+    save_stage(args.out, "pretrained", model, config, prepared, report)
+    losses = ", ".join(f"{k} {v[-1]:.4f}" for k, v in report.losses.items() if v) or "none"
+    print(
+        f"wrote {args.out}: {config.arch} pre-trained with {config.method} on "
+        f"{len(prepared.splits.pool)} unlabeled images in {report.seconds:.1f} s "
+        f"(final loss: {losses})"
+    )
+    return 0

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from models.evaluate import compute_metrics
+from models.experiment import Prepared
+from models.nets import MLPConfig, build_classifier
+from models.training import FinetuneConfig, finetune
+
+RECIPE = FinetuneConfig(max_epochs=6, patience=3, min_steps_per_epoch=3, batch_size=16)
+
+
+def _train(prepared: Prepared, recipe: FinetuneConfig, seed: int) -> tuple[torch.nn.Module, list]:
+    torch.manual_seed(0)
+    model = build_classifier(MLPConfig(hidden=(32, 16), activation="relu"), (1, 8, 8), 10)
+    result = finetune(model, prepared.labeled(5, seed=0), prepared.val(), recipe, seed)
+    return model, result.history
+
+
+def test_same_seed_gives_the_same_run(prepared: Prepared) -> None:
+    a, history_a = _train(prepared, RECIPE, seed=1)
+    b, history_b = _train(prepared, RECIPE, seed=1)
+    untimed = [[dataclasses.replace(r, seconds=0) for r in h] for h in (history_a, history_b)]
+    assert untimed[0] == untimed[1]
+    for (name, wa), wb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(wa, wb), name
+    c, _ = _train(prepared, RECIPE, seed=2)
+    assert not torch.equal(a.state_dict()["head.weight"], c.state_dict()["head.weight"])
+
+
+def test_keeps_the_best_validation_epoch(prepared: Prepared) -> None:
+    torch.manual_seed(0)
+    model = build_classifier(MLPConfig(hidden=(32,), activation="relu"), (1, 8, 8), 10)
+    recipe = dataclasses.replace(RECIPE, lr=0.05, max_epochs=12, patience=4)  # overshoots
+    result = finetune(model, prepared.labeled(5, seed=0), prepared.val(), recipe, seed=0)
+    losses = [r.val_loss for r in result.history]
+    assert result.best_epoch == 1 + losses.index(min(losses))
+    images, labels = prepared.val()
+    with torch.no_grad():
+        restored = compute_metrics(model(images.float() / 255), labels, 10)
+    assert restored.nll == pytest.approx(min(losses), rel=1e-5)
+
+
+def test_weight_drift_is_relative_distance_per_layer(prepared: Prepared) -> None:
+    torch.manual_seed(0)
+    model = build_classifier(MLPConfig(hidden=(32, 16)), (1, 8, 8), 10)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    result = finetune(model, prepared.labeled(5, seed=0), prepared.val(), RECIPE, seed=0)
+    assert list(result.drift) == ["layers.0", "layers.1", "head"]
+    w0, w1 = start["layers.1.weight"], model.state_dict()["layers.1.weight"]
+    assert result.drift["layers.1"] == pytest.approx(float((w1 - w0).norm() / w0.norm()))
+    assert all(d > 0 for d in result.drift.values())
+    frozen = build_classifier(MLPConfig(hidden=(8,)), (1, 8, 8), 10)
+    still = finetune(
+        frozen, prepared.labeled(2, 0), prepared.val(), dataclasses.replace(RECIPE, lr=0.0), 0
+    )
+    assert all(d == 0 for d in still.drift.values())
+
+
+def test_sgd_recipe_trains(prepared: Prepared) -> None:
+    recipe = dataclasses.replace(RECIPE, optimizer="sgd", lr=0.1, augment_shift=0.0)
+    _, history = _train(prepared, recipe, seed=0)
+    assert history[-1].train_loss < history[0].train_loss

@@ -1,0 +1,265 @@
+"""build, pretrain, finetune, evaluate and export on 300 real digits with tiny networks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from scripts.cli import main
+from service.repository import load_variant, scan_repository
+from tests.models.helpers import tiny_digits, write_idx, write_image_folder
+
+TINY_MLP = ["--arch", "mlp", "--hidden", "32,16"]
+TINY_CNN = ["--arch", "cnn", "--channels", "4,8", "--dense", "16"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("digits-idx")
+    write_idx(folder, tiny_digits(30))
+    return f"idx:{folder}"
+
+
+def test_build_quick_exports_both_variants_and_prints_the_summary(
+    tmp_path: Path, dataset: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repo"
+    args = ["build", "--quick", "--dataset", dataset, *TINY_CNN, "--method", "contrastive"]
+    code = main(
+        [*args, "--labels-per-class", "3", "--name", "digits", "--model-repository", str(repo)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("VARIANT"))
+    assert lines[header].split() == [
+        "VARIANT",
+        "METHOD",
+        "LABELS/CLASS",
+        "TEST",
+        "ACC",
+        "TEST",
+        "NLL",
+    ]
+    assert lines[header + 1].split()[:3] == ["pretrained", "contrastive", "3"]
+    assert lines[header + 2].split()[:3] == ["baseline", "none", "3"]
+    listing = scan_repository(repo)
+    assert listing.problems == []
+    manifests = {e.variant: e.manifest for e in listing.entries}
+    assert manifests["pretrained"].pretraining.method == "contrastive"
+    assert manifests["pretrained"].training.dataset == dataset
+    assert manifests["baseline"].training.fine_tuning == manifests[
+        "pretrained"
+    ].training.fine_tuning | {
+        k: manifests["baseline"].training.fine_tuning[k]
+        for k in ("best_epoch", "epochs_run", "drift")
+    }
+    accuracy = float(lines[header + 1].split()[3])
+    assert manifests["pretrained"].test_metrics.accuracy == pytest.approx(accuracy, abs=1e-4)
+
+    # A second build with --if-missing finds both variants and trains nothing.
+    before = (repo / "digits" / "pretrained" / "model.onnx").stat().st_mtime_ns
+    assert main(["build", "--if-missing", "--name", "digits", "--model-repository", str(repo)]) == 0
+    assert "already holds both variants" in capsys.readouterr().out
+    assert (repo / "digits" / "pretrained" / "model.onnx").stat().st_mtime_ns == before
+
+
+def test_if_missing_builds_when_a_variant_is_absent(
+    tmp_path: Path, dataset: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repo"
+    common = ["--quick", "--dataset", dataset, *TINY_MLP, "--model-repository", str(repo)]
+    assert main(["build", *common, "--method", "dae", "--labels-per-class", "2"]) == 0
+    import shutil
+
+    shutil.rmtree(repo / "mnist" / "baseline")
+    capsys.readouterr()
+    assert main(["build", "--if-missing", *common, "--labels-per-class", "2"]) == 0
+    assert "built mnist" in capsys.readouterr().out
+    assert {e.variant for e in scan_repository(repo).entries} == {"pretrained", "baseline"}
+
+
+@pytest.mark.parametrize("method", ["rbm", "none"])
+def test_steps_chain_through_checkpoints(
+    tmp_path: Path, dataset: str, method: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start, tuned, repo = (
+        tmp_path / "start.safetensors",
+        tmp_path / "tuned.safetensors",
+        tmp_path / "repo",
+    )
+    assert (
+        main(
+            [
+                "pretrain",
+                "--quick",
+                "--dataset",
+                dataset,
+                *TINY_MLP,
+                "--method",
+                method,
+                "--out",
+                str(start),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "finetune",
+                "--checkpoint",
+                str(start),
+                "--labels-per-class",
+                "4",
+                "--quick",
+                "--out",
+                str(tuned),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(tuned), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["num_examples"] == 60
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(tuned),
+                "--name",
+                "steps",
+                "--model-repository",
+                str(repo),
+            ]
+        )
+        == 0
+    )
+    variant = "baseline" if method == "none" else "pretrained"
+    entry = load_variant(repo / "steps" / variant, model="steps", variant=variant)
+    assert entry.manifest.pretraining.method == method
+    assert entry.manifest.training.labels_per_class == 4
+    assert entry.manifest.test_metrics.accuracy == pytest.approx(metrics["accuracy"])
+    assert main(["evaluate", "--checkpoint", str(tuned)]) == 0
+    assert "per-class accuracy (60 test images)" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def one_class_folder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    root = tmp_path_factory.mktemp("one-class")
+    data = tiny_digits(2)
+    write_image_folder(root, data)
+    for extra in sorted(p for p in root.iterdir() if p.name != "0"):
+        for f in extra.iterdir():
+            f.unlink()
+        extra.rmdir()
+    return f"folder:{root}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["build", "--dataset", "cifar10"], "unknown dataset 'cifar10' (expected one of: mnist-5k"),
+        (["build", "--method", "pca"], "unknown method 'pca'"),
+        (
+            ["build", "--arch", "cnn", "--method", "rbm"],
+            "method 'rbm' does not apply to arch 'cnn' (valid: mlp: rbm, dae, none; cnn: cae, contrastive, none)",
+        ),
+        (["build", "--name", "my-model"], "--name 'my-model' is not a valid model name"),
+        (["build", "--dataset", "idx:/nonexistent"], "/nonexistent: IDX folder does not exist"),
+        (
+            [
+                "pretrain",
+                "--dataset",
+                "digits",
+                "--arch",
+                "cnn",
+                "--channels",
+                "4,4,4,4",
+                "--out",
+                "x",
+            ],
+            "4 pooling blocks do not fit 8x8",
+        ),
+        (
+            ["finetune", "--checkpoint", "/nonexistent.safetensors", "--out", "x"],
+            "/nonexistent.safetensors: checkpoint does not exist",
+        ),
+    ],
+)
+def test_bad_input_is_one_clear_line(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main([*args, "--model-repository", str(tmp_path)] if args[0] == "build" else args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("headstart: error: ")
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_too_many_labels_and_one_class_are_clear(
+    dataset: str, one_class_folder: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    common = ["build", "--quick", *TINY_MLP, "--model-repository", str(tmp_path)]
+    assert main([*common, "--dataset", dataset, "--labels-per-class", "50"]) == 1
+    assert (
+        "--labels-per-class 50 is larger than the unlabeled pool of class '0' (21 images)"
+        in capsys.readouterr().err
+    )
+    assert main([*common, "--dataset", one_class_folder]) == 1
+    assert (
+        "needs one sub-folder per class and at least 2 classes, found 1" in capsys.readouterr().err
+    )
+
+
+def test_corrupt_idx_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    images, _ = write_idx(tmp_path / "idx", tiny_digits(5))
+    images.write_bytes(b"\x1f\x8b\x08 truncated gzip")
+    assert (
+        main(["pretrain", "--dataset", f"idx:{tmp_path / 'idx'}", "--out", str(tmp_path / "x")])
+        == 1
+    )
+    assert f"headstart: error: {images}: cannot be read" in capsys.readouterr().err
+
+
+def test_finetune_refuses_a_finetuned_checkpoint(
+    tmp_path: Path, dataset: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start = tmp_path / "s.safetensors"
+    assert (
+        main(
+            [
+                "pretrain",
+                "--quick",
+                "--dataset",
+                dataset,
+                *TINY_MLP,
+                "--method",
+                "none",
+                "--out",
+                str(start),
+            ]
+        )
+        == 0
+    )
+    assert main(["export", "--checkpoint", str(start), "--model-repository", str(tmp_path)]) == 1
+    assert (
+        "is a 'pretrained' checkpoint, this step needs a 'finetuned' one" in capsys.readouterr().err
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")
+def test_cuda_without_a_gpu_is_clear(
+    dataset: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert (
+        main(["pretrain", "--dataset", dataset, "--device", "cuda", "--out", str(tmp_path / "x")])
+        == 1
+    )
+    assert "torch sees no CUDA GPU" in capsys.readouterr().err
