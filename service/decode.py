@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from service.errors import InvalidImage, PayloadTooLarge
 from service.manifest import InputSpec
@@ -36,6 +36,10 @@ MEDIA_TYPES: dict[str, str] = {
     "image/tiff": "TIFF",
 }
 """Raw request body types the service accepts."""
+
+
+_EXIF_FORMATS = frozenset({"JPEG", "WEBP", "TIFF", "PNG"})
+_ORIENTATION = 0x0112  # the EXIF tag that says how the camera was held
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,9 @@ def _to_array(image: Image.Image, spec: InputSpec, invert: Invert) -> NDArray[np
     if image.format == "JPEG":
         # Let libjpeg scale a big photo down while decoding: far less work than a full decode.
         image.draft(mode, target)
+    if image.format in _EXIF_FORMATS and image.getexif().get(_ORIENTATION, 1) != 1:
+        # Phone photos are stored sideways with a tag saying how to turn them upright.
+        image = ImageOps.exif_transpose(image)
     image = _flatten(image, mode)
     if image.size != target:
         scale = min(spec.width / image.width, spec.height / image.height)

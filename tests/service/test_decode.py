@@ -165,3 +165,16 @@ def test_deep_greyscale_is_stretched_not_clipped(dtype: type) -> None:
     fmt = "PNG" if dtype is np.uint16 else "TIFF"
     out = decode_image(encode(Image.fromarray(deep), fmt), MNIST_SPEC, AUTO)[0]
     assert np.abs(out.astype(int) - mnist()[0][7].astype(int)).max() <= 1
+
+
+def test_exif_orientation_is_applied() -> None:
+    upright = drawn_seven((60, 60))
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # how a sideways camera stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    tagged = encode(stored.convert("RGB"), "JPEG", quality=95, exif=exif.tobytes())
+    out = decode_image(tagged, MNIST_SPEC, AUTO)[0]
+    reference = decode_image(encode(upright, "PNG"), MNIST_SPEC, AUTO)[0]
+    assert np.abs(out.astype(int) - reference.astype(int)).mean() < 4
+    untagged = decode_image(encode(stored.convert("RGB"), "JPEG", quality=95), MNIST_SPEC, AUTO)[0]
+    assert np.abs(untagged.astype(int) - reference.astype(int)).mean() > 20
