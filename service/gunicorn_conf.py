@@ -40,7 +40,9 @@ loglevel = _settings.log_level.lower()
 errorlog = "-"
 accesslog = "-"
 # The request id is the response's X-Request-ID header, set by the app (the client's, if sent).
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s agent="%(a)s"'
+access_log_format = (
+    '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s worker=%(p)s agent="%(a)s"'
+)
 proc_name = "headstart"
 # Worker heartbeats in memory: a disk-backed /tmp (common in containers) can stall them.
 if Path("/dev/shm").is_dir():
