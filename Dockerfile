@@ -20,23 +20,32 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 # "context" copies the directory given as the `model-repository` build context.
 ARG MODEL_SOURCE=build
 
-# The project's source: exactly what an install needs, nothing else.
-FROM ${PYTHON_IMAGE} AS source
+# The project's source, as one layer that the install stages copy in last.
+FROM scratch AS source
+COPY pyproject.toml README.md /src/
+COPY service/ /src/service/
+COPY models/ /src/models/
+COPY scripts/ /src/scripts/
+
+FROM ${PYTHON_IMAGE} AS python
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY service/ service/
-COPY models/ models/
-COPY scripts/ scripts/
+COPY pyproject.toml deploy/requirements.py ./
 
 # The offline side: torch's CPU build and what training and export need.
-FROM source AS train
+FROM python AS train
 # torch==2.13.0 from PyPI is a CUDA build of several GB; this index has the CPU one.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# Dependencies first, in a layer of their own: a change to the code does not download them again.
 RUN python -m venv /opt/train \
-    && /opt/train/bin/pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" ".[train]"
+    && python requirements.py train > requirements.txt \
+    && /opt/train/bin/pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" \
+        -r requirements.txt
+COPY --from=source /src /src
+RUN /opt/train/bin/pip install --no-cache-dir --no-deps . \
+    && /opt/train/bin/pip check
 
 FROM train AS models-build
 RUN /opt/train/bin/headstart build --model-repository /models
@@ -54,9 +63,13 @@ RUN test -n "$(ls -A /models)" \
 FROM models-${MODEL_SOURCE} AS models
 
 # The serving environment: the project and its base dependencies only.
-FROM source AS serve-env
+FROM python AS serve-env
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir . \
+    && python requirements.py > requirements.txt \
+    && /opt/venv/bin/pip install --no-cache-dir -r requirements.txt
+COPY --from=source /src /src
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps . \
+    && /opt/venv/bin/pip check \
     && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 FROM ${PYTHON_IMAGE} AS runtime

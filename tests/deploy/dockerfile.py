@@ -14,16 +14,26 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 HEALTHCHECK = ROOT / "deploy" / "healthcheck.py"
+REQUIREMENTS = ROOT / "deploy" / "requirements.py"
 
 
-def healthcheck_module() -> ModuleType:
-    """``deploy/healthcheck.py``, the image's health check, imported from its file."""
-    spec = importlib.util.spec_from_file_location("headstart_healthcheck", HEALTHCHECK)
+def _script(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"headstart_deploy_{path.stem}", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def healthcheck_module() -> ModuleType:
+    """``deploy/healthcheck.py``, the image's health check, imported from its file."""
+    return _script(HEALTHCHECK)
+
+
+def requirements_module() -> ModuleType:
+    """``deploy/requirements.py``, which lists what the image build installs first."""
+    return _script(REQUIREMENTS)
 
 
 @dataclass

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -39,7 +40,6 @@ from tests.deploy import dockerfile
 from tests.deploy.dockerfile import ROOT
 
 _LISTENING = re.compile(r"Listening at: http://([\d.]+):(\d+)")
-_IMAGE_PATHS = ("/opt/venv", "/srv/headstart", "/usr/local/bin/headstart-healthcheck")
 
 
 @dataclass(frozen=True)
@@ -61,34 +61,98 @@ def _stage(name: str) -> dockerfile.Stage:
     return next(stage for stage in dockerfile.stages() if stage.name == name)
 
 
-def _base_env(root: Path) -> dict[str, str]:
-    """A clean environment: the base interpreter first on PATH, pip's own configuration kept."""
-    keep = {k: v for k, v in os.environ.items() if k.startswith("PIP_") or k in {"HOME", "LANG"}}
-    base_bin = str(Path(getattr(sys, "_base_executable", sys.executable)).parent)
-    tmp = root / "tmp"
-    tmp.mkdir(exist_ok=True)
-    return {**keep, "PATH": f"{base_bin}:/usr/local/bin:/usr/bin:/bin", "TMPDIR": str(tmp)}
+# Absolute paths of the image, moved under the temporary root wherever they appear.
+_IMAGE_PATH = re.compile(
+    r"(?<![\w.-])(/opt/venv|/src|/srv/headstart|/models|/usr/local/bin/headstart-healthcheck)"
+    r"(?=$|[/\s\"'])"
+)
 
 
-def _relocate(value: str, root: Path) -> str:
-    for image_path in _IMAGE_PATHS:
-        value = value.replace(image_path, str(root) + image_path)
-    return value
+def _here(text: str, root: Path) -> str:
+    return _IMAGE_PATH.sub(lambda m: str(root) + m.group(1), text)
 
 
-def _copy_context(sources: list[str], dest: Path) -> None:
+class _Builder:
+    """Carry out a stage's instructions under one root, the stages it copies from first."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        base_bin = str(Path(getattr(sys, "_base_executable", sys.executable)).parent)
+        (root / "tmp").mkdir()
+        keep = {"HOME", "LANG"}
+        # The base image's stand-in: this machine's Python first on PATH, pip's own
+        # configuration (index, wheel files) kept, nothing of the test's virtualenv.
+        self.base_env = {
+            **{k: v for k, v in os.environ.items() if k.startswith("PIP_") or k in keep},
+            "PATH": f"{base_bin}:/usr/local/bin:/usr/bin:/bin",
+            "TMPDIR": str(root / "tmp"),
+        }
+        self.built: dict[str, tuple[Path, dict[str, str]]] = {}
+        self.names = {stage.name for stage in dockerfile.stages()}
+
+    def here(self, text: str) -> str:
+        """``text`` with the image's absolute paths moved under the root."""
+        return _here(text, self.root)
+
+    def build(self, name: str) -> tuple[Path, dict[str, str]]:
+        """Build stage ``name``; return its working directory and environment."""
+        if name in self.built:
+            return self.built[name]
+        stage = _stage(name)
+        if stage.base in self.names:
+            cwd, parent_env = self.build(stage.base)
+            env = dict(parent_env)
+        else:  # the base image or scratch
+            cwd, env = self.root, dict(self.base_env)
+        for keyword, args in stage.instructions:
+            if keyword == "WORKDIR":
+                cwd = Path(self.here(args))
+                cwd.mkdir(parents=True, exist_ok=True)
+            elif keyword == "ENV":
+                for pair in shlex.split(args):
+                    key, _, value = pair.partition("=")
+                    env[key] = self.here(value).replace("$PATH", env["PATH"])
+                # --no-cache-dir only keeps the image small; here pip may use its cache.
+                env.pop("PIP_NO_CACHE_DIR", None)
+            elif keyword == "COPY":
+                self._copy(args, cwd)
+            elif keyword == "RUN" and "useradd" not in args:  # users need root and a real image
+                _run(self.here(args).replace(" --no-cache-dir", ""), cwd, env)
+        self.built[name] = (cwd, env)
+        return cwd, env
+
+    def _copy(self, args: str, cwd: Path) -> None:
+        words = args.split()
+        *sources, dest = words[1:] if words[0].startswith("--from=") else words
+        target = Path(self.here(dest)) if dest.startswith("/") else cwd / dest
+        if words[0] == "--from=models":
+            # The models stage trains with torch; a tiny real repository stands in for it.
+            write_repository(target)
+        elif words[0].startswith("--from="):
+            self.build(words[0].removeprefix("--from="))
+            (origin,) = sources
+            if Path(self.here(origin)) != target:
+                shutil.copytree(self.here(origin), target, dirs_exist_ok=True)
+        else:
+            _copy_context(sources, target, into=dest.endswith("/") or len(sources) > 1)
+
+
+def _copy_context(sources: list[str], dest: Path, *, into: bool) -> None:
     """Copy what ``COPY <sources> <dest>`` copies from the build context."""
     for source in sources:
         origin = ROOT / source
-        files = (
-            [origin] if origin.is_file() else sorted(p for p in origin.rglob("*") if p.is_file())
-        )
-        for file in files:
-            relative = file.relative_to(ROOT).as_posix()
-            if dockerfile.ignored(relative):
+        if origin.is_file():
+            if dockerfile.ignored(source):
                 continue
-            # Docker copies a directory's contents into dest, and a file into it by name.
-            target = dest / (file.name if origin.is_file() else file.relative_to(origin))
+            target = dest / origin.name if into else dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(origin, target)
+            continue
+        # A directory's contents go into dest, as Docker copies them.
+        for file in sorted(p for p in origin.rglob("*") if p.is_file()):
+            if dockerfile.ignored(file.relative_to(ROOT).as_posix()):
+                continue
+            target = dest / file.relative_to(origin)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(file, target)
 
@@ -104,45 +168,17 @@ def _run(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedPro
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> ImageTree:
     """Build the runtime stage's files by following the Dockerfile's instructions."""
-    root = tmp_path_factory.mktemp("image")
-    base_env = _base_env(root)
-
-    source = _stage("source")
-    src = root / source.last("WORKDIR").lstrip("/")
-    for args in source.all("COPY"):
-        *sources, dest = args.split()
-        _copy_context(sources, src / dest)
-    assert (src / "service" / "app.py").is_file()
-
-    serve_env = _stage("serve-env")
+    builder = _Builder(tmp_path_factory.mktemp("image"))
     started = time.monotonic()
-    for run in serve_env.all("RUN"):
-        _run(_relocate(run, root).replace(" --no-cache-dir", ""), src, base_env)
+    builder.build("serve-env")
     install_seconds = time.monotonic() - started
+    workdir, env = builder.build(dockerfile.stages()[-1].name or "")
+    assert (builder.root / "src" / "service" / "app.py").is_file()
 
-    runtime = _stage("runtime")
-    for args in runtime.all("COPY"):
-        words = args.split()
-        if words[0] == "--from=models":
-            write_repository(root / words[-1].lstrip("/"))
-        elif not words[0].startswith("--from="):
-            *sources, dest = words
-            target = root / dest.lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / sources[0], target)
-    env = dict(base_env)
-    for key, value in runtime.env().items():
-        env[key] = _relocate(value, root).replace("$PATH", base_env["PATH"])
-    workdir = root / runtime.last("WORKDIR").lstrip("/")
-    workdir.mkdir(parents=True, exist_ok=True)
-    for run in runtime.all("RUN"):
-        if "useradd" not in run:  # the one step that needs root and a real image
-            _run(run, workdir, env)
-
-    command = dockerfile.exec_form(runtime.last("CMD"))
+    command = dockerfile.exec_form(_stage("runtime").last("CMD"))
     program = shutil.which(command[0], path=env["PATH"])
-    assert program == str(root / "opt/venv/bin" / command[0]), program
-    return ImageTree(root, workdir, env, [program, *command[1:]], install_seconds)
+    assert program == str(builder.root / "opt/venv/bin" / command[0]), program
+    return ImageTree(builder.root, workdir, env, [program, *command[1:]], install_seconds)
 
 
 def test_fresh_environment_has_base_dependencies_only(image: ImageTree) -> None:
@@ -234,7 +270,7 @@ def _healthcheck(image: ImageTree, port: int) -> subprocess.CompletedProcess[str
     command = dockerfile.exec_form(check[check.index("CMD") + 3 :].strip())
     program = shutil.which(command[0], path=image.env["PATH"])
     assert program is not None
-    args = [program, *(_relocate(arg, image.root) for arg in command[1:])]
+    args = [program, *(_here(arg, image.root) for arg in command[1:])]
     env = {**image.env, "HEADSTART_PORT": str(port)}
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=10, check=False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from scripts.commands.serve import GUNICORN_ARGS
 from service.app import create_app
 from service.settings import Settings
 from tests.deploy import dockerfile
-from tests.deploy.dockerfile import ROOT, healthcheck_module
+from tests.deploy.dockerfile import ROOT, healthcheck_module, requirements_module
 
 HADOLINT = Path(sys.executable).with_name("hadolint")
 
@@ -78,11 +79,35 @@ def test_runtime_stage_has_no_training_dependencies() -> None:
     sources = {args.split()[0] for args in runtime.all("COPY") if args.startswith("--from=")}
     assert sources == {"--from=serve-env", "--from=models"}
     serve_env = next(s for s in dockerfile.stages() if s.name == "serve-env")
-    installs = [run for run in serve_env.all("RUN") if "pip install" in run]
-    assert installs, "serve-env installs nothing"
-    assert all("[train]" not in run and "torch" not in run for run in installs)
+    runs = serve_env.all("RUN")
+    assert any("python requirements.py > requirements.txt" in run for run in runs)
+    assert all("train" not in run and "torch" not in run for run in runs)
     # The build itself proves torch is absent from the final image.
     assert any('! python -c "import torch"' in run for run in runtime.all("RUN"))
+
+
+@pytest.mark.parametrize("stage_name", ["train", "serve-env"])
+def test_dependencies_install_before_the_source_arrives(stage_name: str) -> None:
+    # So that a change to the code reuses the cached dependency layer.
+    stage = next(s for s in dockerfile.stages() if s.name == stage_name)
+    steps = [(kw, args) for kw, args in stage.instructions if kw in {"RUN", "COPY"}]
+    assert "-r requirements.txt" in steps[0][1]
+    assert steps[1] == ("COPY", "--from=source /src /src")
+    assert "--no-deps ." in steps[2][1]
+    assert "pip check" in steps[2][1]
+
+
+def test_requirements_script_lists_base_and_extras(tmp_path: Path) -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = requirements_module().requirements
+    base = requirements(ROOT / "pyproject.toml", [])
+    assert base == project["dependencies"]
+    assert not any(r.startswith("torch") for r in base)
+    train = requirements(ROOT / "pyproject.toml", ["train"])
+    assert train == base + project["optional-dependencies"]["train"]
+    assert any(r.startswith("torch==") for r in train)
+    with pytest.raises(SystemExit, match="no extra gpu"):
+        requirements(ROOT / "pyproject.toml", ["gpu"])
 
 
 def test_runtime_runs_gunicorn_as_pid_1_with_the_canonical_command() -> None:
