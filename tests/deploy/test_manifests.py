@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,33 @@ def test_manifest_parses(path: Path) -> None:
 
 
 # ---- docker compose
+
+
+def _check_compose_schema(path: Path) -> subprocess.CompletedProcess[str]:
+    tool = Path(sys.executable).with_name("check-jsonschema")
+    assert tool.is_file(), f"check-jsonschema not installed next to {sys.executable} (dev extra)"
+    return subprocess.run(
+        [str(tool), "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    result = _check_compose_schema(DEPLOY / "compose.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_schema_check_rejects_a_misspelt_key(tmp_path: Path) -> None:
+    # Guard for the test above: the same check must fail on a typo.
+    text = (DEPLOY / "compose.yaml").read_text()
+    assert "stop_grace_period:" in text
+    bad = tmp_path / "compose.yaml"
+    bad.write_text(text.replace("stop_grace_period:", "stop_grace_periode:"))
+    result = _check_compose_schema(bad)
+    assert result.returncode != 0
+    assert "stop_grace_periode" in result.stdout
 
 
 def test_compose_runs_replicas_of_the_image_built_here() -> None:
