@@ -1,14 +1,16 @@
 """The image's runtime stage, reproduced outside Docker, serves and drains like the container.
 
-No Docker engine runs on the test machines, so this lays out the image's files
-under a temporary root by following the Dockerfile itself: the build context
-(filtered by .dockerignore) is copied where the ``source`` stage copies it, the
-``serve-env`` stage's RUN line builds a fresh virtual environment with only the
-base dependencies (``/opt/venv`` moved under the root), the runtime stage's
-build check runs, and its exact CMD starts with its ENV. What differs from the
-image: paths sit under the temporary root, the server binds loopback on a free
-port, and pip may use its download cache (``--no-cache-dir`` only keeps the
-image small). Not covered here: the base image's own Python, and Docker itself.
+No Docker engine runs on the test machines, so this carries out the Dockerfile's
+own instructions for the runtime stage and the stages it copies from, in order,
+under a temporary root: WORKDIR, ENV, COPY from the build context (filtered by
+.dockerignore) or from another stage, and every RUN but ``useradd``. So the
+``serve-env`` stage builds a fresh virtual environment with only the base
+dependencies, the runtime stage's build check runs, and its exact CMD starts with
+its ENV. What differs from the image: absolute paths sit under the temporary
+root, the server binds loopback on a free port, pip may use its download cache
+(``--no-cache-dir`` only keeps the image small), a tiny real model repository
+stands in for the trained one, and the Python is this machine's, not the base
+image's.
 """
 
 from __future__ import annotations
