@@ -48,7 +48,10 @@ RUN /opt/train/bin/pip install --no-cache-dir --no-deps . \
     && /opt/train/bin/pip check
 
 FROM train AS models-build
-RUN /opt/train/bin/headstart build --model-repository /models
+# Extra options for `headstart build`, e.g. --build-arg BUILD_OPTIONS="--quick --arch mlp";
+# left unquoted below so that they split into words.
+ARG BUILD_OPTIONS=""
+RUN /opt/train/bin/headstart build --model-repository /models ${BUILD_OPTIONS}
 
 # Replaced by `--build-context model-repository=DIR`; empty otherwise.
 FROM scratch AS model-repository

@@ -65,7 +65,9 @@ def test_model_source_choices_are_stages() -> None:
 
 def test_models_build_stage_runs_headstart_build() -> None:
     stage = next(s for s in dockerfile.stages() if s.name == "models-build")
-    assert any("headstart build --model-repository /models" in run for run in stage.all("RUN"))
+    runs = stage.all("RUN")
+    assert any("headstart build --model-repository /models ${BUILD_OPTIONS}" in r for r in runs)
+    assert 'BUILD_OPTIONS=""' in stage.all("ARG")
 
 
 def _runtime() -> dockerfile.Stage:
