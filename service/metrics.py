@@ -95,6 +95,14 @@ def _labels() -> tuple[str, str, str]:
     args = request.view_args or {}
     # Only names the service knows become label values, so clients cannot grow the series.
     model = args.get("model", "")
+    if endpoint.startswith("/v2/models/"):
+        # V2 names a variant "<model>-<variant>"; model names hold no hyphen.
+        model, _, v2_variant = str(args.get("name", "")).rpartition("-")
+        if model and model not in store().models:
+            model = "unknown"
+        if not model:
+            return endpoint, "unknown", "unknown"
+        return endpoint, model, v2_variant if v2_variant in VARIANTS else "unknown"
     if model and model not in store().models:
         model = "unknown"
     variant = ""

@@ -283,17 +283,21 @@ def test_without_models_everything_but_liveness_is_503(tmp_path: Path) -> None:
 
 
 def _sample(client: FlaskClient, name: str, **labels: str) -> float:
+    """Sum every sample of ``name`` whose labels include ``labels``."""
     text = client.get("/metrics").get_data(as_text=True)
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return 0.0
+    return sum(
+        float(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 def test_v2_requests_show_in_the_metrics(client: FlaskClient) -> None:
     endpoint = "/v2/models/<name>/infer"
     before_images = _sample(client, "headstart_images_total", endpoint=endpoint)
+    labelled = {"endpoint": endpoint, "model": "tiny", "variant": "pretrained"}
+    before_labelled = _sample(client, "headstart_images_total", **labelled)
     before_errors = _sample(
         client, "headstart_request_errors_total", endpoint=endpoint, code="model_not_found"
     )
@@ -301,6 +305,7 @@ def test_v2_requests_show_in_the_metrics(client: FlaskClient) -> None:
     assert client.post("/v2/models/tiny-pretrained/infer", json=_json_request()).status_code == 200
     assert client.post("/v2/models/tiny-x/infer", json=_json_request()).status_code == 404
     assert _sample(client, "headstart_images_total", endpoint=endpoint) == before_images + 3
+    assert _sample(client, "headstart_images_total", **labelled) == before_labelled + 3
     assert (
         _sample(client, "headstart_request_errors_total", endpoint=endpoint, code="model_not_found")
         == before_errors + 1
