@@ -65,7 +65,8 @@ def _stage(name: str) -> dockerfile.Stage:
 
 # Absolute paths of the image, moved under the temporary root wherever they appear.
 _IMAGE_PATH = re.compile(
-    r"(?<![\w.-])(/opt/venv|/src|/srv/headstart|/models|/usr/local/bin/headstart-healthcheck)"
+    r"(?<![\w.-])(/opt/venv|/opt/train|/src|/srv/headstart|/models"
+    r"|/usr/local/bin/headstart-healthcheck)"
     r"(?=$|[/\s\"'])"
 )
 
@@ -77,8 +78,13 @@ def _here(text: str, root: Path) -> str:
 class _Builder:
     """Carry out a stage's instructions under one root, the stages it copies from first."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, args: dict[str, str] | None = None, *, train: bool = False
+    ) -> None:
+        """``args`` override build arguments; ``train`` builds the models stage for real."""
         self.root = root
+        self.args = dict(args or {})
+        self.train = train
         base_bin = str(Path(getattr(sys, "_base_executable", sys.executable)).parent)
         (root / "tmp").mkdir()
         keep = {"HOME", "LANG"}
@@ -91,6 +97,7 @@ class _Builder:
         }
         self.built: dict[str, tuple[Path, dict[str, str]]] = {}
         self.names = {stage.name for stage in dockerfile.stages()}
+        self.global_args = {**dockerfile.global_args(), **self.args}
 
     def here(self, text: str) -> str:
         """``text`` with the image's absolute paths moved under the root."""
@@ -101,8 +108,9 @@ class _Builder:
         if name in self.built:
             return self.built[name]
         stage = _stage(name)
-        if stage.base in self.names:
-            cwd, parent_env = self.build(stage.base)
+        base = re.sub(r"\$\{(\w+)\}", lambda m: self.global_args[m.group(1)], stage.base)
+        if base in self.names:
+            cwd, parent_env = self.build(base)
             env = dict(parent_env)
         else:  # the base image or scratch
             cwd, env = self.root, dict(self.base_env)
@@ -116,6 +124,9 @@ class _Builder:
                     env[key] = self.here(value).replace("$PATH", env["PATH"])
                 # --no-cache-dir only keeps the image small; here pip may use its cache.
                 env.pop("PIP_NO_CACHE_DIR", None)
+            elif keyword == "ARG":
+                arg, _, default = args.partition("=")
+                env[arg] = self.args.get(arg, default.strip('"'))
             elif keyword == "COPY":
                 self._copy(args, cwd)
             elif keyword == "RUN" and "useradd" not in args:  # users need root and a real image
@@ -127,7 +138,7 @@ class _Builder:
         words = args.split()
         *sources, dest = words[1:] if words[0].startswith("--from=") else words
         target = Path(self.here(dest)) if dest.startswith("/") else cwd / dest
-        if words[0] == "--from=models":
+        if words[0] == "--from=models" and not self.train:
             # The models stage trains with torch; a tiny real repository stands in for it.
             write_repository(target)
         elif words[0].startswith("--from="):
