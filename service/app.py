@@ -8,7 +8,7 @@ from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from service import state
+from service import batching, state
 from service.errors import ServiceError
 from service.metrics import record_error
 from service.runtime import ModelStore
@@ -26,11 +26,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    state.attach(
-        app,
-        settings,
-        ModelStore.load(settings.model_repository, intra_op_threads=settings.ort_threads),
-    )
+    model_store = ModelStore.load(settings.model_repository, intra_op_threads=settings.ort_threads)
+    batching.enable(model_store, settings.batch_max_size, settings.batch_max_wait_ms)
+    state.attach(app, settings, model_store)
 
     from service import metrics, request_id
     from service.api import health, meta, v1

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
@@ -18,6 +19,9 @@ from numpy.typing import NDArray
 from service.errors import ModelNotFound, NotReady, VariantNotFound
 from service.manifest import VARIANTS, Manifest
 from service.repository import ModelEntry, Problem, scan_repository
+
+if TYPE_CHECKING:
+    from service.batching import Batcher
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,8 @@ class LoadedVariant:
 
     entry: ModelEntry
     session: ort.InferenceSession
+    batcher: Batcher | None = None
+    """Set by :func:`service.batching.enable` when dynamic batching is on."""
 
     @property
     def manifest(self) -> Manifest:
@@ -39,6 +45,14 @@ class LoadedVariant:
         self, images: NDArray[np.uint8], outputs: Sequence[str] = OUTPUTS
     ) -> dict[str, NDArray[np.float32]]:
         """Run ``uint8 [N, C, H, W]`` images; return the named outputs as float32 arrays."""
+        if self.batcher is not None:
+            return self.batcher.run(images, outputs)
+        return self.run_now(images, outputs)
+
+    def run_now(
+        self, images: NDArray[np.uint8], outputs: Sequence[str] = OUTPUTS
+    ) -> dict[str, NDArray[np.float32]]:
+        """Run the images in one ONNX Runtime call of their own, never batched with others."""
         results = self.session.run(list(outputs), {"image": images})
         return {
             name: np.asarray(value, dtype=np.float32)

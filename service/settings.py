@@ -49,3 +49,11 @@ class Settings(BaseSettings):
 
     graceful_timeout: int = Field(default=30, ge=1)
     """Seconds in-flight requests get to finish after SIGTERM."""
+
+    batch_max_size: int = Field(default=1, ge=1)
+    """Most images one worker runs in one ONNX Runtime call by merging concurrent requests;
+    1 turns dynamic batching off."""
+
+    batch_max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
+    """How long a batch waits for more requests before it runs; 0 batches only the requests
+    that queued while the previous batch ran."""
