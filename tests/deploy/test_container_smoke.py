@@ -1,30 +1,24 @@
 """The image's runtime stage, reproduced outside Docker, serves and drains like the container.
 
-No Docker engine runs on the test machines, so this carries out the Dockerfile's
-own instructions for the runtime stage and the stages it copies from, in order,
-under a temporary root: WORKDIR, ENV, COPY from the build context (filtered by
-.dockerignore) or from another stage, and every RUN but ``useradd``. So the
-``serve-env`` stage builds a fresh virtual environment with only the base
-dependencies, the runtime stage's build check runs, and its exact CMD starts with
-its ENV. What differs from the image: absolute paths sit under the temporary
-root, the server binds loopback on a free port, pip may use its download cache
-(``--no-cache-dir`` only keeps the image small), a tiny real model repository
-stands in for the trained one, and the Python is this machine's, not the base
-image's.
+No Docker engine runs on the test machines, so ``tests.deploy.without_docker``
+carries out the Dockerfile's own instructions for the runtime stage and the
+stages it copies from, under a temporary root: the ``serve-env`` stage builds a
+fresh virtual environment with only the base dependencies, the runtime stage's
+build check runs, and its exact CMD starts with its ENV. What differs from the
+image: absolute paths sit under the temporary root, the server binds loopback on
+a free port, pip may use its download cache, a tiny real model repository stands
+in for the trained one, and the Python is this machine's, not the base image's.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import shlex
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -37,9 +31,8 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from tests.builders import write_repository
 from tests.deploy import dockerfile
-from tests.deploy.dockerfile import ROOT
+from tests.deploy.without_docker import Builder, here, stage_named
 
 _LISTENING = re.compile(r"Listening at: http://([\d.]+):(\d+)")
 
@@ -59,136 +52,17 @@ class ImageTree:
         return self.root / image_path.lstrip("/")
 
 
-def _stage(name: str) -> dockerfile.Stage:
-    return next(stage for stage in dockerfile.stages() if stage.name == name)
-
-
-# Absolute paths of the image, moved under the temporary root wherever they appear.
-_IMAGE_PATH = re.compile(
-    r"(?<![\w.-])(/opt/venv|/opt/train|/src|/srv/headstart|/models"
-    r"|/usr/local/bin/headstart-healthcheck)"
-    r"(?=$|[/\s\"'])"
-)
-
-
-def _here(text: str, root: Path) -> str:
-    return _IMAGE_PATH.sub(lambda m: str(root) + m.group(1), text)
-
-
-class _Builder:
-    """Carry out a stage's instructions under one root, the stages it copies from first."""
-
-    def __init__(
-        self, root: Path, args: dict[str, str] | None = None, *, train: bool = False
-    ) -> None:
-        """``args`` override build arguments; ``train`` builds the models stage for real."""
-        self.root = root
-        self.args = dict(args or {})
-        self.train = train
-        base_bin = str(Path(getattr(sys, "_base_executable", sys.executable)).parent)
-        (root / "tmp").mkdir()
-        keep = {"HOME", "LANG"}
-        # The base image's stand-in: this machine's Python first on PATH, pip's own
-        # configuration (index, wheel files) kept, nothing of the test's virtualenv.
-        self.base_env = {
-            **{k: v for k, v in os.environ.items() if k.startswith("PIP_") or k in keep},
-            "PATH": f"{base_bin}:/usr/local/bin:/usr/bin:/bin",
-            "TMPDIR": str(root / "tmp"),
-        }
-        self.built: dict[str, tuple[Path, dict[str, str]]] = {}
-        self.names = {stage.name for stage in dockerfile.stages()}
-        self.global_args = {**dockerfile.global_args(), **self.args}
-
-    def here(self, text: str) -> str:
-        """``text`` with the image's absolute paths moved under the root."""
-        return _here(text, self.root)
-
-    def build(self, name: str) -> tuple[Path, dict[str, str]]:
-        """Build stage ``name``; return its working directory and environment."""
-        if name in self.built:
-            return self.built[name]
-        stage = _stage(name)
-        base = re.sub(r"\$\{(\w+)\}", lambda m: self.global_args[m.group(1)], stage.base)
-        if base in self.names:
-            cwd, parent_env = self.build(base)
-            env = dict(parent_env)
-        else:  # the base image or scratch
-            cwd, env = self.root, dict(self.base_env)
-        for keyword, args in stage.instructions:
-            if keyword == "WORKDIR":
-                cwd = Path(self.here(args))
-                cwd.mkdir(parents=True, exist_ok=True)
-            elif keyword == "ENV":
-                for pair in shlex.split(args):
-                    key, _, value = pair.partition("=")
-                    env[key] = self.here(value).replace("$PATH", env["PATH"])
-                # --no-cache-dir only keeps the image small; here pip may use its cache.
-                env.pop("PIP_NO_CACHE_DIR", None)
-            elif keyword == "ARG":
-                arg, _, default = args.partition("=")
-                env[arg] = self.args.get(arg, default.strip('"'))
-            elif keyword == "COPY":
-                self._copy(args, cwd)
-            elif keyword == "RUN" and "useradd" not in args:  # users need root and a real image
-                _run(self.here(args).replace(" --no-cache-dir", ""), cwd, env)
-        self.built[name] = (cwd, env)
-        return cwd, env
-
-    def _copy(self, args: str, cwd: Path) -> None:
-        words = args.split()
-        *sources, dest = words[1:] if words[0].startswith("--from=") else words
-        target = Path(self.here(dest)) if dest.startswith("/") else cwd / dest
-        if words[0] == "--from=models" and not self.train:
-            # The models stage trains with torch; a tiny real repository stands in for it.
-            write_repository(target)
-        elif words[0].startswith("--from="):
-            self.build(words[0].removeprefix("--from="))
-            (origin,) = sources
-            if Path(self.here(origin)) != target:
-                shutil.copytree(self.here(origin), target, dirs_exist_ok=True)
-        else:
-            _copy_context(sources, target, into=dest.endswith("/") or len(sources) > 1)
-
-
-def _copy_context(sources: list[str], dest: Path, *, into: bool) -> None:
-    """Copy what ``COPY <sources> <dest>`` copies from the build context."""
-    for source in sources:
-        origin = ROOT / source
-        if origin.is_file():
-            if dockerfile.ignored(source):
-                continue
-            target = dest / origin.name if into else dest
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(origin, target)
-            continue
-        # A directory's contents go into dest, as Docker copies them.
-        for file in sorted(p for p in origin.rglob("*") if p.is_file()):
-            if dockerfile.ignored(file.relative_to(ROOT).as_posix()):
-                continue
-            target = dest / file.relative_to(origin)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(file, target)
-
-
-def _run(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        ["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, f"{script}\n{result.stdout}\n{result.stderr}"
-    return result
-
-
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> ImageTree:
     """Build the runtime stage's files by following the Dockerfile's instructions."""
-    builder = _Builder(tmp_path_factory.mktemp("image"))
+    builder = Builder(tmp_path_factory.mktemp("image"))
     started = time.monotonic()
     builder.build("serve-env")
     install_seconds = time.monotonic() - started
     workdir, env = builder.build(dockerfile.stages()[-1].name or "")
     assert (builder.root / "src" / "service" / "app.py").is_file()
 
-    command = dockerfile.exec_form(_stage("runtime").last("CMD"))
+    command = dockerfile.exec_form(stage_named("runtime").last("CMD"))
     program = shutil.which(command[0], path=env["PATH"])
     assert program == str(builder.root / "opt/venv/bin" / command[0]), program
     return ImageTree(builder.root, workdir, env, [program, *command[1:]], install_seconds)
@@ -279,11 +153,11 @@ def _expected_label(image: ImageTree, pixels: np.ndarray) -> str:
 
 def _healthcheck(image: ImageTree, port: int) -> subprocess.CompletedProcess[str]:
     """The image's HEALTHCHECK command, run as the container would run it."""
-    check = _stage("runtime").last("HEALTHCHECK")
+    check = stage_named("runtime").last("HEALTHCHECK")
     command = dockerfile.exec_form(check[check.index("CMD") + 3 :].strip())
     program = shutil.which(command[0], path=image.env["PATH"])
     assert program is not None
-    args = [program, *(_here(arg, image.root) for arg in command[1:])]
+    args = [program, *(here(arg, image.root) for arg in command[1:])]
     env = {**image.env, "HEADSTART_PORT": str(port)}
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=10, check=False)
 
