@@ -12,7 +12,6 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,23 +67,30 @@ class BenchConfig:
 
 def run(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure everything, print the tables, and return the report as JSON-ready data."""
+    try:
+        return _run(config, echo)
+    except servers.ServerFailed as exc:
+        raise BenchError(str(exc)) from None
+
+
+def _run(config: BenchConfig, echo: Callable[[str], None]) -> dict[str, Any]:
     settings = Settings()
+    names = config.scenarios or scenarios.NAMES
+    unknown = [n for n in names if n not in scenarios.NAMES]
+    if unknown:
+        raise BenchError(f"unknown scenario {unknown[0]!r} (known: {', '.join(scenarios.NAMES)})")
     entries = _model(config.repository, config.model)
     first = entries["pretrained"]
-    spec = first.manifest.input
-    images = scenarios.load_images(spec)
-    decoded = decode_batch(images.png, spec, DecodeOptions())
-    every = scenarios.build(first.name, images, decoded)
-    names = config.scenarios or tuple(every)
-    unknown = [n for n in names if n not in every]
-    if unknown:
-        raise BenchError(f"unknown scenario {unknown[0]!r} (known: {', '.join(every)})")
     if "compare" in names and "baseline" not in entries:
         raise BenchError(f"model {first.name!r} has no baseline variant to compare with")
     try:
         tool = loadgen.pick_tool(config.loadgen)
     except FileNotFoundError as exc:
         raise BenchError(str(exc)) from None
+    spec = first.manifest.input
+    images = scenarios.load_images(spec)
+    decoded = decode_batch(images.png, spec, DecodeOptions())
+    every = scenarios.build(first.name, images, decoded)
 
     info = machine.describe(loadgen.wrk_path() if tool == "wrk" else None)
     echo(
@@ -114,8 +120,13 @@ def run(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[str, A
     }
 
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="headstart-bench-") as scratch, ExitStack() as stack:
-        urls = _start_servers(config, first, settings, Path(scratch), stack, names, echo)
+    with (
+        tempfile.TemporaryDirectory(prefix="headstart-bench-") as scratch,
+        servers.running(_servers(config, first, settings, names), Path(scratch)) as urls,
+    ):
+        echo("started " + ", ".join(f"{name} at {url}" for name, url in urls.items()))
+        # Each worker loads its models after the fork; give the last ones time to finish.
+        time.sleep(1.0)
         warmed: set[tuple[str, str]] = set()
         for name in names:
             scenario = every[name]
@@ -223,15 +234,9 @@ def _reference(
     return {name: result.to_json() for name, result in found.items()}
 
 
-def _start_servers(
-    config: BenchConfig,
-    first: ModelEntry,
-    settings: Settings,
-    scratch: Path,
-    stack: ExitStack,
-    names: tuple[str, ...],
-    echo: Callable[[str], None],
-) -> dict[str, str]:
+def _servers(
+    config: BenchConfig, first: ModelEntry, settings: Settings, names: tuple[str, ...]
+) -> dict[str, servers.Server]:
     """headstart as configured, the minimal stack, and headstart with the compared batching."""
     from scripts.commands.serve import GUNICORN_ARGS
 
@@ -240,9 +245,15 @@ def _start_servers(
         "HEADSTART_HOST": "127.0.0.1",
         "HEADSTART_PORT": "0",
     }
-    commands: dict[str, tuple[list[str], dict[str, str], str]] = {
-        report.HEADSTART: ([*servers.gunicorn(), *GUNICORN_ARGS], local, "/health/ready"),
-        report.MINIMAL: (
+    headstart = [*servers.gunicorn(), *GUNICORN_ARGS]
+    minimal_env = {
+        k: v
+        for k, v in servers.environment({}).items()
+        if not k.startswith("HEADSTART_")  # none of headstart's settings apply to it
+    }
+    found = {
+        report.HEADSTART: servers.Server(headstart, servers.environment(local), "/health/ready"),
+        report.MINIMAL: servers.Server(
             [
                 *servers.gunicorn(),
                 "--worker-class=gthread",
@@ -252,6 +263,7 @@ def _start_servers(
                 "benchmarks.minimal_app:create_app()",
             ],
             {
+                **minimal_env,
                 "BENCH_MODEL_DIR": str(first.directory.parent.resolve()),
                 "BENCH_ORT_THREADS": str(settings.ort_threads),
             },
@@ -259,22 +271,12 @@ def _start_servers(
         ),
     }
     if config.batching is not None and any(n in SINGLE_IMAGE for n in names):
-        commands[report.BATCHED] = (
-            commands[report.HEADSTART][0],
-            {**local, **config.batching.environment()},
+        found[report.BATCHED] = servers.Server(
+            headstart,
+            servers.environment({**local, **config.batching.environment()}),
             "/health/ready",
         )
-    urls = {}
-    for name, (command, extra, ready) in commands.items():
-        log = scratch / f"{name}.log"
-        env = servers.environment(extra)
-        if name == report.MINIMAL:  # none of headstart's settings apply to it
-            env = {k: v for k, v in env.items() if not k.startswith("HEADSTART_")}
-        urls[name] = stack.enter_context(servers.running(command, env, log, ready))
-        echo(f"started {name} at {urls[name]}")
-    # Each worker loads its models after the fork; give the last ones time to finish.
-    time.sleep(1.0)
-    return urls
+    return found
 
 
 def _row(stack: str, scenario: scenarios.Scenario, result: loadgen.LoadResult) -> dict[str, Any]:

@@ -16,6 +16,15 @@ from service.manifest import InputSpec
 BATCH = 64
 """Images in the batch scenario's one request."""
 
+NAMES: tuple[str, ...] = (
+    "classify",
+    f"classify-batch{BATCH}",
+    "embed",
+    "compare",
+    "v2-infer-binary",
+)
+"""Every scenario, in the order they run."""
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -140,4 +149,6 @@ def build(model: str, images: Images, decoded: NDArray[np.uint8]) -> dict[str, S
             ),
         ),
     ]
-    return {s.name: s for s in scenarios}
+    found = {s.name: s for s in scenarios}
+    assert tuple(found) == NAMES  # the names the command line checks against
+    return found

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,24 +29,37 @@ def gunicorn() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "gunicorn"]
 
 
+@dataclass(frozen=True)
+class Server:
+    """How to start one server and how to tell it is ready."""
+
+    command: list[str]
+    env: Mapping[str, str]
+    ready_path: str
+
+
 @contextmanager
 def running(
-    command: list[str],
-    env: Mapping[str, str],
-    log_path: Path,
-    ready_path: str,
-    *,
-    timeout: float = 120.0,
-) -> Iterator[str]:
-    """Run ``command``; yield its base URL once ``ready_path`` answers 200; stop it after."""
-    with log_path.open("wb") as sink:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=dict(env), stdout=sink, stderr=subprocess.STDOUT
-        )
+    servers: Mapping[str, Server], log_dir: Path, *, timeout: float = 120.0
+) -> Iterator[dict[str, str]]:
+    """Start every server at once; yield their base URLs once all are ready; stop them after."""
+    processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        yield _wait_ready(process, log_path, ready_path, timeout)
+        for name, server in servers.items():
+            with (log_dir / f"{name}.log").open("wb") as sink:
+                processes[name] = subprocess.Popen(
+                    server.command,
+                    cwd=ROOT,
+                    env=dict(server.env),
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                )
+        yield {
+            name: _wait_ready(processes[name], log_dir / f"{name}.log", server.ready_path, timeout)
+            for name, server in servers.items()
+        }
     finally:
-        _stop(process)
+        _stop(list(processes.values()))
 
 
 def environment(extra: Mapping[str, str]) -> dict[str, str]:
@@ -78,15 +92,18 @@ def _wait_ready(
     raise ServerFailed(f"gunicorn was not ready after {timeout:.0f} s:\n{_tail(log)}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to all at once (each drains in parallel), then SIGKILL to any that hangs."""
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for process in running:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
 
 
 def _tail(log: Path, lines: int = 40) -> str:

@@ -1,0 +1,94 @@
+"""``headstart bench`` runs end to end on a tiny model for a moment; its figures are not checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import loadgen
+from benchmarks.servers import Server, environment, gunicorn, running
+from scripts.cli import main
+
+SCENARIOS = {"classify", "classify-batch64", "embed", "compare", "v2-infer-binary"}
+
+
+def test_bench_measures_every_scenario_on_every_stack(
+    repository: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench.json"
+    code = main(
+        [
+            "bench",
+            "--model-repository",
+            str(repository),
+            "--duration",
+            "0.3",
+            "--concurrency",
+            "1",
+            "--soak",
+            "0.3",
+            "--loadgen",
+            "python",
+            "--out",
+            str(out),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "load generator: Python client" in printed
+    report = json.loads(out.read_text())
+    seen = {(r["stack"], r["scenario"]) for r in report["results"]}
+    assert seen >= {("headstart", s) for s in SCENARIOS} | {("minimal", s) for s in SCENARIOS}
+    assert {s for stack, s in seen if stack == "headstart+batching"} == {
+        "classify",
+        "v2-infer-binary",
+    }
+    assert [r for r in report["results"] if r.get("soak")], "the soak run is missing"
+    for row in report["results"]:
+        assert row["requests"] > 0, row
+        assert row["failures"] == 0, row
+    assert set(report["onnxruntime_in_process"]) == {"batch1", "batch64", "compare-batch1"}
+    assert {r["scenario"] for r in report["ratios"]} == SCENARIOS
+    assert len(report["targets"]) == 5
+    assert report["machine"]["usable_cores"] >= 1
+    assert report["machine"]["versions"]["onnxruntime"] != "not installed"
+    for heading in ("req/s vs minimal", "off req/s", "target"):
+        assert heading in printed
+
+
+def test_python_client_counts_failed_requests(repository: Path, tmp_path: Path) -> None:
+    env = environment(
+        {
+            "HEADSTART_MODEL_REPOSITORY": str(repository),
+            "HEADSTART_HOST": "127.0.0.1",
+            "HEADSTART_PORT": "0",
+            "HEADSTART_WORKERS": "1",
+        }
+    )
+    command = [*gunicorn(), "--config", "python:service.gunicorn_conf", "service:create_app()"]
+    with running({"headstart": Server(command, env, "/health/ready")}, tmp_path) as urls:
+        bad = loadgen.Request("/v1/models/nope/classify", b"x", {"Content-Type": "image/png"})
+        result = loadgen.run_load("python", urls["headstart"], bad, concurrency=1, duration=0.3)
+    assert result.requests > 0
+    assert result.failures == result.requests
+
+
+def test_missing_repository_is_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", "--model-repository", str(tmp_path / "nope")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("headstart: error: model repository ")
+    assert err.count("\n") == 1
+
+
+def test_unknown_scenario_is_one_line_error(
+    repository: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["bench", "--model-repository", str(repository), "--scenarios", "classify,nap"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "unknown scenario 'nap'" in err
+    assert err.count("\n") == 1
