@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class FinetuneConfig:
     """The fine-tuning recipe; both variants get exactly this, with the same seed."""
 
-    optimizer: Literal["adam", "sgd"] = "adam"
+    optimizer: Literal["adam", "sgd", "adagrad", "rmsprop"] = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
     """SGD only (Nesterov)."""
@@ -79,6 +79,14 @@ def make_optimizer(model: Classifier, config: FinetuneConfig) -> torch.optim.Opt
             momentum=config.momentum,
             nesterov=config.momentum > 0,
             weight_decay=config.weight_decay,
+        )
+    if config.optimizer == "adagrad":
+        return torch.optim.Adagrad(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
     return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 

@@ -48,6 +48,9 @@ class PretrainReport:
     method: Method
     losses: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    decoders: dict[str, torch.nn.Module] = field(default_factory=dict, repr=False)
+    """Per stage, the decoder that maps its code back to logits of its input (``rbm``, ``dae``,
+    ``cae``), kept so reconstructions can be shown; empty when the encoder came from a cache."""
 
 
 def check_pairing(arch: str, method: str) -> Method:
@@ -82,18 +85,18 @@ def pretrain(
         if method == "rbm":
             from models.pretraining.rbm import pretrain_rbm_stack
 
-            report.losses = pretrain_rbm_stack(model, pool, config, generator)
+            report.losses = pretrain_rbm_stack(model, pool, config, generator, report.decoders)
         else:
             from models.pretraining.autoencoder import pretrain_dae_stack
 
-            report.losses = pretrain_dae_stack(model, pool, config, generator)
+            report.losses = pretrain_dae_stack(model, pool, config, generator, report.decoders)
     else:
         if not isinstance(model, CNN):
             raise ConfigError(f"method {method!r} needs a cnn")
         if method == "cae":
             from models.pretraining.conv_autoencoder import pretrain_cae
 
-            report.losses = pretrain_cae(model, pool, config, generator)
+            report.losses = pretrain_cae(model, pool, config, generator, report.decoders)
         else:
             from models.pretraining.contrastive import pretrain_contrastive
 

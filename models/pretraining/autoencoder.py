@@ -13,7 +13,11 @@ from models.pretraining.common import epochs, log_epoch, minibatches
 
 
 def pretrain_dae_stack(
-    model: MLP, pool: torch.Tensor, config: PretrainConfig, generator: torch.Generator
+    model: MLP,
+    pool: torch.Tensor,
+    config: PretrainConfig,
+    generator: torch.Generator,
+    decoders: dict[str, nn.Module] | None = None,
 ) -> dict[str, list[float]]:
     """Train each hidden layer to reconstruct its clean input from a masked copy."""
     lr = config.lr if config.lr is not None else 1e-3
@@ -44,6 +48,8 @@ def pretrain_dae_stack(
                 total += float(loss.detach())
             losses[stage].append(total / len(data))
             log_epoch(stage, epoch, config.epochs, losses[stage][-1])
+        if decoders is not None:
+            decoders[stage] = decoder
         with torch.no_grad():
             data = act(layer(data))
     return losses

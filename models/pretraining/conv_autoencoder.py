@@ -37,7 +37,11 @@ class ConvDecoder(nn.Module):
 
 
 def pretrain_cae(
-    model: CNN, pool: torch.Tensor, config: PretrainConfig, generator: torch.Generator
+    model: CNN,
+    pool: torch.Tensor,
+    config: PretrainConfig,
+    generator: torch.Generator,
+    decoders: dict[str, nn.Module] | None = None,
 ) -> dict[str, list[float]]:
     """Train trunk + decoder to reconstruct clean images from masked ones."""
     lr = config.lr if config.lr is not None else 1e-3
@@ -57,4 +61,6 @@ def pretrain_cae(
             total += float(loss.detach())
         losses.append(total / len(pool))
         log_epoch("cae", epoch, config.epochs, losses[-1])
+    if decoders is not None:
+        decoders["cae"] = decoder
     return {"cae": losses}

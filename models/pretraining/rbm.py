@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from models.nets import MLP, to_unit
 from models.pretraining import PretrainConfig
@@ -15,6 +16,7 @@ def train_rbm(
     config: PretrainConfig,
     generator: torch.Generator,
     stage: str,
+    decoders: dict[str, nn.Module] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
     """Train a Bernoulli RBM on ``data`` in ``[0, 1]``; return ``(W [H, V], hidden bias, losses)``.
 
@@ -54,12 +56,21 @@ def train_rbm(
             total += float(((v0 - vk) ** 2).sum())
         losses.append(total / n)
         log_epoch(stage, epoch, config.epochs, losses[-1])
+    if decoders is not None:
+        decoder = nn.Linear(hidden, visible).to(dev)
+        decoder.weight.copy_(weight.T)
+        decoder.bias.copy_(b_vis)
+        decoders[stage] = decoder
     return weight, b_hid, losses
 
 
 @torch.no_grad()
 def pretrain_rbm_stack(
-    model: MLP, pool: torch.Tensor, config: PretrainConfig, generator: torch.Generator
+    model: MLP,
+    pool: torch.Tensor,
+    config: PretrainConfig,
+    generator: torch.Generator,
+    decoders: dict[str, nn.Module] | None = None,
 ) -> dict[str, list[float]]:
     """Train one RBM per hidden layer on the previous one's activations; copy into ``model``."""
     if model.config.activation != "sigmoid":
@@ -70,7 +81,9 @@ def pretrain_rbm_stack(
     losses: dict[str, list[float]] = {}
     for index, layer in enumerate(model.linear_layers()):
         stage = f"rbm{index}"
-        weight, b_hid, losses[stage] = train_rbm(data, layer.out_features, config, generator, stage)
+        weight, b_hid, losses[stage] = train_rbm(
+            data, layer.out_features, config, generator, stage, decoders
+        )
         layer.weight.copy_(weight)
         layer.bias.copy_(b_hid)
         data = torch.sigmoid(data @ weight.T + b_hid)
