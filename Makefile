@@ -19,8 +19,13 @@ $(TRAIN_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train]'
 	touch $@
 
+# The wheelhouse holds the serving install's wheels, so that the container smoke
+# test can build a torch-free environment with no package index at test time.
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train,dev]'
+	$(BIN)/python deploy/requirements.py > $(VENV)/serve-requirements.txt
+	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check --wheel-dir $(VENV)/wheelhouse \
+		-r $(VENV)/serve-requirements.txt 'setuptools>=69'
 	touch $(TRAIN_STAMP) $@
 
 serve: $(TRAIN_STAMP)

@@ -6,7 +6,8 @@ stages it copies from, under a temporary root: the ``serve-env`` stage builds a
 fresh virtual environment with only the base dependencies, the runtime stage's
 build check runs, and its exact CMD starts with its ENV. What differs from the
 image: absolute paths sit under the temporary root, the server binds loopback on
-a free port, pip may use its download cache, a tiny real model repository stands
+a free port, pip installs from the wheelhouse that make test's install step
+fills (no package index), a tiny real model repository stands
 in for the trained one, and the Python is this machine's, not the base image's.
 """
 
@@ -19,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -55,7 +57,12 @@ class ImageTree:
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> ImageTree:
     """Build the runtime stage's files by following the Dockerfile's instructions."""
+    wheelhouse = Path(sys.prefix) / "wheelhouse"
+    if not any(wheelhouse.glob("*.whl")):
+        pytest.fail(f"no wheels in {wheelhouse}: run make test, whose install step fills it")
     builder = Builder(tmp_path_factory.mktemp("image"))
+    # Tests reach no package index: pip installs from the wheels of make test's install step.
+    builder.base_env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheelhouse))
     started = time.monotonic()
     builder.build("serve-env")
     install_seconds = time.monotonic() - started

@@ -4,7 +4,8 @@ No Docker engine runs on the development and test machines. This follows the
 Dockerfile's own instructions for a stage and the stages it builds on or copies
 from, in order: WORKDIR, ENV, ARG, COPY from the build context (filtered by
 .dockerignore) or from another stage, and every RUN but ``useradd``. Absolute
-image paths are moved under the root; pip may use its download cache.
+image paths are moved under the root; pip takes its settings (index or
+wheelhouse) from the caller's PIP_* environment.
 
 The container smoke test uses it with a tiny model repository standing in for
 the trained one. By hand, the whole image, training included::
