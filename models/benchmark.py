@@ -29,9 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="smoke-test budgets")
     args = parser.parse_args(argv)
     method = args.method or defaults.DEFAULT_METHOD[args.arch]
     base = ExperimentConfig(dataset=args.dataset, arch=args.arch, method=method, device=args.device)
+    if args.quick:
+        base = base.quick()
     prepared = load_data(base)
     rows: dict[int, list[tuple[float, float]]] = {k: [] for k in args.labels}
     with tempfile.TemporaryDirectory() as scratch:

@@ -14,7 +14,7 @@ VALID_METHODS: dict[str, tuple[Method, ...]] = {
 
 DATASET = "mnist-5k"
 NAME = "mnist"
-ARCH = "cnn"
+ARCH = "mlp"
 DEFAULT_METHOD: dict[str, Method] = {"mlp": "rbm", "cnn": "cae"}
 """The pre-training each architecture gets when ``--method`` is not given."""
 LABELS_PER_CLASS = 10

@@ -99,9 +99,10 @@ def export_trained(
     metrics = metrics or test_metrics(model, prepared)
     fine_tuning: dict[str, Any] = dataclasses.asdict(config.finetune)
     if finetune:
-        fine_tuning.update(
-            {k: finetune[k] for k in ("best_epoch", "epochs_run", "drift") if k in finetune}
-        )
+        # The recipe is shared; what it led to (and how far each layer moved) is per variant.
+        fine_tuning["outcome"] = {
+            k: finetune[k] for k in ("best_epoch", "epochs_run", "drift") if k in finetune
+        }
     pretrain_settings: dict[str, Any] = {}
     if method != "none":
         pretrain_settings = dataclasses.asdict(config.pretrain)

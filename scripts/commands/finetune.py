@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, labels_per_class=args.labels_per_class)
     if args.seed is not None:
         config = dataclasses.replace(config, seed=args.seed)
-    if args.quick:
-        config = config.quick()
+    if args.quick:  # the pre-training budget is history by now; only fine-tuning shrinks
+        config = dataclasses.replace(config, finetune=config.quick().finetune)
     config = common.apply_budgets(config, args)
     report = report_of(checkpoint)
     prepared = load_data(config)
