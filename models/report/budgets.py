@@ -1,0 +1,117 @@
+"""How big a report's sweep is; plain numbers only, so the command line imports no torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ALL = 0
+"""A label budget of every pool image of the smallest class."""
+
+OPTIMIZERS: dict[str, dict[str, float | str]] = {
+    # Common defaults for each rule, not tuned per variant: both variants get the same one.
+    "sgd": {"optimizer": "sgd", "lr": 0.1, "momentum": 0.0},
+    "momentum": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9},
+    "adagrad": {"optimizer": "adagrad", "lr": 0.01},
+    "rmsprop": {"optimizer": "rmsprop", "lr": 1e-3},
+    "adam": {"optimizer": "adam", "lr": 1e-3},
+}
+MAIN_OPTIMIZER = "adam"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The grid of one report and the training budget of every run in it."""
+
+    name: str
+    seeds: int
+    labels: tuple[int, ...]
+    """Labels per class of the main study, smallest first; ``ALL`` is the whole pool."""
+    mlp_width: int
+    mlp_depth: int
+    """Hidden layers of the MLP in the main and optimiser studies."""
+    depths: tuple[int, ...]
+    depth_labels: int
+    depth_methods: tuple[str, ...]
+    optimizer_labels: int
+    optimizer_method: str
+    cnn_channels: tuple[int, ...]
+    cnn_dense: int
+    pretrain_epochs: int
+    max_epochs: int
+    patience: int
+    min_steps_per_epoch: int
+    batch_size: int = 32
+    optimizers: tuple[str, ...] = tuple(OPTIMIZERS)
+    mlp_methods: tuple[str, ...] = ("none", "rbm", "dae")
+    cnn_methods: tuple[str, ...] = ("none", "cae", "contrastive")
+    expected: str = ""
+    """What to expect of the wall time, said before the sweep starts."""
+    hidden_from_help: bool = field(default=False, compare=False)
+
+    @property
+    def showcase_labels(self) -> int:
+        """The label budget whose first-seed runs keep weights and embeddings for pictures."""
+        return self.labels[0]
+
+
+BUDGETS: dict[str, Budget] = {
+    "quick": Budget(
+        name="quick",
+        seeds=3,
+        labels=(10, 30, 100, ALL),
+        mlp_width=256,
+        mlp_depth=2,
+        depths=(1, 2, 3),
+        depth_labels=30,
+        depth_methods=("rbm", "dae"),
+        optimizer_labels=10,
+        optimizer_method="rbm",
+        cnn_channels=(16, 32),
+        cnn_dense=128,
+        pretrain_epochs=5,
+        max_epochs=20,
+        patience=4,
+        min_steps_per_epoch=25,
+        expected="about 10 to 20 minutes on 2 CPU cores",
+    ),
+    "full": Budget(
+        name="full",
+        seeds=5,
+        labels=(3, 10, 30, 100, ALL),
+        mlp_width=500,
+        mlp_depth=3,
+        depths=(1, 2, 3),
+        depth_labels=30,
+        depth_methods=("rbm", "dae"),
+        optimizer_labels=10,
+        optimizer_method="rbm",
+        cnn_channels=(32, 64),
+        cnn_dense=128,
+        pretrain_epochs=20,
+        max_epochs=100,
+        patience=10,
+        min_steps_per_epoch=50,
+        expected="several hours on 2 CPU cores (much less on a GPU)",
+    ),
+    "tiny": Budget(
+        name="tiny",
+        seeds=2,
+        labels=(2, ALL),
+        mlp_width=16,
+        mlp_depth=2,
+        depths=(1, 2),
+        depth_labels=2,
+        depth_methods=("dae",),
+        optimizer_labels=2,
+        optimizer_method="dae",
+        cnn_channels=(4, 8),
+        cnn_dense=16,
+        pretrain_epochs=1,
+        max_epochs=2,
+        patience=1,
+        min_steps_per_epoch=2,
+        expected="seconds: a smoke test of the whole report, not evidence",
+        hidden_from_help=True,
+    ),
+}
+PUBLIC_BUDGETS = tuple(name for name, b in BUDGETS.items() if not b.hidden_from_help)

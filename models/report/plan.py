@@ -1,0 +1,141 @@
+"""The runs of a report: one fine-tuned variant each, paired with its baseline by seed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+from models.data import SplitConfig
+from models.experiment import ExperimentConfig
+from models.nets import CNNConfig, MLPConfig
+from models.pretraining import PretrainConfig
+from models.report.budgets import ALL, MAIN_OPTIMIZER, OPTIMIZERS, Budget
+from models.training import FinetuneConfig
+
+CACHE_FORMAT = "headstart-report-run/1"
+STUDIES = ("labels", "depth", "optimizer")
+
+
+@dataclass(frozen=True, order=True)
+class RunSpec:
+    """One variant to train: architecture, depth, pre-training, optimiser, labels and seed."""
+
+    arch: str
+    depth: int
+    """Hidden layers of an MLP; conv blocks of a CNN."""
+    method: str
+    seed: int
+    optimizer: str
+    labels_per_class: int
+
+    @property
+    def variant(self) -> str:
+        return "baseline" if self.method == "none" else "pretrained"
+
+    @property
+    def name(self) -> str:
+        return (
+            f"{self.arch}{self.depth}-{self.method}-{self.optimizer}"
+            f"-{self.labels_per_class}pc-seed{self.seed}"
+        )
+
+    def baseline(self) -> RunSpec:
+        """The run this one is compared with: same everything, no pre-training."""
+        return replace(self, method="none")
+
+
+def experiment(spec: RunSpec, budget: Budget, dataset: str, split_seed: int) -> ExperimentConfig:
+    """The core experiment config that trains ``spec`` under ``budget``."""
+    recipe: dict[str, Any] = dict(OPTIMIZERS[spec.optimizer])
+    finetune = FinetuneConfig(
+        batch_size=budget.batch_size,
+        max_epochs=budget.max_epochs,
+        patience=budget.patience,
+        min_steps_per_epoch=budget.min_steps_per_epoch,
+        # No augmentation, as in the pre-training literature: pre-training is the only prior.
+        augment_shift=0.0,
+        **recipe,
+    )
+    pretrain = PretrainConfig(epochs=budget.pretrain_epochs) if spec.method != "none" else None
+    return ExperimentConfig(
+        dataset=dataset,
+        arch=spec.arch,
+        method=spec.method,
+        mlp=MLPConfig(hidden=(budget.mlp_width,) * spec.depth, activation="sigmoid"),
+        cnn=CNNConfig(channels=budget.cnn_channels, dense=budget.cnn_dense),
+        labels_per_class=spec.labels_per_class,
+        seed=spec.seed,
+        split=SplitConfig(split_seed=split_seed),
+        pretrain=pretrain or PretrainConfig(),
+        finetune=finetune,
+    )
+
+
+def run_key(config: ExperimentConfig) -> str:
+    """Hash of everything that shapes a run's result (not the device it ran on)."""
+    shaping = config.to_dict()
+    shaping.pop("device", None)
+    shaping["arch_config"] = shaping.pop(config.arch)
+    shaping.pop("cnn" if config.arch == "mlp" else "mlp")
+    shaping["format"] = CACHE_FORMAT
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def studies_of(spec: RunSpec, budget: Budget, all_labels: int) -> tuple[str, ...]:
+    """The studies (tables and figures) that use ``spec``."""
+    found: list[str] = []
+    main_depth = budget.mlp_depth if spec.arch == "mlp" else len(budget.cnn_channels)
+    methods = budget.mlp_methods if spec.arch == "mlp" else budget.cnn_methods
+    labels = {resolve_labels(k, all_labels) for k in budget.labels}
+    if (
+        spec.optimizer == MAIN_OPTIMIZER
+        and spec.depth == main_depth
+        and spec.method in methods
+        and spec.labels_per_class in labels
+    ):
+        found.append("labels")
+    if (
+        spec.arch == "mlp"
+        and spec.optimizer == MAIN_OPTIMIZER
+        and spec.depth in budget.depths
+        and spec.method in ("none", *budget.depth_methods)
+        and spec.labels_per_class == resolve_labels(budget.depth_labels, all_labels)
+    ):
+        found.append("depth")
+    if (
+        spec.arch == "mlp"
+        and spec.depth == budget.mlp_depth
+        and spec.optimizer in budget.optimizers
+        and spec.method in ("none", budget.optimizer_method)
+        and spec.labels_per_class == resolve_labels(budget.optimizer_labels, all_labels)
+    ):
+        found.append("optimizer")
+    return tuple(found)
+
+
+def resolve_labels(labels_per_class: int, all_labels: int) -> int:
+    return all_labels if labels_per_class == ALL else min(labels_per_class, all_labels)
+
+
+def plan(budget: Budget, seeds: int, all_labels: int) -> list[RunSpec]:
+    """Every run of the report once, ordered so each pre-training's label budgets run together."""
+    runs: set[RunSpec] = set()
+    for seed in range(seeds):
+        for k in budget.labels:
+            labels = resolve_labels(k, all_labels)
+            for method in budget.mlp_methods:
+                runs.add(RunSpec("mlp", budget.mlp_depth, method, seed, MAIN_OPTIMIZER, labels))
+            for method in budget.cnn_methods:
+                depth = len(budget.cnn_channels)
+                runs.add(RunSpec("cnn", depth, method, seed, MAIN_OPTIMIZER, labels))
+        depth_labels = resolve_labels(budget.depth_labels, all_labels)
+        for depth in budget.depths:
+            for method in ("none", *budget.depth_methods):
+                runs.add(RunSpec("mlp", depth, method, seed, MAIN_OPTIMIZER, depth_labels))
+        opt_labels = resolve_labels(budget.optimizer_labels, all_labels)
+        for optimizer in budget.optimizers:
+            for method in ("none", budget.optimizer_method):
+                runs.add(RunSpec("mlp", budget.mlp_depth, method, seed, optimizer, opt_labels))
+    return sorted(runs)

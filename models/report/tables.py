@@ -1,0 +1,176 @@
+"""Paired comparisons of the sweep's runs, and the tables the report prints from them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.report.budgets import MAIN_OPTIMIZER, OPTIMIZERS, Budget
+from models.report.plan import RunSpec, resolve_labels
+from models.report.stats import Interval, Paired, paired_test, t_interval
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Pre-trained against baseline for one setting, over the same seeds."""
+
+    arch: str
+    depth: int
+    method: str
+    optimizer: str
+    labels_per_class: int
+    pretrained: Interval
+    baseline: Interval
+    test: Paired
+
+
+@dataclass
+class Table:
+    """A titled table of preformatted cells; markdown and HTML render the same strings."""
+
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    note: str = ""
+
+
+class Results:
+    """The sweep's test accuracies by run, and the paired comparisons the report makes."""
+
+    def __init__(
+        self, records: dict[RunSpec, dict[str, Any]], budget: Budget, seeds: int, all_labels: int
+    ) -> None:
+        self.records, self.budget, self.seeds, self.all_labels = records, budget, seeds, all_labels
+
+    def accuracy(self, spec: RunSpec) -> float:
+        return float(self.records[spec]["test_accuracy"])
+
+    def compare(self, spec: RunSpec) -> Comparison:
+        """``spec`` (any seed) against its baseline, paired over every seed."""
+        treated = [self.accuracy(_seed(spec, s)) for s in range(self.seeds)]
+        control = [self.accuracy(_seed(spec.baseline(), s)) for s in range(self.seeds)]
+        return Comparison(
+            spec.arch,
+            spec.depth,
+            spec.method,
+            spec.optimizer,
+            spec.labels_per_class,
+            t_interval(treated),
+            t_interval(control),
+            paired_test(treated, control),
+        )
+
+    def labels(self) -> list[int]:
+        return sorted({resolve_labels(k, self.all_labels) for k in self.budget.labels})
+
+    def main_depth(self, arch: str) -> int:
+        return self.budget.mlp_depth if arch == "mlp" else len(self.budget.cnn_channels)
+
+    def methods(self, arch: str) -> tuple[str, ...]:
+        methods = self.budget.mlp_methods if arch == "mlp" else self.budget.cnn_methods
+        return tuple(m for m in methods if m != "none")
+
+    def label_study(self) -> list[Comparison]:
+        return [
+            self.compare(RunSpec(arch, self.main_depth(arch), method, 0, MAIN_OPTIMIZER, k))
+            for arch in ("mlp", "cnn")
+            for method in self.methods(arch)
+            for k in self.labels()
+        ]
+
+    def depth_study(self) -> list[Comparison]:
+        k = resolve_labels(self.budget.depth_labels, self.all_labels)
+        return [
+            self.compare(RunSpec("mlp", depth, method, 0, MAIN_OPTIMIZER, k))
+            for method in self.budget.depth_methods
+            for depth in self.budget.depths
+        ]
+
+    def optimizer_study(self) -> list[Comparison]:
+        k = resolve_labels(self.budget.optimizer_labels, self.all_labels)
+        method = self.budget.optimizer_method
+        return [
+            self.compare(RunSpec("mlp", self.budget.mlp_depth, method, 0, name, k))
+            for name in self.budget.optimizers
+        ]
+
+
+def _seed(spec: RunSpec, seed: int) -> RunSpec:
+    return RunSpec(spec.arch, spec.depth, spec.method, seed, spec.optimizer, spec.labels_per_class)
+
+
+def pct(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.2f}"
+
+
+def pp_interval(interval: Interval) -> str:
+    if math.isnan(interval.low):
+        return "n/a"
+    return f"[{100 * interval.low:+.2f}, {100 * interval.high:+.2f}]"
+
+
+def p_value(p: float) -> str:
+    if math.isnan(p):
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def gain(comparison: Comparison) -> str:
+    return f"{100 * comparison.test.diff.mean:+.2f}"
+
+
+GAIN_COLUMNS = ["Pre-trained acc %", "Baseline acc %", "Gain (pp)", "95% CI (pp)", "p (paired t)"]
+
+
+def _gain_cells(c: Comparison) -> list[str]:
+    return [
+        pct(c.pretrained.mean),
+        pct(c.baseline.mean),
+        gain(c),
+        pp_interval(c.test.diff),
+        p_value(c.test.p),
+    ]
+
+
+def label_table(results: Results) -> Table:
+    table = Table(
+        "labels",
+        "Gain over the paired baseline by label budget",
+        ["Arch", "Hidden/conv layers", "Pre-training", "Labels/class", "Seeds", *GAIN_COLUMNS],
+        note=(
+            "Mean test accuracy over seeds; gain = pre-trained minus baseline of the same seed, "
+            "with its 95% t-interval and the paired t-test's two-sided p-value."
+        ),
+    )
+    for c in results.label_study():
+        head = [c.arch, str(c.depth), c.method, str(c.labels_per_class), str(c.test.diff.n)]
+        table.rows.append(head + _gain_cells(c))
+    return table
+
+
+def depth_table(results: Results) -> Table:
+    table = Table(
+        "depth",
+        f"Depth: MLP with 1 to {max(results.budget.depths)} hidden layers",
+        ["Hidden layers", "Pre-training", "Labels/class", "Seeds", *GAIN_COLUMNS],
+    )
+    for c in results.depth_study():
+        head = [str(c.depth), c.method, str(c.labels_per_class), str(c.test.diff.n)]
+        table.rows.append(head + _gain_cells(c))
+    return table
+
+
+def optimizer_table(results: Results) -> Table:
+    table = Table(
+        "optimizer",
+        "Optimisers: does a better optimiser replace pre-training?",
+        ["Optimiser", "Learning rate", "Pre-training", "Labels/class", "Seeds", *GAIN_COLUMNS],
+        note="Both variants of a row are fine-tuned with that row's optimiser and seed.",
+    )
+    for c in results.optimizer_study():
+        lr = OPTIMIZERS[c.optimizer]["lr"]
+        head = [c.optimizer, f"{lr:g}", c.method, str(c.labels_per_class), str(c.test.diff.n)]
+        table.rows.append(head + _gain_cells(c))
+    return table

@@ -1,0 +1,124 @@
+"""``headstart report``: run the pre-trained-vs-baseline sweep and write the evidence report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+from models import defaults
+from models.report.budgets import BUDGETS, PUBLIC_BUDGETS
+from scripts.commands import _training as common
+from scripts.errors import CommandError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    expectations = "; ".join(f"{name}: {BUDGETS[name].expected}" for name in PUBLIC_BUDGETS)
+    parser = subparsers.add_parser(
+        "report",
+        help="measure how pre-training changes accuracy and write an HTML/Markdown report",
+        description=(
+            "Train every pre-trained variant and its paired baseline over label budgets, "
+            "seeds, MLP depths and fine-tuning optimisers; cache each finished run (an "
+            "interrupted report resumes); write report.html (self-contained), report.md, "
+            f"results.csv and the figures as PNG. Wall time: {expectations}."
+        ),
+    )
+    parser.add_argument(
+        "--dataset",
+        default=defaults.DATASET,
+        metavar="SPEC",
+        help=f"image set, as for 'headstart build' (default: {defaults.DATASET})",
+    )
+    parser.add_argument(
+        "--budget",
+        choices=tuple(BUDGETS),
+        default="quick",
+        metavar="{" + ",".join(PUBLIC_BUDGETS) + "}",
+        help="size of the sweep and of every run in it (default: quick)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seeds per setting, at least 2 (default: 3 for quick, 5 for full)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("reports"), metavar="DIR",
+        help="output folder; its cache/ holds finished runs (default: reports)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=defaults.SPLIT_SEED,
+        help=f"seed of the test/validation/pool split (default: {defaults.SPLIT_SEED})",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where to train; auto takes a GPU when there is one (default: auto)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help=(
+            "torch CPU threads (default: 1; the sweep's small nets gain little from more, "
+            "and lose much on a busy machine)"
+        ),
+    )
+    parser.set_defaults(func=run)
+
+
+@common.guarded
+def run(args: argparse.Namespace) -> int:
+    budget = BUDGETS[args.budget]
+    seeds = budget.seeds if args.seeds is None else args.seeds
+    if seeds < 2:
+        raise CommandError(f"--seeds must be at least 2 for confidence intervals, got {seeds}")
+    if args.threads < 1:
+        raise CommandError(f"--threads must be at least 1, got {args.threads}")
+    if args.out.exists() and not args.out.is_dir():
+        raise CommandError(f"--out {args.out}: exists and is not a folder")
+    # One line per run, not per epoch: the sweep's progress bar and run lines say enough.
+    logging.getLogger("models").setLevel(logging.WARNING)
+    logging.getLogger("models.report").setLevel(logging.INFO)
+    print(f"headstart report --budget {budget.name}: expect {budget.expected}.", flush=True)
+
+    import torch
+
+    from models.report.build import ReportOptions, build_report
+
+    torch.set_num_threads(args.threads)
+    options = ReportOptions(
+        out=args.out,
+        budget=budget,
+        dataset=args.dataset,
+        seeds=seeds,
+        split_seed=args.split_seed,
+        device=args.device,
+        command=shlex.join(["headstart", *sys.argv[1:]]) if _from_shell() else _command(args),
+    )
+    files = build_report(options)
+    print(
+        f"wrote {files.html}, {files.markdown}, {files.csv} and {len(files.figures)} figures "
+        f"({files.trained} runs trained, {files.cached} from the cache, "
+        f"{files.seconds / 60:.1f} min)"
+    )
+    return 0
+
+
+def _from_shell() -> bool:
+    return Path(sys.argv[0]).name == "headstart"
+
+
+def _command(args: argparse.Namespace) -> str:
+    parts = ["headstart", "report", "--dataset", args.dataset, "--budget", args.budget]
+    if args.seeds is not None:
+        parts += ["--seeds", str(args.seeds)]
+    return shlex.join([*parts, "--out", str(args.out)])
