@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "scripts.commands.finetune",
     "scripts.commands.evaluate",
     "scripts.commands.export",
+    "scripts.commands.report",
     "scripts.commands.bench",
 )
 
