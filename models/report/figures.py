@@ -59,6 +59,7 @@ def accuracy_vs_labels(results: Results, path: Path) -> Path:
             ]
             _band(ax, xs, [c.pretrained for c in mine], method, f"pre-trained: {method}")
         ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks(xs, [str(k) for k in xs])
         ax.set_xlabel("labeled images per class (log scale)")
         ax.set_ylabel("test accuracy (%)")
@@ -80,6 +81,7 @@ def gain_vs_labels(results: Results, path: Path) -> Path:
             _gain_bars(ax, xs, rows, method)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xscale("log")
+        ax.minorticks_off()
         ks = results.labels()
         ax.set_xticks(ks, [str(k) for k in ks])
         ax.set_xlabel("labeled images per class (log scale)")
@@ -102,9 +104,10 @@ def _gain_bars(ax: Any, xs: Sequence[float], rows: Sequence[Comparison], method:
                         xytext=(4, 4), fontsize=7, color=COLOURS[method])  # fmt: skip
 
 
-def _tiles(weights: NDArray[Any], shape: tuple[int, int], columns: int = 8) -> NDArray[np.float64]:
-    """Lay out rows of ``weights`` as ``shape`` images in a grid, each scaled to [0, 1]."""
+def _tiles(weights: NDArray[Any], shape: tuple[int, int]) -> NDArray[np.float64]:
+    """Lay out rows of ``weights`` as ``shape`` images in a square grid, each scaled to [0, 1]."""
     count = len(weights)
+    columns = math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
     h, w = shape
     canvas = np.full((rows * (h + 1) + 1, columns * (w + 1) + 1), 0.5)

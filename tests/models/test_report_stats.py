@@ -1,0 +1,112 @@
+"""The report's statistics against scipy's own tests, its cache and its run plan."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from models.errors import DataError
+from models.report.budgets import BUDGETS, Budget
+from models.report.cache import RunCache
+from models.report.plan import RunSpec, experiment, plan, run_key, studies_of
+from models.report.stats import paired_test, t_interval
+
+
+def test_t_interval_matches_scipy() -> None:
+    values = [0.81, 0.84, 0.79, 0.88, 0.83]
+    low, high = stats.t.interval(
+        0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values)
+    )
+    got = t_interval(values)
+    assert got.mean == pytest.approx(np.mean(values))
+    assert (got.low, got.high) == (pytest.approx(low), pytest.approx(high))
+    assert got.n == 5
+
+
+def test_paired_test_matches_scipy_ttest_rel() -> None:
+    treated = [0.91, 0.88, 0.93, 0.90]
+    control = [0.85, 0.86, 0.88, 0.87]
+    expected = stats.ttest_rel(treated, control)
+    got = paired_test(treated, control)
+    assert got.t == pytest.approx(expected.statistic)
+    assert got.p == pytest.approx(expected.pvalue)
+    assert got.diff.mean == pytest.approx(0.04)
+    assert got.diff.excludes_zero() == (expected.pvalue < 0.05)
+
+
+def test_a_gain_whose_interval_straddles_zero_is_not_significant() -> None:
+    got = paired_test([0.9, 0.8, 0.85], [0.85, 0.86, 0.84])
+    assert not got.diff.excludes_zero()
+    assert got.p > 0.05
+
+
+def test_degenerate_inputs() -> None:
+    single = t_interval([0.5])
+    assert math.isnan(single.low)
+    assert math.isnan(single.high)
+    same = paired_test([0.5, 0.6], [0.5, 0.6])
+    assert (same.t, same.p) == (0.0, 1.0)
+    shifted = paired_test([0.6, 0.7], [0.5, 0.6])
+    assert shifted.p == 0.0
+    assert shifted.diff.excludes_zero()
+    with pytest.raises(ValueError, match="3 treated values but 2"):
+        paired_test([1.0, 2.0, 3.0], [1.0, 2.0])
+
+
+def test_cache_round_trips_numbers_and_arrays_without_pickle(tmp_path: Path) -> None:
+    cache = RunCache(tmp_path / "cache")
+    assert cache.get("abc") is None
+    arrays = {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    cache.put("abc", {"test_accuracy": 0.5}, arrays)
+    assert cache.get("abc") == {"test_accuracy": 0.5}
+    np.testing.assert_array_equal(cache.arrays("abc")["w"], arrays["w"])
+    assert cache.arrays("missing") == {}
+    with pytest.raises(ValueError, match="pickle"):
+        cache.put("obj", {"x": 1}, {"bad": np.array([{"a": 1}], dtype=object)})
+    assert cache.get("obj") is None, "a run whose arrays failed must not look finished"
+    assert not list((tmp_path / "cache").glob(".*")), "no temporary files left behind"
+
+
+def test_a_corrupt_cached_run_names_its_file(tmp_path: Path) -> None:
+    cache = RunCache(tmp_path)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"bad\.json: unreadable cached run"):
+        cache.get("bad")
+
+
+def test_plan_pairs_every_run_and_groups_each_pre_training() -> None:
+    budget = BUDGETS["quick"]
+    specs = plan(budget, seeds=3, all_labels=350)
+    assert len(specs) == len(set(specs))
+    assert all(s.baseline() in set(specs) for s in specs)
+    assert {s.labels_per_class for s in specs} == {10, 30, 100, 350}
+    # Runs sharing one pre-trained encoder are consecutive, so it is trained once.
+    groups = [(s.arch, s.depth, s.method, s.seed) for s in specs]
+    seen: list[tuple[str, int, str, int]] = []
+    for group in groups:
+        if not seen or seen[-1] != group:
+            assert group not in seen
+            seen.append(group)
+    for spec in specs:
+        assert studies_of(spec, budget, 350), f"{spec.name} belongs to no study"
+
+
+def test_run_keys_follow_what_shapes_a_run() -> None:
+    budget = BUDGETS["quick"]
+    spec = RunSpec("mlp", 2, "rbm", 0, "adam", 10)
+
+    def key(s: RunSpec, b: Budget = budget) -> str:
+        return run_key(experiment(s, b, "mnist-5k", 0))
+
+    assert key(spec) == key(spec)
+    assert key(spec) != key(RunSpec("mlp", 2, "rbm", 0, "adam", 30))
+    assert key(spec) != key(RunSpec("mlp", 2, "rbm", 1, "adam", 10))
+    longer = dataclasses.replace(budget, pretrain_epochs=9)
+    assert key(spec) != key(spec, longer)
+    # A baseline does not depend on the pre-training budget it never uses.
+    assert key(spec.baseline()) == key(spec.baseline(), longer)

@@ -1,0 +1,205 @@
+"""``headstart report`` end to end on 300 real digits with the tiny budget.
+
+Every figure and table must be produced, the HTML must stand alone, and the numbers in the
+tables must be the ones in ``results.csv`` (recomputed here with scipy's own tests).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import io
+import re
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from models.report.build import FIGURES
+from scripts.cli import main
+from tests.models.helpers import tiny_digits, write_idx
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class Report:
+    out: Path
+    dataset: str
+    stdout: str
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    root = tmp_path_factory.mktemp("report")
+    write_idx(root / "idx", tiny_digits(30))
+    dataset = f"idx:{root / 'idx'}"
+    out = root / "out"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["report", "--budget", "tiny", "--dataset", dataset, "--out", str(out)])
+    assert code == 0
+    return Report(out, dataset, stdout.getvalue())
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def md_table(markdown: str, name: str) -> list[dict[str, str]]:
+    """The rows of the markdown table marked ``<!-- table:name -->``."""
+    block = markdown.split(f"<!-- table:{name} -->", 1)[1].strip().splitlines()
+    start = next(i for i, line in enumerate(block) if line.startswith("|"))
+    lines: list[str] = []
+    for line in block[start:]:
+        if not line.startswith("|"):
+            break
+        lines.append(line)
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [
+        dict(zip(header, [c.strip() for c in line.strip("|").split("|")], strict=True))
+        for line in lines[2:]
+    ]
+
+
+def accuracies(rows: list[dict[str, str]], **where: str) -> list[float]:
+    chosen = [r for r in rows if all(r[k] == v for k, v in where.items())]
+    return [float(r["test_accuracy"]) for r in sorted(chosen, key=lambda r: int(r["seed"]))]
+
+
+def expected_cells(treated: list[float], control: list[float]) -> dict[str, str]:
+    """What a gain row must say, computed independently from the CSV with scipy."""
+    diffs = [a - b for a, b in zip(treated, control, strict=True)]
+    mean = statistics.fmean(diffs)
+    sem = statistics.stdev(diffs) / len(diffs) ** 0.5
+    cells = {
+        "Pre-trained acc %": f"{100 * statistics.fmean(treated):.2f}",
+        "Baseline acc %": f"{100 * statistics.fmean(control):.2f}",
+        "Gain (pp)": f"{100 * mean:+.2f}",
+        "Seeds": str(len(diffs)),
+    }
+    if sem > 0:
+        low, high = stats.t.interval(0.95, len(diffs) - 1, loc=mean, scale=sem)
+        p = float(stats.ttest_rel(treated, control).pvalue)
+        cells["95% CI (pp)"] = f"[{100 * low:+.2f}, {100 * high:+.2f}]"
+        cells["p (paired t)"] = "<0.001" if p < 0.001 else f"{p:.3f}"
+    return cells
+
+
+def test_every_figure_is_a_png_inlined_in_a_self_contained_page(report: Report) -> None:
+    page = (report.out / "report.html").read_text()
+    markdown = (report.out / "report.md").read_text()
+    for name in FIGURES:
+        data = (report.out / name).read_bytes()
+        assert data.startswith(PNG_MAGIC), name
+        assert len(data) > 5_000, f"{name} looks empty"
+        assert f"data:image/png;base64,{base64.b64encode(data).decode()}" in page, name
+        assert f"]({name})" in markdown, name
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page), "external asset"
+    assert "<script" not in page
+    assert "<link" not in page
+
+
+def test_every_table_is_in_both_documents(report: Report) -> None:
+    page = (report.out / "report.html").read_text()
+    markdown = (report.out / "report.md").read_text()
+    for name in ("labels", "depth", "optimizer", "literature"):
+        assert md_table(markdown, name), name
+        assert f'data-table="{name}"' in page, name
+    for title in ("Conclusion", "Literature (others' results on full MNIST)"):
+        assert title in markdown
+    assert "Hinton, Osindero & Teh 2006" in markdown
+
+
+def test_the_gain_tables_hold_the_numbers_in_results_csv(report: Report) -> None:
+    rows = read_csv(report.out / "results.csv")
+    markdown = (report.out / "report.md").read_text()
+    checked = 0
+    for row in md_table(markdown, "labels"):
+        where = {"arch": row["Arch"], "depth": row["Hidden/conv layers"]}
+        where |= {"optimizer": "adam", "labels_per_class": row["Labels/class"]}
+        treated = accuracies(rows, method=row["Pre-training"], **where)
+        control = accuracies(rows, method="none", **where)
+        for column, value in expected_cells(treated, control).items():
+            assert row[column] == value, (row, column)
+            checked += 1
+    for row in md_table(markdown, "depth"):
+        where = {"arch": "mlp", "depth": row["Hidden layers"], "optimizer": "adam"}
+        where["labels_per_class"] = row["Labels/class"]
+        treated = accuracies(rows, method=row["Pre-training"], **where)
+        for column, value in expected_cells(
+            treated, accuracies(rows, method="none", **where)
+        ).items():
+            assert row[column] == value, (row, column)
+            checked += 1
+    for row in md_table(markdown, "optimizer"):
+        where = {"arch": "mlp", "depth": "2", "optimizer": row["Optimiser"]}
+        where["labels_per_class"] = row["Labels/class"]
+        treated = accuracies(rows, method=row["Pre-training"], **where)
+        for column, value in expected_cells(
+            treated, accuracies(rows, method="none", **where)
+        ).items():
+            assert row[column] == value, (row, column)
+            checked += 1
+    assert checked >= 4 * (8 + 4 + 5)
+
+
+def test_results_csv_has_one_row_per_run_and_says_where_each_is_used(report: Report) -> None:
+    rows = read_csv(report.out / "results.csv")
+    names = [r["run"] for r in rows]
+    assert len(names) == len(set(names))
+    assert all(r["studies"] for r in rows)
+    assert {r["seed"] for r in rows} == {"0", "1"}
+    assert {r["method"] for r in rows} == {"none", "rbm", "dae", "cae", "contrastive"}
+    assert {r["optimizer"] for r in rows} == {"sgd", "momentum", "adagrad", "rmsprop", "adam"}
+    assert all(0.0 <= float(r["test_accuracy"]) <= 1.0 for r in rows)
+    assert f"{len(rows)} runs trained, 0 from the cache" in report.stdout
+
+
+def test_an_interrupted_report_resumes_from_its_cache(
+    report: Report, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = read_csv(report.out / "results.csv")
+    finished = sorted((report.out / "cache").glob("*.json"))
+    victim = next(p for p in finished if not p.name.startswith("recon-"))
+    victim.unlink()  # as if the sweep had stopped before this run finished
+    args = ["report", "--budget", "tiny", "--dataset", report.dataset, "--out", str(report.out)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"1 runs trained, {len(before) - 1} from the cache" in out
+    after = read_csv(report.out / "results.csv")
+    assert [r["run"] for r in after] == [r["run"] for r in before]
+
+
+def test_help_offers_quick_and_full_and_says_full_takes_hours(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "{quick,full}" in text
+    assert "tiny" not in text
+    assert "full: several hours" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seeds", "1"], "--seeds must be at least 2"),
+        (["--dataset", "nope"], "unknown dataset 'nope'"),
+        (["--threads", "0"], "--threads must be at least 1"),
+    ],
+)
+def test_bad_options_get_one_clear_line(
+    tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["report", "--budget", "tiny", "--out", str(tmp_path / "r"), *args])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("headstart: error: ")
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
