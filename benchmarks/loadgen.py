@@ -40,23 +40,47 @@ class Request:
 
 @dataclass(frozen=True)
 class LoadResult:
-    """What one load run measured; latencies in milliseconds."""
+    """What one load run measured, or the median of several rounds; latencies in milliseconds."""
 
     concurrency: int
     requests: int
     failures: int
     duration_s: float
+    requests_per_s: float
     p50_ms: float
     p90_ms: float
     p99_ms: float
     mean_ms: float
-
-    @property
-    def requests_per_s(self) -> float:
-        return self.requests / self.duration_s if self.duration_s > 0 else 0.0
+    rounds: int = 1
 
     def to_json(self) -> dict[str, float | int]:
-        return {**asdict(self), "requests_per_s": self.requests_per_s}
+        return asdict(self)
+
+
+def combine(rounds: Sequence[LoadResult]) -> LoadResult:
+    """Rounds of the same load as one result: counts summed, rates and latencies their median.
+
+    The median of short rounds taken in turn with the other servers' rounds
+    keeps a burst of unrelated work on a shared machine from deciding a ratio.
+    """
+    if len(rounds) == 1:
+        return rounds[0]
+
+    def median(name: str) -> float:
+        return float(np.median([getattr(r, name) for r in rounds]))
+
+    return LoadResult(
+        concurrency=rounds[0].concurrency,
+        requests=sum(r.requests for r in rounds),
+        failures=sum(r.failures for r in rounds),
+        duration_s=sum(r.duration_s for r in rounds),
+        requests_per_s=median("requests_per_s"),
+        p50_ms=median("p50_ms"),
+        p90_ms=median("p90_ms"),
+        p99_ms=median("p99_ms"),
+        mean_ms=median("mean_ms"),
+        rounds=len(rounds),
+    )
 
 
 def wrk_path() -> str | None:
@@ -159,6 +183,7 @@ def _run_wrk(base_url: str, request: Request, concurrency: int, duration: float)
         requests=requests,
         failures=sum(errors),
         duration_s=duration_us / 1e6,
+        requests_per_s=requests / (duration_us / 1e6) if duration_us else 0.0,
         p50_ms=p50 / 1000,
         p90_ms=p90 / 1000,
         p99_ms=p99 / 1000,
@@ -225,11 +250,13 @@ def _summarise(
     else:
         p50, p90, p99 = (float(v) for v in np.percentile(values, [50, 90, 99]))
         mean = float(values.mean())
+    requests = int(values.size) + failures
     return LoadResult(
         concurrency=concurrency,
-        requests=int(values.size) + failures,
+        requests=requests,
         failures=failures,
         duration_s=duration_s,
+        requests_per_s=requests / duration_s if duration_s > 0 else 0.0,
         p50_ms=p50,
         p90_ms=p90,
         p99_ms=p99,

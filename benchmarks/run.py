@@ -53,7 +53,9 @@ class BenchConfig:
     repository: Path
     model: str | None = None
     duration: float = 10.0
-    """Seconds of load per scenario, concurrency and stack."""
+    """Seconds of load per scenario, concurrency and server, split into ``rounds``."""
+    rounds: int = 5
+    """The servers take turns this many times at each point; the report takes the median."""
     concurrency: tuple[int, ...] = (1, 8, 32)
     scenarios: tuple[str, ...] | None = None
     """Scenario names to run; ``None`` runs them all."""
@@ -127,21 +129,28 @@ def _run(config: BenchConfig, echo: Callable[[str], None]) -> dict[str, Any]:
         echo("started " + ", ".join(f"{name} at {url}" for name, url in urls.items()))
         # Each worker loads its models after the fork; give the last ones time to finish.
         time.sleep(1.0)
-        warmed: set[tuple[str, str]] = set()
         for name in names:
             scenario = every[name]
+            taking_part = {
+                stack_name: url
+                for stack_name, url in urls.items()
+                if stack_name != report.BATCHED or name in SINGLE_IMAGE
+            }
+            for stack_name, url in taking_part.items():
+                request = _request(stack_name, scenario)
+                loadgen.run_load(tool, url, request, max(config.concurrency), config.warmup)
             for concurrency in config.concurrency:
-                for stack_name, url in urls.items():
-                    if stack_name == report.BATCHED and name not in SINGLE_IMAGE:
-                        continue
-                    request = (
-                        scenario.minimal if stack_name == report.MINIMAL else scenario.headstart
-                    )
-                    if (stack_name, name) not in warmed:
-                        loadgen.run_load(tool, url, request, max(config.concurrency), config.warmup)
-                        warmed.add((stack_name, name))
-                    result = loadgen.run_load(tool, url, request, concurrency, config.duration)
-                    rows.append(_row(stack_name, scenario, result))
+                rounds: dict[str, list[loadgen.LoadResult]] = {s: [] for s in taking_part}
+                for _ in range(config.rounds):
+                    for stack_name, url in taking_part.items():
+                        request = _request(stack_name, scenario)
+                        rounds[stack_name].append(
+                            loadgen.run_load(
+                                tool, url, request, concurrency, config.duration / config.rounds
+                            )
+                        )
+                for stack_name, results in rounds.items():
+                    rows.append(_row(stack_name, scenario, loadgen.combine(results)))
                     echo(_progress(rows[-1]))
         if config.soak > 0 and "classify" in names:
             top = max(config.concurrency)
@@ -181,6 +190,7 @@ def _run(config: BenchConfig, echo: Callable[[str], None]) -> dict[str, Any]:
         "service_settings": settings.model_dump(mode="json"),
         "config": {
             "duration_s": config.duration,
+            "rounds": config.rounds,
             "concurrency": list(config.concurrency),
             "scenarios": list(names),
             "soak_s": config.soak,
@@ -277,6 +287,10 @@ def _servers(
             "/health/ready",
         )
     return found
+
+
+def _request(stack: str, scenario: scenarios.Scenario) -> loadgen.Request:
+    return scenario.minimal if stack == report.MINIMAL else scenario.headstart
 
 
 def _row(stack: str, scenario: scenarios.Scenario, result: loadgen.LoadResult) -> dict[str, Any]:

@@ -37,6 +37,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="seconds of load per scenario, concurrency and server (default: 10)",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        metavar="N",
+        help=(
+            "split each --duration into N rounds the servers take in turn; report the median "
+            "round (default: 5)"
+        ),
+    )
+    parser.add_argument(
         "--concurrency",
         type=_int_list,
         default=(1, 8, 32),
@@ -117,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.duration <= 0:
         raise CommandError(f"--duration: must be more than 0 seconds (got {args.duration:g})")
+    if args.rounds < 1:
+        raise CommandError(f"--rounds: must be 1 or more (got {args.rounds})")
     if args.soak < 0:
         raise CommandError(f"--soak: must be 0 or more seconds (got {args.soak:g})")
     repository = args.model_repository or Settings().model_repository
@@ -129,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         repository=repository,
         model=args.model,
         duration=args.duration,
+        rounds=args.rounds,
         concurrency=args.concurrency,
         scenarios=args.scenarios,
         loadgen=args.loadgen,

@@ -25,6 +25,8 @@ def test_bench_measures_every_scenario_on_every_stack(
             str(repository),
             "--duration",
             "0.3",
+            "--rounds",
+            "1",
             "--concurrency",
             "1",
             "--soak",
