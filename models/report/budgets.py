@@ -16,6 +16,7 @@ OPTIMIZERS: dict[str, dict[str, float | str]] = {
     "adam": {"optimizer": "adam", "lr": 1e-3},
 }
 MAIN_OPTIMIZER = "adam"
+HISTORICAL_OPTIMIZER = "sgd"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Budget:
     depth_methods: tuple[str, ...]
     optimizer_labels: int
     optimizer_method: str
+    historical_depth: int
+    """Hidden layers of the deliberately historical setting: sigmoid, plain SGD, naive init."""
     cnn_channels: tuple[int, ...]
     cnn_dense: int
     pretrain_epochs: int
@@ -57,7 +60,7 @@ class Budget:
 BUDGETS: dict[str, Budget] = {
     "quick": Budget(
         name="quick",
-        seeds=3,
+        seeds=5,
         labels=(10, 30, 100, ALL),
         mlp_width=256,
         mlp_depth=2,
@@ -66,9 +69,10 @@ BUDGETS: dict[str, Budget] = {
         depth_methods=("rbm", "dae"),
         optimizer_labels=10,
         optimizer_method="rbm",
+        historical_depth=3,
         cnn_channels=(16, 32),
         cnn_dense=128,
-        pretrain_epochs=5,
+        pretrain_epochs=8,
         max_epochs=20,
         patience=4,
         min_steps_per_epoch=25,
@@ -76,7 +80,7 @@ BUDGETS: dict[str, Budget] = {
     ),
     "full": Budget(
         name="full",
-        seeds=5,
+        seeds=10,
         labels=(3, 10, 30, 100, ALL),
         mlp_width=500,
         mlp_depth=3,
@@ -85,6 +89,7 @@ BUDGETS: dict[str, Budget] = {
         depth_methods=("rbm", "dae"),
         optimizer_labels=10,
         optimizer_method="rbm",
+        historical_depth=3,
         cnn_channels=(32, 64),
         cnn_dense=128,
         pretrain_epochs=20,
@@ -104,6 +109,7 @@ BUDGETS: dict[str, Budget] = {
         depth_methods=("dae",),
         optimizer_labels=2,
         optimizer_method="dae",
+        historical_depth=2,
         cnn_channels=(4, 8),
         cnn_dense=16,
         pretrain_epochs=1,

@@ -28,7 +28,13 @@ from models.report.document import (
 from models.report.literature import LITERATURE
 from models.report.plan import RunSpec, experiment, plan, resolve_labels, studies_of
 from models.report.sweep import Sweep, recon_key, run_sweep
-from models.report.tables import Results, depth_table, label_table, optimizer_table
+from models.report.tables import (
+    Results,
+    depth_table,
+    historical_table,
+    label_table,
+    optimizer_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +183,7 @@ def draw_figures(
                    for m in budget.mlp_methods if m != "none"]  # fmt: skip
     mlp_panels.append(("baseline: after fine-tuning", arrays["mlp", "none"]["first_after"]))
     paths.append(figures.weight_tiles(
-        mlp_panels, (h, w), out / FIGURES[2], "MLP first-layer weights (64 units)"
+        mlp_panels, (h, w), out / FIGURES[2], "MLP first-layer weights (64 units)", per_row=5
     ))  # fmt: skip
     cnn_panels: list[tuple[str, Any]] = []
     for method in budget.cnn_methods:
@@ -273,11 +279,13 @@ def compose(
         ),
     ]
     labels_t, depth_t, opt_t = label_table(results), depth_table(results), optimizer_table(results)
-    comparisons = len(labels_t.rows) + len(depth_t.rows) + len(opt_t.rows)
+    history_t = historical_table(results)
+    comparisons = sum(len(t.rows) for t in (labels_t, depth_t, opt_t, history_t))
     findings = [
         *conclusion.label_findings(results),
         *conclusion.depth_findings(results),
         *conclusion.optimizer_findings(results),
+        *conclusion.historical_findings(results),
         conclusion.caveats(results, comparisons, setting),
     ]
     shown = {p.name for p in (options.out).glob("*.png")}
@@ -297,6 +305,7 @@ def compose(
         Section("Embeddings", fig(7, CAPTIONS[7])),
         Section("Depth", [*fig(8, CAPTIONS[8]), depth_t]),
         Section("Optimisers", [*fig(9, CAPTIONS[9]), opt_t]),
+        Section("The historical setting", [history_t]),
         Section("Literature (others' results on full MNIST)", [LITERATURE]),
     ]
     return title, intro, sections

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import pairwise
 
 from models.report.budgets import MAIN_OPTIMIZER
@@ -99,9 +100,9 @@ def optimizer_findings(results: Results) -> list[str]:
     main = next((c for c in study if c.optimizer == MAIN_OPTIMIZER), study[-1])
     seeds = range(results.seeds)
     spec = RunSpec("mlp", main.depth, method, 0, main.optimizer, main.labels_per_class)
-    treated = [results.accuracy(_with(spec, seed=s)) for s in seeds]
+    treated = [results.accuracy(replace(spec, seed=s)) for s in seeds]
     best_spec = RunSpec("mlp", main.depth, "none", 0, best_base.optimizer, main.labels_per_class)
-    control = [results.accuracy(_with(best_spec, seed=s)) for s in seeds]
+    control = [results.accuracy(replace(best_spec, seed=s)) for s in seeds]
     versus = paired_test(treated, control)
     if versus.diff.excludes_zero() and versus.diff.mean > 0:
         answer = "did not replace pre-training: the pre-trained net stayed ahead"
@@ -125,8 +126,19 @@ def optimizer_findings(results: Results) -> list[str]:
     ]
 
 
-def _with(spec: RunSpec, *, seed: int) -> RunSpec:
-    return RunSpec(spec.arch, spec.depth, spec.method, seed, spec.optimizer, spec.labels_per_class)
+def historical_findings(results: Results) -> list[str]:
+    study = results.historical_study()
+    lines = []
+    for c in (c for c in study if c.init == "naive"):
+        sound = next(s for s in study if s.init == "sound" and s.method == c.method)
+        lines.append(
+            f"Historical setting ({c.depth} sigmoid layers, plain SGD, naive initialisation), "
+            f"{c.method}: pre-training {verdict(c)} ({_pp(c.test.diff.mean)}: "
+            f"{100 * c.baseline.mean:.1f}% to {100 * c.pretrained.mean:.1f}%); with Glorot "
+            f"initialisation the same SGD baseline reached {100 * sound.baseline.mean:.1f}% "
+            f"and the gain was {_pp(sound.test.diff.mean)}."
+        )
+    return lines
 
 
 def caveats(results: Results, comparisons: int, setting: str) -> str:

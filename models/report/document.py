@@ -21,6 +21,7 @@ CSV_COLUMNS = (
     "method",
     "variant",
     "optimizer",
+    "init",
     "lr",
     "labels_per_class",
     "seed",

@@ -11,11 +11,11 @@ from models.data import SplitConfig
 from models.experiment import ExperimentConfig
 from models.nets import CNNConfig, MLPConfig
 from models.pretraining import PretrainConfig
-from models.report.budgets import ALL, MAIN_OPTIMIZER, OPTIMIZERS, Budget
+from models.report.budgets import ALL, HISTORICAL_OPTIMIZER, MAIN_OPTIMIZER, OPTIMIZERS, Budget
 from models.training import FinetuneConfig
 
 CACHE_FORMAT = "headstart-report-run/1"
-STUDIES = ("labels", "depth", "optimizer")
+STUDIES = ("labels", "depth", "optimizer", "historical")
 
 
 @dataclass(frozen=True, order=True)
@@ -29,6 +29,9 @@ class RunSpec:
     seed: int
     optimizer: str
     labels_per_class: int
+    init: str = "sound"
+    """``sound`` (Glorot/He, as built) or ``naive``: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the
+    pre-2010 default, for the historical setting only."""
 
     @property
     def variant(self) -> str:
@@ -36,9 +39,10 @@ class RunSpec:
 
     @property
     def name(self) -> str:
+        naive = "-naive" if self.init == "naive" else ""
         return (
             f"{self.arch}{self.depth}-{self.method}-{self.optimizer}"
-            f"-{self.labels_per_class}pc-seed{self.seed}"
+            f"-{self.labels_per_class}pc-seed{self.seed}{naive}"
         )
 
     def baseline(self) -> RunSpec:
@@ -73,9 +77,10 @@ def experiment(spec: RunSpec, budget: Budget, dataset: str, split_seed: int) -> 
     )
 
 
-def run_key(config: ExperimentConfig) -> str:
+def run_key(config: ExperimentConfig, init: str = "sound") -> str:
     """Hash of everything that shapes a run's result (not the device it ran on)."""
     shaping = config.to_dict()
+    shaping["init"] = init
     shaping.pop("device", None)
     shaping["arch_config"] = shaping.pop(config.arch)
     shaping.pop("cnn" if config.arch == "mlp" else "mlp")
@@ -85,7 +90,16 @@ def run_key(config: ExperimentConfig) -> str:
 
 def studies_of(spec: RunSpec, budget: Budget, all_labels: int) -> tuple[str, ...]:
     """The studies (tables and figures) that use ``spec``."""
-    found: list[str] = []
+    historical = (
+        spec.arch == "mlp"
+        and spec.depth == budget.historical_depth
+        and spec.optimizer == HISTORICAL_OPTIMIZER
+        and spec.method in ("none", *budget.depth_methods)
+        and spec.labels_per_class == resolve_labels(budget.optimizer_labels, all_labels)
+    )
+    if spec.init == "naive":
+        return ("historical",) if historical else ()
+    found: list[str] = ["historical"] if historical else []
     main_depth = budget.mlp_depth if spec.arch == "mlp" else len(budget.cnn_channels)
     methods = budget.mlp_methods if spec.arch == "mlp" else budget.cnn_methods
     labels = {resolve_labels(k, all_labels) for k in budget.labels}
@@ -138,4 +152,8 @@ def plan(budget: Budget, seeds: int, all_labels: int) -> list[RunSpec]:
         for optimizer in budget.optimizers:
             for method in ("none", budget.optimizer_method):
                 runs.add(RunSpec("mlp", budget.mlp_depth, method, seed, optimizer, opt_labels))
+        for method in ("none", *budget.depth_methods):
+            depth, sgd = budget.historical_depth, HISTORICAL_OPTIMIZER
+            for init in ("naive", "sound"):
+                runs.add(RunSpec("mlp", depth, method, seed, sgd, opt_labels, init=init))
     return sorted(runs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -50,6 +51,7 @@ def is_showcase(spec: RunSpec, budget: Budget, all_labels: int) -> bool:
     main_depth = budget.mlp_depth if spec.arch == "mlp" else len(budget.cnn_channels)
     return (
         spec.seed == 0
+        and spec.init == "sound"
         and spec.optimizer == "adam"
         and spec.depth == main_depth
         and spec.labels_per_class == resolve_labels(budget.showcase_labels, all_labels)
@@ -79,7 +81,7 @@ def run_sweep(
         for index, spec in enumerate(bar, start=1):
             bar.set_postfix_str(spec.name)
             config = replace(experiment(spec, budget, dataset, split_seed), device=device)
-            key = run_key(config)
+            key = run_key(config, spec.init)
             sweep.keys[spec] = key
             record = cache.get(key)
             if record is None:
@@ -115,13 +117,16 @@ def train_run(
         report = PretrainReport(method="none")
     else:
         model, report = pretrained_start(config, prepared, cache_dir=cache.root / "pretrained")
-        if report.decoders and showcase:
+        if report.decoders:  # only a fresh pre-training has them: keep its reconstructions
             originals, recon = reconstruct(model, report.decoders, prepared)
             cache.put(
                 recon_key(config),
                 {"arch": spec.arch, "method": spec.method, "depth": spec.depth},
                 {"originals": originals, "reconstructions": recon},
             )
+    if spec.init == "naive":
+        # The pre-trained layers keep what pre-training gave them; the rest start naively.
+        naive_init(model, head_only=spec.method != "none", seed=spec.seed)
     result = train_variant(model, config, prepared, variant=spec.variant, method=report.method)
     finetune = result.finetune
     record: dict[str, Any] = {
@@ -132,6 +137,7 @@ def train_run(
         "method": spec.method,
         "variant": spec.variant,
         "optimizer": spec.optimizer,
+        "init": spec.init,
         "lr": config.finetune.lr,
         "labels_per_class": spec.labels_per_class,
         "seed": spec.seed,
@@ -156,6 +162,18 @@ def train_run(
             "labels": labels.numpy(),
         }
     return record, arrays
+
+
+@torch.no_grad()
+def naive_init(model: Classifier, *, head_only: bool, seed: int) -> None:
+    """Re-draw weights from U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with zero biases."""
+    layers = [model.head_layer()] if head_only else list(model.weight_layers().values())
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    for layer in layers:
+        bound = 1.0 / math.sqrt(layer.weight[0].numel())
+        layer.weight.uniform_(-bound, bound, generator=generator)
+        if layer.bias is not None:
+            layer.bias.zero_()
 
 
 def _widths(config: ExperimentConfig) -> tuple[int, ...]:

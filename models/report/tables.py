@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from models.report.budgets import MAIN_OPTIMIZER, OPTIMIZERS, Budget
+from models.report.budgets import HISTORICAL_OPTIMIZER, MAIN_OPTIMIZER, OPTIMIZERS, Budget
 from models.report.plan import RunSpec, resolve_labels
 from models.report.stats import Interval, Paired, paired_test, t_interval
 
@@ -23,6 +23,7 @@ class Comparison:
     pretrained: Interval
     baseline: Interval
     test: Paired
+    init: str = "sound"
 
 
 @dataclass
@@ -49,8 +50,8 @@ class Results:
 
     def compare(self, spec: RunSpec) -> Comparison:
         """``spec`` (any seed) against its baseline, paired over every seed."""
-        treated = [self.accuracy(_seed(spec, s)) for s in range(self.seeds)]
-        control = [self.accuracy(_seed(spec.baseline(), s)) for s in range(self.seeds)]
+        treated = [self.accuracy(replace(spec, seed=s)) for s in range(self.seeds)]
+        control = [self.accuracy(replace(spec.baseline(), seed=s)) for s in range(self.seeds)]
         return Comparison(
             spec.arch,
             spec.depth,
@@ -60,6 +61,7 @@ class Results:
             t_interval(treated),
             t_interval(control),
             paired_test(treated, control),
+            spec.init,
         )
 
     def labels(self) -> list[int]:
@@ -88,6 +90,15 @@ class Results:
             for depth in self.budget.depths
         ]
 
+    def historical_study(self) -> list[Comparison]:
+        k = resolve_labels(self.budget.optimizer_labels, self.all_labels)
+        depth, sgd = self.budget.historical_depth, HISTORICAL_OPTIMIZER
+        return [
+            self.compare(RunSpec("mlp", depth, method, 0, sgd, k, init=init))
+            for init in ("naive", "sound")
+            for method in self.budget.depth_methods
+        ]
+
     def optimizer_study(self) -> list[Comparison]:
         k = resolve_labels(self.budget.optimizer_labels, self.all_labels)
         method = self.budget.optimizer_method
@@ -95,10 +106,6 @@ class Results:
             self.compare(RunSpec("mlp", self.budget.mlp_depth, method, 0, name, k))
             for name in self.budget.optimizers
         ]
-
-
-def _seed(spec: RunSpec, seed: int) -> RunSpec:
-    return RunSpec(spec.arch, spec.depth, spec.method, seed, spec.optimizer, spec.labels_per_class)
 
 
 def pct(value: float) -> str:
@@ -173,4 +180,34 @@ def optimizer_table(results: Results) -> Table:
         lr = OPTIMIZERS[c.optimizer]["lr"]
         head = [c.optimizer, f"{lr:g}", c.method, str(c.labels_per_class), str(c.test.diff.n)]
         table.rows.append(head + _gain_cells(c))
+    return table
+
+
+def historical_table(results: Results) -> Table:
+    budget = results.budget
+    lr = OPTIMIZERS[HISTORICAL_OPTIMIZER]["lr"]
+    table = Table(
+        "historical",
+        "Historical setting (deliberately dated, not our baseline)",
+        [
+            "Hidden layers",
+            "Init",
+            "Optimiser",
+            "Pre-training",
+            "Labels/class",
+            "Seeds",
+            *GAIN_COLUMNS,
+        ],
+        note=(
+            f"A {budget.historical_depth}-hidden-layer sigmoid MLP fine-tuned with plain SGD "
+            f"(lr {lr:g}, no momentum). 'naive' starts every layer pre-training does not fill "
+            "from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the pre-2010 default: the setting in "
+            "which pre-training's famous effect was first seen. 'glorot' is the same net and "
+            "optimiser with the sound initialisation our baselines use."
+        ),
+    )
+    for c in results.historical_study():
+        init = "naive" if c.init == "naive" else "glorot"
+        head = [str(c.depth), init, c.optimizer, c.method, str(c.labels_per_class)]
+        table.rows.append([*head, str(c.test.diff.n), *_gain_cells(c)])
     return table

@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=int,
         default=None,
         metavar="N",
-        help="seeds per setting, at least 2 (default: 3 for quick, 5 for full)",
+        help="seeds per setting, at least 2 (default: 5 for quick, 10 for full)",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("reports"), metavar="DIR",
