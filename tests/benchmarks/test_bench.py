@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import loadgen
+from benchmarks.breakdown import breakdown
 from benchmarks.servers import Server, environment, gunicorn, running
 from scripts.cli import main
 
@@ -94,3 +95,11 @@ def test_unknown_scenario_is_one_line_error(
     err = capsys.readouterr().err
     assert "unknown scenario 'nap'" in err
     assert err.count("\n") == 1
+
+
+def test_breakdown_times_every_stage_of_every_body_form(repository: Path) -> None:
+    rows = breakdown(repository, seconds=0.05)
+    forms = {row[0] for row in rows}
+    assert forms == {"1 PNG, image/png", "64 PNGs, multipart", "64 PNGs, JSON base64"}
+    assert len(rows) == 3 * 6
+    assert all(float(row[2]) > 0 for row in rows)

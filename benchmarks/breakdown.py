@@ -1,0 +1,144 @@
+"""Where one request's time goes, stage by stage, in-process: ``python -m benchmarks.breakdown``.
+
+Times each stage of a classify request with the service's own functions on the
+benchmark's images (one PNG, and 64 PNGs as multipart and as JSON): parsing the
+body, decoding the images, the ONNX Runtime call, turning probabilities into
+the response, JSON encoding, and the whole request through the Flask app
+without HTTP. Each figure is the best of several repeats, so it is the cost of
+the work, not of the machine's other load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report, scenarios
+
+
+def best_ms(work: Callable[[], object], seconds: float) -> float:
+    """Best mean time of ``work`` over five repeats of about ``seconds / 5`` each, in ms."""
+    work()
+    began = time.perf_counter()
+    work()
+    once = max(time.perf_counter() - began, 1e-6)
+    number = max(1, int(seconds / 5 / once))
+    best = float("inf")
+    for _ in range(5):
+        began = time.perf_counter()
+        for _ in range(number):
+            work()
+        best = min(best, (time.perf_counter() - began) / number)
+    return best * 1000
+
+
+def _environ(path: str, body: bytes, content_type: str) -> dict[str, Any]:
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1",
+        "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+
+
+def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+    return None
+
+
+def breakdown(repository: Path, seconds: float) -> list[list[str]]:
+    """One row per body form and stage: ms per request and µs per image."""
+    from flask import Request, jsonify
+
+    from service import inference
+    from service.api.payload import read_payload
+    from service.app import create_app
+    from service.decode import DecodeOptions, decode_batch
+    from service.settings import Settings
+
+    app = create_app(Settings(model_repository=repository))
+    store = app.extensions["headstart.store"]
+    name = min(store.models)
+    variant = store.variant(name, "pretrained")
+    spec = variant.manifest.input
+    images = scenarios.load_images(spec)
+    path = f"/v1/models/{name}/classify"
+    batch_body, batch_type = scenarios.multipart(images.png)
+    json_body = json.dumps({"images": [base64.b64encode(p).decode() for p in images.png]}).encode()
+    forms = [
+        ("1 PNG, image/png", images.png[0], "image/png", 1),
+        (f"{scenarios.BATCH} PNGs, multipart", batch_body, batch_type, scenarios.BATCH),
+        (f"{scenarios.BATCH} PNGs, JSON base64", json_body, "application/json", scenarios.BATCH),
+    ]
+    rows = []
+    for label, body, content_type, count in forms:
+        decoded = decode_batch(images.png[:count], spec, DecodeOptions())
+        result = inference.classify(variant, decoded, 5)
+
+        def respond(result: dict[str, Any] = result) -> object:
+            with app.app_context():
+                return jsonify(result)
+
+        def whole(body: bytes = body, content_type: str = content_type) -> object:
+            out = app(_environ(path, body, content_type), _start_response)
+            data = b"".join(out)
+            out.close()  # type: ignore[attr-defined]
+            return data
+
+        def parse(body: bytes = body, content_type: str = content_type) -> object:
+            request = Request(_environ(path, body, content_type))
+            try:
+                return read_payload(request, 1024).images
+            finally:
+                request.close()  # the multipart parser's spooled files
+
+        stages: dict[str, Callable[[], object]] = {
+            "parse the body": parse,
+            "decode the images": partial(decode_batch, images.png[:count], spec, DecodeOptions()),
+            "ONNX Runtime run": partial(variant.run, decoded, ("probabilities",)),
+            "run + top-k result": partial(inference.classify, variant, decoded, 5),
+            "JSON response": respond,
+            "whole request (Flask, no HTTP)": whole,
+        }
+        for stage, work in stages.items():
+            ms = best_ms(work, seconds)
+            rows.append([label, stage, f"{ms:.3f}", f"{ms * 1000 / count:.1f}"])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the breakdown table."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.breakdown", description=__doc__)
+    parser.add_argument("--model-repository", type=Path, required=True, metavar="DIR")
+    parser.add_argument("--seconds", type=float, default=1.0, help="time per stage (default: 1)")
+    args = parser.parse_args(argv)
+    # Metrics as under gunicorn: one file per process, in a directory of their own.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="headstart-"))
+    rows = breakdown(args.model_repository, args.seconds)
+    print(report.table(["request", "stage", "ms/request", "µs/image"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
