@@ -46,7 +46,7 @@ def _band(ax: Any, xs: Sequence[float], intervals: Sequence[Any], method: str, l
 
 def accuracy_vs_labels(results: Results, path: Path) -> Path:
     """Test accuracy against labels per class, one line per method with its 95% band."""
-    fig = Figure(figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
     study = results.label_study()
     for ax, arch in zip(fig.subplots(1, 2), ("mlp", "cnn"), strict=True):
         rows = [c for c in study if c.arch == arch]
@@ -71,7 +71,7 @@ def accuracy_vs_labels(results: Results, path: Path) -> Path:
 
 def gain_vs_labels(results: Results, path: Path) -> Path:
     """Pre-trained minus paired baseline, with 95% intervals and the paired test's p-value."""
-    fig = Figure(figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
     study = results.label_study()
     for ax, arch in zip(fig.subplots(1, 2), ("mlp", "cnn"), strict=True):
         methods = results.methods(arch)
@@ -131,7 +131,7 @@ def weight_tiles(
     """One grid of tiles per panel (first-layer units or kernels), grey = 0."""
     columns = min(per_row, len(panels))
     rows = math.ceil(len(panels) / columns)
-    fig = Figure(figsize=(3.2 * columns, 3.4 * rows))
+    fig = Figure(figsize=(3.2 * columns, 3.4 * rows), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax, (label, weights) in zip(axes, panels, strict=False):
         ax.imshow(_tiles(weights, shape), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -147,7 +147,7 @@ def reconstructions(
 ) -> Path:
     """Test images (top row) and each autoencoder's reconstruction of them."""
     count = len(originals)
-    fig = Figure(figsize=(1.0 * count, 1.1 * (len(rows) + 1)))
+    fig = Figure(figsize=(1.0 * count, 1.1 * (len(rows) + 1)), layout="constrained")
     axes = fig.subplots(len(rows) + 1, count, squeeze=False)
     pictures = [("test image", originals.astype(np.float32) / 255.0), *rows]
     for r, (label, images) in enumerate(pictures):
@@ -165,9 +165,12 @@ def weight_drift(
     panels: Sequence[tuple[str, dict[str, list[dict[str, float]]]]], path: Path
 ) -> Path:
     """Per layer ``||W_end - W_start|| / ||W_start||``, mean and 95% interval over seeds."""
-    fig = Figure(figsize=(5.5 * len(panels), 4))
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (title, by_method) in zip(axes, panels, strict=True):
+    rows = math.ceil(len(panels) / 2)
+    fig = Figure(figsize=(11, 3.8 * rows), layout="constrained")
+    axes = fig.subplots(rows, 2, squeeze=False).ravel()
+    for ax in axes[len(panels) :]:
+        ax.axis("off")
+    for ax, (title, by_method) in zip(axes, panels, strict=False):
         layers = list(next(iter(by_method.values()))[0])
         width = 0.8 / len(by_method)
         for i, (method, drifts) in enumerate(by_method.items()):
@@ -179,8 +182,7 @@ def weight_drift(
             errors = None if np.isnan(lows).any() else np.vstack([means - lows, highs - means])
             label = "baseline" if method == "none" else method
             ax.bar(xs, means, width, yerr=errors, capsize=3, color=COLOURS[method], label=label)
-        ax.set_xticks(np.arange(len(layers)), layers, rotation=30, fontsize=8)
-        ax.set_yscale("log")
+        ax.set_xticks(np.arange(len(layers)), layers, fontsize=8)
         ax.set_ylabel("relative weight change in fine-tuning")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, axis="y")
@@ -190,7 +192,7 @@ def weight_drift(
 
 def curves(panels: Sequence[tuple[str, dict[str, list[dict[str, float]]]]], path: Path) -> Path:
     """Validation loss and accuracy per fine-tuning epoch, one line per variant."""
-    fig = Figure(figsize=(11, 3.6 * len(panels)))
+    fig = Figure(figsize=(11, 3.6 * len(panels)), layout="constrained")
     axes = fig.subplots(len(panels), 2, squeeze=False)
     for row, (title, by_method) in enumerate(panels):
         for method, history in by_method.items():
@@ -221,7 +223,7 @@ def embeddings(
     from sklearn.manifold import TSNE
 
     rows = math.ceil(len(panels) / columns)
-    fig = Figure(figsize=(4 * columns, 4 * rows))
+    fig = Figure(figsize=(4 * columns, 4 * rows), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax, (title, points, labels) in zip(axes, panels, strict=False):
         perplexity = min(30.0, (len(points) - 1) / 3)
@@ -240,7 +242,7 @@ def embeddings(
 
 def depth(results: Results, path: Path) -> Path:
     """Test accuracy against the MLP's depth, pre-trained and not."""
-    fig = Figure(figsize=(11, 4))
+    fig = Figure(figsize=(11, 4), layout="constrained")
     left, right = fig.subplots(1, 2)
     study = results.depth_study()
     xs = list(results.budget.depths)
@@ -266,7 +268,7 @@ def depth(results: Results, path: Path) -> Path:
 
 def optimizers(results: Results, path: Path) -> Path:
     """Baseline and pre-trained accuracy for each fine-tuning optimiser, with 95% intervals."""
-    fig = Figure(figsize=(8, 4))
+    fig = Figure(figsize=(8, 4), layout="constrained")
     ax = fig.subplots()
     study = results.optimizer_study()
     xs = np.arange(len(study))

@@ -1,4 +1,4 @@
-"""The report's statistics against scipy's own tests, its cache and its run plan."""
+"""The report's parts: statistics against scipy's own tests, cache, run plan, init, reconstructions."""
 
 from __future__ import annotations
 
@@ -8,13 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 from models.errors import DataError
+from models.experiment import Prepared
+from models.nets import CNNConfig, MLPConfig, build_classifier
+from models.pretraining import Method, PretrainConfig, pretrain
 from models.report.budgets import BUDGETS, Budget
 from models.report.cache import RunCache
 from models.report.plan import RunSpec, experiment, plan, run_key, studies_of
 from models.report.stats import paired_test, t_interval
+from models.report.sweep import naive_init, reconstruct
 
 
 def test_t_interval_matches_scipy() -> None:
@@ -110,3 +115,56 @@ def test_run_keys_follow_what_shapes_a_run() -> None:
     assert key(spec) != key(spec, longer)
     # A baseline does not depend on the pre-training budget it never uses.
     assert key(spec.baseline()) == key(spec.baseline(), longer)
+
+
+def test_naive_init_redraws_only_what_pre_training_did_not_fill(prepared: Prepared) -> None:
+    model = build_classifier(MLPConfig(hidden=(32, 16)), prepared.data.shape, 10)
+    hidden = [layer.weight.detach().clone() for layer in model.linear_layers()]
+    naive_init(model, head_only=True, seed=3)
+    for layer, before in zip(model.linear_layers(), hidden, strict=True):
+        assert torch.equal(layer.weight, before)
+    bound = 1 / math.sqrt(16)
+    assert float(model.head.weight.detach().abs().max()) <= bound
+    assert float(model.head.weight.detach().abs().max()) > 0.5 * bound
+    naive_init(model, head_only=False, seed=3)
+    assert float(model.layers[0].weight.detach().abs().max()) <= 1 / math.sqrt(64)
+    again = build_classifier(MLPConfig(hidden=(32, 16)), prepared.data.shape, 10)
+    naive_init(again, head_only=False, seed=3)
+    assert torch.equal(again.head.weight, model.head.weight), "seeded, so resumable"
+
+
+@pytest.mark.parametrize(
+    ("config", "method"),
+    [
+        (MLPConfig(hidden=(32, 16)), "dae"),
+        (MLPConfig(hidden=(32, 16)), "rbm"),
+        (CNNConfig(channels=(4, 8), dense=16), "cae"),
+    ],
+)
+def test_reconstructions_are_images_of_the_test_classes(
+    prepared: Prepared, config: MLPConfig | CNNConfig, method: Method
+) -> None:
+    model = build_classifier(config, prepared.data.shape, 10)
+    generator = torch.Generator().manual_seed(0)
+    report = pretrain(model, prepared.pool_images(), method, PretrainConfig(epochs=1), generator)
+    originals, recon = reconstruct(model, report.decoders, prepared)
+    assert originals.shape == recon.shape == (10, *prepared.data.shape)
+    assert float(recon.min()) >= 0.0
+    assert float(recon.max()) <= 1.0
+    test_images, test_labels = prepared.test()
+    shown = [
+        int(np.flatnonzero((test_images.numpy() == o).all(axis=(1, 2, 3)))[0]) for o in originals
+    ]
+    assert sorted(test_labels[shown].tolist()) == list(range(10)), "one test image per class"
+
+
+def test_a_trained_rbm_reconstructs_each_digit_closest_to_itself(prepared: Prepared) -> None:
+    model = build_classifier(MLPConfig(hidden=(32,)), prepared.data.shape, 10)
+    generator = torch.Generator().manual_seed(0)
+    budget = PretrainConfig(epochs=60, batch_size=16)
+    report = pretrain(model, prepared.pool_images(), "rbm", budget, generator)
+    originals, recon = reconstruct(model, report.decoders, prepared)
+    flat_x = originals.reshape(10, -1) / 255.0
+    flat_r = recon.reshape(10, -1)
+    distances = ((flat_r[:, None, :] - flat_x[None, :, :]) ** 2).sum(-1)
+    assert (distances.argmin(1) == np.arange(10)).mean() >= 0.8
