@@ -30,8 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="smoke-test budgets")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args(argv)
     method = args.method or defaults.DEFAULT_METHOD[args.arch]
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     base = ExperimentConfig(dataset=args.dataset, arch=args.arch, method=method, device=args.device)
     if args.quick:
         base = base.quick()

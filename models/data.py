@@ -59,6 +59,8 @@ class SplitConfig:
     val_fraction: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.split_seed < 0:
+            raise DataError(f"split seed must be a non-negative integer, got {self.split_seed}")
         if not (0 < self.test_fraction < 1 and 0 < self.val_fraction < 1):
             raise DataError("test and validation fractions must lie in (0, 1)")
         if self.test_fraction + self.val_fraction >= 1:

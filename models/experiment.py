@@ -69,6 +69,8 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         check_pairing(self.arch, self.method)
+        if self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed}")
         if self.labels_per_class < 1:
             raise ConfigError(f"labels per class must be at least 1, got {self.labels_per_class}")
 

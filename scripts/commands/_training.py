@@ -152,7 +152,11 @@ def experiment_from_args(args: argparse.Namespace) -> ExperimentConfig:
         method=method,
         mlp=MLPConfig(**{k: v for k, v in mlp.items() if v is not None}),
         cnn=CNNConfig(**{k: v for k, v in cnn.items() if v is not None}),
-        labels_per_class=getattr(args, "labels_per_class", None) or defaults.LABELS_PER_CLASS,
+        labels_per_class=(
+            defaults.LABELS_PER_CLASS
+            if getattr(args, "labels_per_class", None) is None
+            else args.labels_per_class
+        ),
         seed=args.seed,
         split=SplitConfig(split_seed=args.split_seed),
         device=args.device,
