@@ -25,7 +25,7 @@ from models.report.document import (
     render_markdown,
     write_csv,
 )
-from models.report.literature import LITERATURE
+from models.report.literature import LITERATURE, comparison_note
 from models.report.plan import RunSpec, experiment, plan, resolve_labels, studies_of
 from models.report.sweep import Sweep, recon_key, run_sweep
 from models.report.tables import (
@@ -159,6 +159,19 @@ def build_report(options: ReportOptions) -> ReportFiles:
     )
 
 
+def training_minutes(sweep: Sweep) -> float:
+    """Pre-training (once per encoder) plus fine-tuning seconds of every run, in minutes."""
+    pretraining: dict[tuple[str, int, str, int], float] = {}
+    finetuning = 0.0
+    for spec, key in sweep.keys.items():
+        record = sweep.records[key]
+        finetuning += float(record["finetune_seconds"])
+        pretraining[spec.arch, spec.depth, spec.method, spec.seed] = float(
+            record["pretrain_seconds"]
+        )
+    return (finetuning + sum(pretraining.values())) / 60
+
+
 def _showcase(results: Results, arch: str, method: str) -> RunSpec:
     k = resolve_labels(results.budget.showcase_labels, results.all_labels)
     return RunSpec(arch, results.main_depth(arch), method, 0, MAIN_OPTIMIZER, k)
@@ -259,8 +272,9 @@ def compose(
         f"Produced by: {options.command}",
         (
             f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {len(sweep.specs)} runs "
-            f"({sweep.trained} trained now, {sweep.cached} from the cache), sweep time "
-            f"{sweep.seconds / 60:.1f} min."
+            f"({sweep.trained} trained now, {sweep.cached} from the cache); this invocation's "
+            f"sweep took {sweep.seconds / 60:.1f} min. Training time recorded in the runs: "
+            f"{training_minutes(sweep):.1f} min (each pre-training counted once)."
         ),
         (
             f"Data: {setting}. Labeled training images are drawn from the pool per seed; "
@@ -306,6 +320,9 @@ def compose(
         Section("Depth", [*fig(8, CAPTIONS[8]), depth_t]),
         Section("Optimisers", [*fig(9, CAPTIONS[9]), opt_t]),
         Section("The historical setting", [history_t]),
-        Section("Literature (others' results on full MNIST)", [LITERATURE]),
+        Section(
+            "Literature (others' results on full MNIST)",
+            [LITERATURE, comparison_note(setting)],
+        ),
     ]
     return title, intro, sections
