@@ -159,7 +159,8 @@ def measured_table(rows: Sequence[dict[str, Any]]) -> str:
     headers = ["stack / scenario", "conc", "req/s", "img/s", "p50 ms", "p90 ms", "p99 ms", "failed"]
     lines = [
         [
-            f"{r['stack']} / {r['scenario']}",
+            f"{r['stack']} / {r['scenario']}"
+            + (f" (soak, {r['duration_s']:.0f} s)" if r.get("soak") else ""),
             str(r["concurrency"]),
             _fmt(r["requests_per_s"], 0),
             _fmt(r["images_per_s"], 0),
