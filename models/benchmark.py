@@ -18,6 +18,7 @@ from pathlib import Path
 
 from models import defaults
 from models.experiment import ExperimentConfig, load_data, run_experiment
+from models.training import FinetuneResult
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="smoke-test budgets")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate")
     args = parser.parse_args(argv)
     method = args.method or defaults.DEFAULT_METHOD[args.arch]
     if args.threads:
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     base = ExperimentConfig(dataset=args.dataset, arch=args.arch, method=method, device=args.device)
     if args.quick:
         base = base.quick()
+    if args.lr is not None:
+        base = replace(base, finetune=replace(base.finetune, lr=args.lr))
     prepared = load_data(base)
     rows: dict[int, list[tuple[float, float]]] = {k: [] for k in args.labels}
     with tempfile.TemporaryDirectory() as scratch:
@@ -60,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                     "baseline_acc": round(bl.test.accuracy, 4),
                     "pretrained_nll": round(pre.test.nll, 4),
                     "baseline_nll": round(bl.test.nll, 4),
+                    "pretrained_val_acc": round(_best_val(pre.finetune), 4),
+                    "baseline_val_acc": round(_best_val(bl.finetune), 4),
                     "pretrain_s": round(result.pretraining.seconds, 1),
                     "total_s": round(time.perf_counter() - began, 1),
                     "drift_pretrained": {n: round(v, 3) for n, v in pre.finetune.drift.items()},
@@ -77,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{statistics.mean(gaps):+.4f} ({min(gaps):+.4f}..{max(gaps):+.4f})"
         )
     return 0
+
+
+def _best_val(result: FinetuneResult) -> float:
+    """Validation accuracy at the epoch whose weights were kept."""
+    return result.history[result.best_epoch - 1].val_accuracy if result.history else 0.0
 
 
 def _fmt(values: list[float]) -> str:
