@@ -149,7 +149,7 @@ def build_report(options: ReportOptions) -> ReportFiles:
     rows = [{**by_spec[s], "studies": ";".join(studies_of(s, budget, all_labels))} for s in specs]
     csv_path = write_csv(options.out / "results.csv", rows)
     drawn = draw_figures(options, results, sweep, cache, prepared)
-    title, intro, sections = compose(options, results, prepared, sweep, all_labels)
+    title, intro, sections = compose(options, results, prepared, sweep, cache, all_labels)
     md = options.out / "report.md"
     md.write_text(render_markdown(title, intro, sections))
     page = options.out / "report.html"
@@ -254,12 +254,39 @@ def draw_figures(
     return tuple(paths)
 
 
+def pretraining_movement(results: Results, cache: RunCache, sweep: Sweep) -> str:
+    """How far pre-training moved the first layer from the random start it shares with the
+    baseline (same seed), for the methods that train that layer in place."""
+    parts = []
+    for arch, methods in (("mlp", results.budget.mlp_methods), ("cnn", results.budget.cnn_methods)):
+        start = cache.arrays(sweep.keys[_showcase(results, arch, "none")]).get("first_before")
+        for method in methods:
+            if method in ("none", "rbm") or start is None:
+                continue  # an RBM is trained from its own small random weights, then copied in
+            found = cache.arrays(sweep.keys[_showcase(results, arch, method)])
+            moved = np.linalg.norm(found["first_before"] - start) / np.linalg.norm(start)
+            parts.append(f"{arch.upper()} {method} {moved:.2f}")
+    if not parts:
+        return ""
+    return (
+        "How far pre-training moved the first layer from the random start it shares with the "
+        "baseline (||W_pretrained - W_random|| / ||W_random||, seed 0, the kept units): "
+        + "; ".join(parts)
+        + ". Fine-tuning's own drift is in the weight-drift figure below."
+    )
+
+
 def _at(results: Results, arch: str, method: str, seed: int, labels: int) -> RunSpec:
     return RunSpec(arch, results.main_depth(arch), method, seed, MAIN_OPTIMIZER, labels)
 
 
 def compose(
-    options: ReportOptions, results: Results, prepared: Prepared, sweep: Sweep, all_labels: int
+    options: ReportOptions,
+    results: Results,
+    prepared: Prepared,
+    sweep: Sweep,
+    cache: RunCache,
+    all_labels: int,
 ) -> tuple[str, list[str], list[Section]]:
     budget = results.budget
     data, splits = prepared.data, prepared.splits
@@ -303,6 +330,7 @@ def compose(
         conclusion.caveats(results, comparisons, setting),
     ]
     shown = {p.name for p in (options.out).glob("*.png")}
+    movement = pretraining_movement(results, cache, sweep)
 
     def fig(index: int, caption: str) -> list[Block]:
         name = FIGURES[index]
@@ -312,7 +340,10 @@ def compose(
         Section("Conclusion (worded from the numbers below)", list(findings)),
         Section("Accuracy against labels", fig(0, CAPTIONS[0])),
         Section("Gain over the paired baseline", [*fig(1, CAPTIONS[1]), labels_t]),
-        Section("What pre-training learned", [*fig(2, CAPTIONS[2]), *fig(3, CAPTIONS[3])]),
+        Section(
+            "What pre-training learned",
+            [*fig(2, CAPTIONS[2]), *fig(3, CAPTIONS[3]), *([movement] if movement else [])],
+        ),
         Section("Reconstructions", fig(4, CAPTIONS[4])),
         Section("Weight drift during fine-tuning", fig(5, CAPTIONS[5])),
         Section("Fine-tuning curves", fig(6, CAPTIONS[6])),

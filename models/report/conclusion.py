@@ -136,7 +136,8 @@ def historical_findings(results: Results) -> list[str]:
             f"{c.method}: pre-training {verdict(c)} ({_pp(c.test.diff.mean)}: "
             f"{100 * c.baseline.mean:.1f}% to {100 * c.pretrained.mean:.1f}%); with Glorot "
             f"initialisation the same SGD baseline reached {100 * sound.baseline.mean:.1f}% "
-            f"and the gain was {_pp(sound.test.diff.mean)}."
+            f"and the gain was {_pp(sound.test.diff.mean)} (within {results.budget.max_epochs} "
+            "fine-tuning epochs)."
         )
     return lines
 

@@ -171,7 +171,8 @@ def weight_drift(
     for ax in axes[len(panels) :]:
         ax.axis("off")
     for ax, (title, by_method) in zip(axes, panels, strict=False):
-        layers = list(next(iter(by_method.values()))[0])
+        # The cache stores layers alphabetically; show them input side first, head last.
+        layers = sorted(next(iter(by_method.values()))[0], key=lambda n: (n == "head", n))
         width = 0.8 / len(by_method)
         for i, (method, drifts) in enumerate(by_method.items()):
             intervals = [t_interval([d[layer] for d in drifts]) for layer in layers]
