@@ -96,7 +96,7 @@ BUDGETS: dict[str, Budget] = {
         max_epochs=100,
         patience=10,
         min_steps_per_epoch=50,
-        expected="several hours on 2 CPU cores (much less on a GPU)",
+        expected="several hours on 2 CPU cores (not timed here)",
     ),
     "tiny": Budget(
         name="tiny",
