@@ -39,7 +39,7 @@ def save_checkpoint(path: Path, model: Classifier, info: dict[str, Any]) -> Path
     header = {
         "format": FORMAT,
         "arch": arch_kind(model.config),
-        "arch_settings": _plain(model.config.__dict__),
+        "arch_settings": plain_json(model.config.__dict__),
         "input_shape": list(model.input_shape),
         "num_classes": model.num_classes,
         "info": info,
@@ -78,10 +78,10 @@ def load_checkpoint(path: Path, device: torch.device | None = None) -> Checkpoin
     return Checkpoint(model=model, info=dict(header["info"]))
 
 
-def _plain(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
     """Tuples to lists, recursively, so JSON round trips compare equal."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain_json(v) for v in value]
     return value

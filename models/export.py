@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from models.checkpoint import plain_json
 from models.errors import ExportError
 from models.evaluate import Metrics
 from models.nets import Classifier, Exportable, arch_kind
@@ -149,7 +150,7 @@ def build_manifest(
             "variant": provenance.variant,
             "architecture": {
                 "kind": arch_kind(model.config),
-                "settings": _plain(model.config.__dict__),
+                "settings": plain_json(model.config.__dict__),
             },
             "pretraining": {"method": provenance.method, "settings": provenance.pretrain_settings},
             "input": {"channels": c, "height": h, "width": w, "polarity": provenance.polarity},
@@ -204,11 +205,3 @@ def export_variant(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target, manifest, parity
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

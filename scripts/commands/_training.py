@@ -93,14 +93,18 @@ def add_run_options(parser: argparse.ArgumentParser, *, seed_default: int | None
         default=seed_default,
         help=f"seed of the labeled draw, initialisation and training (default: {shown})",
     )
+    add_device_option(parser)
+    parser.add_argument(
+        "--quick", action="store_true", help="shrink every budget to a smoke test's"
+    )
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
         default="auto",
         help="where to train; auto takes a GPU when there is one (default: auto)",
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="shrink every budget to a smoke test's"
     )
 
 

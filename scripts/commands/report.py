@@ -56,12 +56,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=defaults.SPLIT_SEED,
         help=f"seed of the test/validation/pool split (default: {defaults.SPLIT_SEED})",
     )
-    parser.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="where to train; auto takes a GPU when there is one (default: auto)",
-    )
+    common.add_device_option(parser)
     parser.add_argument(
         "--threads",
         type=int,
