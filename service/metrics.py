@@ -24,6 +24,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from service.manifest import VARIANTS
 from service.state import store
+from service.v2.dataplane import split_v2_name
 
 LABELS = ("endpoint", "model", "variant")
 
@@ -94,15 +95,13 @@ def _labels() -> tuple[str, str, str]:
     endpoint = rule.rule if rule is not None else "unmatched"
     args = request.view_args or {}
     # Only names the service knows become label values, so clients cannot grow the series.
-    model = args.get("model", "")
     if endpoint.startswith("/v2/models/"):
-        # V2 names a variant "<model>-<variant>"; model names hold no hyphen.
-        model, _, v2_variant = str(args.get("name", "")).rpartition("-")
-        if model and model not in store().models:
-            model = "unknown"
+        model, variant = split_v2_name(str(args.get("name", "")))
         if not model:
             return endpoint, "unknown", "unknown"
-        return endpoint, model, v2_variant if v2_variant in VARIANTS else "unknown"
+        known_model = model if model in store().models else "unknown"
+        return endpoint, known_model, variant if variant in VARIANTS else "unknown"
+    model = args.get("model", "")
     if model and model not in store().models:
         model = "unknown"
     variant = ""

@@ -31,6 +31,13 @@ def v2_name(manifest: Manifest) -> str:
     return f"{manifest.name}-{manifest.variant}"
 
 
+def split_v2_name(name: str) -> tuple[str, str]:
+    """``(model, variant)`` from a V2 name; both empty when it has no hyphen."""
+    # Model names hold no hyphen (see service.manifest), so the last one separates them.
+    model, _, variant = name.rpartition("-")
+    return (model, variant) if model else ("", "")
+
+
 def server_metadata() -> dict[str, Any]:
     """``$metadata_server_response``."""
     return {"name": SERVER_NAME, "version": __version__, "extensions": list(EXTENSIONS)}
@@ -39,7 +46,7 @@ def server_metadata() -> dict[str, Any]:
 def resolve(store: ModelStore, name: str, version: str | None = None) -> LoadedVariant:
     """The loaded variant behind a V2 name; 404 when unknown, 503 when it failed to load."""
     store.require_ready()
-    model, _, variant = name.rpartition("-")
+    model, variant = split_v2_name(name)
     loaded = store.models.get(model, {}).get(variant) if model else None
     if loaded is None:
         reason = _load_problem(store, model, variant) if model else None
