@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from service import batching, state
 from service.errors import ServiceError
+from service.json_provider import OrjsonProvider
 from service.metrics import record_error
 from service.runtime import ModelStore
 from service.settings import Settings
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = OrjsonProvider(app)
     model_store = ModelStore.load(settings.model_repository, intra_op_threads=settings.ort_threads)
     batching.enable(model_store, settings.batch_max_size, settings.batch_max_wait_ms)
     state.attach(app, settings, model_store)

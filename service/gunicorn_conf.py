@@ -25,7 +25,8 @@ _OWN_METRICS_DIR = _METRICS_ENV not in os.environ
 if _OWN_METRICS_DIR:
     os.environ[_METRICS_ENV] = tempfile.mkdtemp(prefix="headstart-metrics-")
 
-from service.settings import Settings  # after the environment set-up above, on purpose
+from service import access_log  # after the environment set-up above, on purpose
+from service.settings import Settings
 
 _settings = Settings()
 
@@ -39,10 +40,8 @@ keepalive = 5
 loglevel = _settings.log_level.lower()
 errorlog = "-"
 accesslog = "-"
-# The request id is the response's X-Request-ID header, set by the app (the client's, if sent).
-access_log_format = (
-    '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s worker=%(p)s agent="%(a)s"'
-)
+access_log_format = access_log.FORMAT
+logger_class = access_log.AccessLogger
 proc_name = "headstart"
 # Worker heartbeats in memory: a disk-backed /tmp (common in containers) can stall them.
 if Path("/dev/shm").is_dir():
