@@ -27,9 +27,10 @@ def js_divergence(p: NDArray[np.floating], q: NDArray[np.floating]) -> NDArray[n
 
 def _kl_bits(p: NDArray[np.float64], m: NDArray[np.float64]) -> NDArray[np.float64]:
     # 0 * log(0 / m) is 0; m > 0 wherever p > 0, since m = (p + q) / 2.
-    safe_p = np.where(p > 0, p, 1.0)
-    safe_m = np.where(p > 0, m, 1.0)
-    result: NDArray[np.float64] = np.sum(np.where(p > 0, p * np.log2(safe_p / safe_m), 0.0), -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = p * np.log2(p / m)
+    terms[p == 0] = 0.0
+    result: NDArray[np.float64] = terms.sum(axis=-1)
     return result
 
 
