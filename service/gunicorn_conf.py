@@ -59,11 +59,17 @@ def on_starting(server: Any) -> None:
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    """Send the service's own log lines (models loaded, entries skipped) to gunicorn's error log."""
+    """Send the service's log lines (models loaded, entries skipped) to gunicorn's error log."""
     service_log = logging.getLogger("service")
     service_log.handlers = list(server.log.error_log.handlers)
     service_log.setLevel(_settings.log_level)
     service_log.propagate = False
+    # No log format here names the calling function, thread or multiprocessing process, so
+    # the logging module need not look them up for every access line (its documented
+    # optimisation switches); the process id stays, as gunicorn's error format prints it.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
 
 
 def child_exit(server: Any, worker: Any) -> None:

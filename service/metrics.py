@@ -8,6 +8,7 @@ Flask's client) the ordinary in-memory registry is used.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -79,15 +80,28 @@ def init_app(app: Flask) -> None:
         if start is None or request.endpoint == "meta.prometheus":
             return response
         labels = _labels()
-        LATENCY.labels(*labels).observe(time.perf_counter() - start)
-        REQUESTS.labels(*labels, str(response.status_code)).inc()
+        latency, images = _series(labels)
+        latency.observe(time.perf_counter() - start)
+        _requests(labels, response.status_code).inc()
         error = g.get("headstart_error")
         if error is not None:
             ERRORS.labels(*labels, error).inc()
-        images = g.get("headstart_images")
-        if images:
-            IMAGES.labels(*labels).inc(images)
+        count = g.get("headstart_images")
+        if count:
+            images.inc(count)
         return response
+
+
+# Label values are only names the service knows (see _labels), so these caches stay small;
+# they save prometheus-client's locked label lookup on every request.
+@functools.cache
+def _series(labels: tuple[str, str, str]) -> tuple[Histogram, Counter]:
+    return LATENCY.labels(*labels), IMAGES.labels(*labels)
+
+
+@functools.cache
+def _requests(labels: tuple[str, str, str], status: int) -> Counter:
+    return REQUESTS.labels(*labels, str(status))
 
 
 def _labels() -> tuple[str, str, str]:

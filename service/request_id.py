@@ -7,7 +7,7 @@ sees is the id in the log.
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 
 from flask import Flask, Response, request
 
@@ -20,7 +20,7 @@ def request_id(client_value: str | None) -> str:
     """The id to use for a request whose client sent ``client_value``."""
     if client_value is not None and _SANE.fullmatch(client_value):
         return client_value
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 def init_app(app: Flask) -> None:
