@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from flask import Request
 from pydantic import ValidationError
 
+from service.api.multipart import parse_form
 from service.decode import MEDIA_TYPES
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from service.schemas import ImagesRequest
@@ -96,10 +97,16 @@ def _base64(text: str, index: int) -> bytes:
 
 
 def _multipart(request: Request) -> Payload:
-    files = request.files.getlist("image")
-    if not files:
-        other = sorted(request.files)
+    parts = parse_form(
+        request.get_data(cache=False),
+        request.mimetype_params.get("boundary"),
+        max_parts=request.max_form_parts,
+        max_field_bytes=request.max_form_memory_size,
+    )
+    images = [p.data for p in parts if p.is_file and p.name == "image"]
+    if not images:
+        other = sorted({p.name for p in parts if p.is_file})
         hint = f" (file parts found: {', '.join(other)})" if other else ""
         raise BadRequest(f"the multipart body has no 'image' file part{hint}")
-    labels: list[int | str] = list(request.form.getlist("label"))
-    return Payload([f.read() for f in files], labels or None)
+    labels: list[int | str] = [p.text() for p in parts if not p.is_file and p.name == "label"]
+    return Payload(images, labels or None)
