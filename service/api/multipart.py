@@ -21,8 +21,6 @@ MAX_PARTS = 1000
 _CHARSETS = frozenset({"ascii", "us-ascii", "utf-8", "iso-8859-1"})
 """The field charsets honoured, the same safe list as Werkzeug's."""
 
-_PADDING = b" \t"
-
 # The shape browsers, requests and urllib3 send. Without backslashes or percent signs in the
 # quoted values, parse_options_header would return exactly these groups; anything else
 # (tokens, escapes, RFC 2231 ``filename*``, other parameters) takes the general path.
