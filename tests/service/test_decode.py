@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import struct
+import zlib
+from collections.abc import Callable
+
 import numpy as np
 import pytest
-from PIL import Image
+from numpy.typing import NDArray
+from PIL import Image, ImageFile, PngImagePlugin
 
+from service import decode
 from service.decode import DecodeOptions, border_brightness, decode_batch, decode_image
 from service.errors import InvalidImage, PayloadTooLarge
 from service.manifest import InputSpec
@@ -178,3 +184,293 @@ def test_exif_orientation_is_applied() -> None:
     assert np.abs(out.astype(int) - reference.astype(int)).mean() < 4
     untagged = decode_image(encode(stored.convert("RGB"), "JPEG", quality=95), MNIST_SPEC, AUTO)[0]
     assert np.abs(untagged.astype(int) - reference.astype(int)).mean() > 20
+
+
+# The fast PNG path must give exactly what Pillow gives. These tests compare decode_image
+# with service.decode._decode_with_pillow, the Pillow-only path it falls back to.
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _with_chunks(data: bytes, *chunks: bytes) -> bytes:
+    """``data`` with ``chunks`` inserted right after its IHDR."""
+    return data[:33] + b"".join(chunks) + data[33:]
+
+
+NEUTRAL = (
+    _chunk(b"gAMA", struct.pack(">I", 45455)),
+    _chunk(b"sRGB", b"\x00"),
+    _chunk(b"cHRM", struct.pack(">8I", *range(31270, 31278))),
+)
+
+
+def _random_picture(rng: np.random.Generator, size: tuple[int, int], rgb: bool) -> NDArray:
+    """Strokes on a light or dark page with some noise, as ``[h, w]`` or ``[h, w, 3]``."""
+    h, w = size
+    shape = (h, w, 3) if rgb else (h, w)
+    light = bool(rng.integers(2))
+    page = rng.integers(180, 256) if light else rng.integers(0, 60)
+    pixels = np.full(shape, page, dtype=np.int64)
+    for _ in range(int(rng.integers(1, 4))):
+        top, left = int(rng.integers(0, h)), int(rng.integers(0, w))
+        ink = rng.integers(0, 80, size=shape[2:]) if light else rng.integers(170, 256, shape[2:])
+        pixels[top : top + int(rng.integers(1, h + 1)), left : left + int(rng.integers(1, 4))] = ink
+    pixels += rng.integers(-20, 21, size=shape)
+    return pixels.clip(0, 255).astype(np.uint8)
+
+
+SIZES = [(28, 28), (28, 28), (1, 1), (20, 20), (10, 35), (50, 13), (64, 64), (63, 65), (90, 70)]
+SPECS = [
+    MNIST_SPEC,
+    InputSpec(channels=1, height=28, width=28, polarity="dark_on_light"),
+    InputSpec(channels=3, height=28, width=28),
+    InputSpec(channels=3, height=24, width=32, polarity="dark_on_light"),
+]
+
+
+def test_fast_path_matches_pillow_on_random_pngs() -> None:
+    rng = np.random.default_rng(7)
+    fast = 0
+    for trial in range(240):
+        size = SIZES[trial % len(SIZES)]
+        rgb = trial % 3 == 0
+        params: dict[str, object] = {"compress_level": int(rng.integers(0, 10))}
+        if trial % 5 == 0:
+            params = {"optimize": True}
+        data = encode(Image.fromarray(_random_picture(rng, size, rgb)), "PNG", **params)
+        if trial % 7 == 0:
+            data = _with_chunks(data, *NEUTRAL)
+        spec = SPECS[trial % len(SPECS)]
+        options = DecodeOptions(invert=("auto", "true", "false")[trial % 3])
+        fast += decode._plain_png(data, spec.channels, options.max_pixels) is not None
+        out = decode_image(data, spec, options)
+        np.testing.assert_array_equal(out, decode._decode_with_pillow(data, spec, options, 0))
+        assert out.shape == (spec.channels, spec.height, spec.width)
+    assert fast > 160  # all but the two sizes over 64 x 64 pixels took the fast path
+
+
+def test_luma_is_pillows_for_every_colour() -> None:
+    every = np.arange(1 << 24, dtype=np.uint32)
+    for block in np.split(every, 16):
+        rgb = np.stack([block >> 16, (block >> 8) & 255, block & 255], axis=-1).astype(np.uint8)
+        rgb = rgb.reshape(1024, 1024, 3)
+        expected = np.asarray(Image.fromarray(rgb).convert("L"))
+        np.testing.assert_array_equal(decode._luma(rgb), expected)
+
+
+@pytest.fixture
+def libspng_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every call of ``pyspng.load`` from ``service.decode``, recorded."""
+    calls: list[bytes] = []
+    load = decode.pyspng.load
+
+    def recording(data: bytes) -> NDArray:
+        calls.append(data)
+        return load(data)
+
+    monkeypatch.setattr(decode.pyspng, "load", recording)
+    return calls
+
+
+def test_plain_small_png_never_reaches_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Pillow opened a plain 28x28 PNG")
+
+    monkeypatch.setattr(decode.Image, "open", refuse)
+    digit = mnist()[0][3]
+    for data in (png(digit), _with_chunks(png(digit), *NEUTRAL), encode(Image.fromarray(digit))):
+        np.testing.assert_array_equal(decode_image(data, MNIST_SPEC, AUTO)[0], digit)
+
+
+def test_gamma_and_colour_chunks_change_no_pixel(libspng_calls: list[bytes]) -> None:
+    digit = mnist()[0][5]
+    data = _with_chunks(png(digit), *NEUTRAL)
+    np.testing.assert_array_equal(decode_image(data, MNIST_SPEC, AUTO)[0], digit)
+    assert libspng_calls == [data]
+
+
+def _xmp_orientation(image: Image.Image) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", '<x:xmpmeta><rdf:Description tiff:Orientation="6"/>')
+    return encode(image, "PNG", pnginfo=info)
+
+
+def _raw_exif_orientation(image: Image.Image) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    raw = b"Exif\x00\x00" + exif.tobytes()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type exif", f"\nexif\n{len(raw)}\n{raw.hex()}\n")
+    return encode(image, "PNG", pnginfo=info)
+
+
+def _exif_orientation(image: Image.Image) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return encode(image, "PNG", exif=exif.tobytes())
+
+
+def _interlaced(image: Image.Image) -> bytes:
+    """``image`` (L or RGB) as an Adam7-interlaced PNG, which Pillow cannot write."""
+    pixels = np.asarray(image)
+    colour = 0 if pixels.ndim == 2 else 2
+    passes = [(0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2)]
+    rows = b""
+    for top, left, down, across in [*passes, (1, 0, 2, 1)]:
+        sub = pixels[top::down, left::across]
+        rows += b"".join(b"\x00" + row.tobytes() for row in sub if sub.shape[1])
+    header = struct.pack(">IIBBBBB", image.width, image.height, 8, colour, 0, 0, 1)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(rows))
+        + _chunk(b"IEND", b"")
+    )
+
+
+def _sixteen_bits(image: Image.Image) -> bytes:
+    return encode(Image.fromarray(np.asarray(image.convert("L")).astype(np.uint16) * 257))
+
+
+ORIENTED = [_exif_orientation, _raw_exif_orientation, _xmp_orientation]
+
+
+@pytest.mark.parametrize(
+    "save",
+    [
+        pytest.param(
+            lambda im: encode(im, transparency=235 if im.mode == "L" else (235,) * 3), id="tRNS"
+        ),
+        pytest.param(_exif_orientation, id="eXIf"),
+        pytest.param(_raw_exif_orientation, id="text-exif"),
+        pytest.param(_xmp_orientation, id="xmp"),
+        pytest.param(lambda im: encode(im.convert("P"), "PNG"), id="palette"),
+        pytest.param(lambda im: encode(im.convert("LA"), "PNG"), id="grey-alpha"),
+        pytest.param(lambda im: encode(im.convert("RGBA"), "PNG"), id="rgb-alpha"),
+        pytest.param(_sixteen_bits, id="16-bit"),
+        pytest.param(_interlaced, id="interlaced"),
+    ],
+)
+@pytest.mark.parametrize("rgb", [False, True], ids=["grey", "rgb"])
+def test_pngs_off_the_fast_path_are_left_to_pillow(
+    save: Callable[[Image.Image], bytes], rgb: bool, libspng_calls: list[bytes]
+) -> None:
+    image = drawn_seven((40, 56))
+    image = image.convert("RGB") if rgb else image
+    data = save(image)
+    for spec in (MNIST_SPEC, SPECS[2]):
+        out = decode_image(data, spec, AUTO)
+        np.testing.assert_array_equal(out, decode._decode_with_pillow(data, spec, AUTO, 0))
+    assert libspng_calls == []
+
+
+def test_interlaced_png_is_read_as_the_plain_one() -> None:
+    image = drawn_seven((40, 56)).convert("RGB")
+    np.testing.assert_array_equal(
+        decode_image(_interlaced(image), SPECS[2], AUTO),
+        decode_image(encode(image), SPECS[2], AUTO),
+    )
+
+
+@pytest.mark.parametrize("save", ORIENTED, ids=["eXIf", "text-exif", "xmp"])
+def test_orientation_metadata_turns_the_image(save: Callable[[Image.Image], bytes]) -> None:
+    # Why such PNGs must stay off the fast path: Pillow turns them a quarter.
+    image = drawn_seven((40, 56))
+    turned = decode_image(save(image), MNIST_SPEC, AUTO)
+    upright = decode_image(encode(image.transpose(Image.Transpose.ROTATE_270)), MNIST_SPEC, AUTO)
+    np.testing.assert_array_equal(turned, upright)
+
+
+def _outcome(decoder: Callable[[], NDArray]) -> tuple[object, ...]:
+    try:
+        return ("decoded", decoder().tobytes())
+    except (InvalidImage, PayloadTooLarge) as exc:
+        return (type(exc).__name__, exc.message, exc.details)
+
+
+@pytest.mark.parametrize("case", ["grey", "grey-with-gamma-chunks", "rgb-with-srgb-chunk"])
+def test_every_damaged_byte_and_cut_gives_pillows_result(case: str) -> None:
+    # Pillow checks the CRCs of the chunks before the image data and the zlib stream's own
+    # checksum; libspng checks neither. Every corruption must end as Pillow ends it.
+    data = {
+        "grey": png(mnist()[0][11]),
+        "grey-with-gamma-chunks": _with_chunks(png(mnist()[0][11]), *NEUTRAL),
+        "rgb-with-srgb-chunk": _with_chunks(
+            png(np.random.default_rng(3).integers(0, 256, (9, 11, 3), dtype=np.uint8)), NEUTRAL[1]
+        ),
+    }[case]
+    assert decode._plain_png(data, 1, AUTO.max_pixels) is not None
+    damaged = [data[:cut] for cut in range(1, len(data))]
+    for position in range(8, len(data)):
+        for flip in (0x01, 0x80):
+            copy = bytearray(data)
+            copy[position] ^= flip
+            damaged.append(bytes(copy))
+    errors = 0
+    for sample in damaged:
+        fast = _outcome(lambda sample=sample: decode_image(sample, MNIST_SPEC, AUTO, index=3))
+        slow = _outcome(
+            lambda sample=sample: decode._decode_with_pillow(sample, MNIST_SPEC, AUTO, 3)
+        )
+        assert fast == slow
+        errors += fast[0] != "decoded"
+    assert errors > len(data)  # most damage is an error, not a silent decode
+
+
+def _grey_png(pixels: NDArray, *idats: bytes, between: bytes = b"") -> bytes:
+    """A greyscale PNG of ``pixels``'s size whose image data are ``idats``, as given."""
+    header = struct.pack(">IIBBBBB", pixels.shape[1], pixels.shape[0], 8, 0, 0, 0, 0)
+    chunks = [_chunk(b"IDAT", idat) for idat in idats]
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + chunks[0]
+        + between
+        + b"".join(chunks[1:])
+        + _chunk(b"IEND", b"")
+    )
+
+
+def _odd_streams() -> dict[str, bytes]:
+    pixels = mnist()[0][12]
+    rows = b"".join(b"\x00" + row.tobytes() for row in pixels)
+    stream = zlib.compress(rows)
+    return {
+        "no-checksum": _grey_png(pixels, stream[:-4]),
+        "bad-checksum": _grey_png(pixels, stream[:-4] + bytes(4)),
+        "junk-after-stream": _grey_png(pixels, stream + b"junk"),
+        "a-row-too-many": _grey_png(pixels, zlib.compress(rows + rows[:29])),
+        "a-row-short": _grey_png(pixels, zlib.compress(rows[:-29])),
+        "bad-filter-type": _grey_png(pixels, zlib.compress(b"\x09" + rows[1:])),
+        "split-data": _grey_png(pixels, stream[:50], b"", stream[50:60], stream[60:]),
+        "chunk-inside-data": _grey_png(pixels, stream[:50], stream[50:], between=NEUTRAL[0]),
+        "data-after-end": _grey_png(pixels, stream) + b"\x00" * 20,
+        "no-end": _grey_png(pixels, stream)[:-12],
+    }
+
+
+@pytest.mark.parametrize("name", list(_odd_streams()))
+def test_odd_image_data_gives_pillows_result(name: str) -> None:
+    data = _odd_streams()[name]
+    fast = _outcome(lambda: decode_image(data, MNIST_SPEC, AUTO))
+    assert fast == _outcome(lambda: decode._decode_with_pillow(data, MNIST_SPEC, AUTO, 0))
+    if name == "split-data":
+        assert decode._plain_png(data, 1, AUTO.max_pixels) is not None
+        assert fast == ("decoded", mnist()[0][12][np.newaxis].tobytes())
+
+
+def test_over_limit_header_is_refused_before_any_decoding(
+    monkeypatch: pytest.MonkeyPatch, libspng_calls: list[bytes]
+) -> None:
+    def refuse(self: ImageFile.ImageFile) -> None:
+        raise AssertionError("pixels decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+    data = png(np.zeros((40, 30), dtype=np.uint8))
+    with pytest.raises(
+        PayloadTooLarge, match=r"^image 4 is 30x40 = 1200 pixels, over the limit of 1000$"
+    ):
+        decode_image(data, MNIST_SPEC, DecodeOptions(max_pixels=1000), index=4)
+    assert libspng_calls == []
