@@ -96,28 +96,29 @@ def compare(
     n = len(images)
     pred_first = p_first.argmax(axis=1)
     pred_second = p_second.argmax(axis=1)
-    agree = pred_first == pred_second
-    divergence = js_divergence(p_first, p_second)
+    agree = (pred_first == pred_second).tolist()
+    divergence = js_divergence(p_first, p_second).tolist()
     # One batched run per variant: each image's share of it is the batch time over N.
     share = {a: ms_first / n, b: ms_second / n}
-    conf_first = p_first[np.arange(n), pred_first].tolist()
-    conf_second = p_second[np.arange(n), pred_second].tolist()
+    conf_first = p_first.max(axis=1).tolist()
+    conf_second = p_second.max(axis=1).tolist()
+    true_names = None if truth is None else [names[t] for t in truth.tolist()]
     results = []
     for i, (ca, cb) in enumerate(zip(pred_first.tolist(), pred_second.tolist(), strict=True)):
         result: dict[str, Any] = {
             a: {"label": names[ca], "class_index": ca, "probability": conf_first[i]},
             b: {"label": names[cb], "class_index": cb, "probability": conf_second[i]},
-            "agree": bool(agree[i]),
-            "js_divergence": float(divergence[i]),
+            "agree": agree[i],
+            "js_divergence": divergence[i],
             "latency_ms": share,
         }
-        if truth is not None:
-            result["true_label"] = names[int(truth[i])]
+        if true_names is not None:
+            result["true_label"] = true_names[i]
         results.append(result)
     summary: dict[str, Any] = {
         "images": n,
-        "agreement_rate": float(agree.mean()),
-        "mean_js_divergence": float(divergence.mean()),
+        "agreement_rate": sum(agree) / n,
+        "mean_js_divergence": sum(divergence) / n,
         "latency_ms": {a: ms_first, b: ms_second},
         "labeled": None,
     }
