@@ -10,7 +10,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("onnxruntime", "flask", "werkzeug", "gunicorn", "numpy", "pillow", "headstart")
+PACKAGES = (
+    "onnxruntime",
+    "flask",
+    "werkzeug",
+    "gunicorn",
+    "numpy",
+    "pillow",
+    "pyspng",
+    "orjson",
+    "headstart",
+)
 
 
 def cpu_model() -> str:
