@@ -140,18 +140,30 @@ def _run(config: BenchConfig, echo: Callable[[str], None]) -> dict[str, Any]:
                 request = _request(stack_name, scenario)
                 loadgen.run_load(tool, url, request, max(config.concurrency), config.warmup)
             for concurrency in config.concurrency:
+                # compare's target is a ratio to classify's median: measure classify in the
+                # same rounds, so the two medians come from the same minutes of the machine.
+                beside = every["classify"] if name == "compare" and concurrency == 1 else None
                 rounds: dict[str, list[loadgen.LoadResult]] = {s: [] for s in taking_part}
+                paired: dict[str, list[loadgen.LoadResult]] = {s: [] for s in taking_part}
+                share = config.duration / config.rounds
                 for _ in range(config.rounds):
                     for stack_name, url in taking_part.items():
                         request = _request(stack_name, scenario)
                         rounds[stack_name].append(
-                            loadgen.run_load(
-                                tool, url, request, concurrency, config.duration / config.rounds
-                            )
+                            loadgen.run_load(tool, url, request, concurrency, share)
                         )
+                        if beside is not None:
+                            request = _request(stack_name, beside)
+                            paired[stack_name].append(
+                                loadgen.run_load(tool, url, request, concurrency, share)
+                            )
                 for stack_name, results in rounds.items():
                     rows.append(_row(stack_name, scenario, loadgen.combine(results)))
                     echo(_progress(rows[-1]))
+                    if beside is not None:
+                        row = _row(stack_name, beside, loadgen.combine(paired[stack_name]))
+                        rows.append({**row, "beside": name})
+                        echo(_progress(rows[-1]))
         if config.soak > 0 and "classify" in names:
             top = max(config.concurrency)
             echo(f"soak: classify at concurrency {top} for {config.soak:g} s ...")
@@ -161,7 +173,7 @@ def _run(config: BenchConfig, echo: Callable[[str], None]) -> dict[str, Any]:
             rows.append({**_row(report.HEADSTART, every["classify"], result), "soak": True})
             echo(_progress(rows[-1]))
 
-    measured = [r for r in rows if not r.get("soak")]
+    measured = [r for r in rows if not r.get("soak") and not r.get("beside")]
     found_ratios = report.ratios(measured, reference, refs_for)
     found_targets = report.targets(rows, reference, f"classify-batch{scenarios.BATCH}")
     info["load_average_at_end"] = list(os.getloadavg())

@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks import loadgen
 from benchmarks.breakdown import breakdown
+from benchmarks.report import targets
 from benchmarks.servers import Server, environment, gunicorn, running
 from scripts.cli import main
 
@@ -49,6 +50,9 @@ def test_bench_measures_every_scenario_on_every_stack(
         "v2-infer-binary",
     }
     assert [r for r in report["results"] if r.get("soak")], "the soak run is missing"
+    # classify is measured again in compare's rounds, for compare's ratio target.
+    beside = {(r["stack"], r["scenario"]) for r in report["results"] if r.get("beside")}
+    assert beside == {("headstart", "classify"), ("minimal", "classify")}
     for row in report["results"]:
         assert row["requests"] > 0, row
         assert row["failures"] == 0, row
@@ -103,3 +107,23 @@ def test_breakdown_times_every_stage_of_every_body_form(repository: Path) -> Non
     assert forms == {"1 PNG, image/png", "64 PNGs, multipart", "64 PNGs, JSON base64"}
     assert len(rows) == 3 * 6
     assert all(float(row[2]) > 0 for row in rows)
+
+
+def test_compare_target_uses_classify_from_the_same_rounds() -> None:
+    def row(scenario: str, p50: float, beside: str | None = None) -> dict[str, object]:
+        found: dict[str, object] = {
+            "stack": "headstart",
+            "scenario": scenario,
+            "concurrency": 1,
+            "p50_ms": p50,
+            "requests_per_s": 1000.0,
+            "failures": 0,
+        }
+        return found if beside is None else {**found, "beside": beside}
+
+    rows = [row("classify", 0.5), row("compare", 1.2), row("classify", 1.0, beside="compare")]
+    compare = [t for t in targets(rows, {}, "classify-batch64") if "compare" in t.name]
+    assert compare[0].measured == pytest.approx(1.2)
+    without = [r for r in rows if not r.get("beside")]
+    compare = [t for t in targets(without, {}, "classify-batch64") if "compare" in t.name]
+    assert compare[0].measured == pytest.approx(2.4)
