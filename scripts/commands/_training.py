@@ -119,6 +119,24 @@ def add_labels_option(parser: argparse.ArgumentParser, default: int | None) -> N
     )
 
 
+def add_checkpoint_options(
+    parser: argparse.ArgumentParser, *, reads: str | None = None, writes: bool = False
+) -> None:
+    """``--checkpoint FILE`` (described by ``reads``) and/or ``--out FILE``, both required."""
+    if reads is not None:
+        parser.add_argument(
+            "--checkpoint", type=Path, required=True, metavar="FILE", help=f"a {reads} checkpoint"
+        )
+    if writes:
+        parser.add_argument(
+            "--out",
+            type=Path,
+            required=True,
+            metavar="FILE",
+            help="checkpoint to write (.safetensors)",
+        )
+
+
 def add_budget_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pretrain-epochs",

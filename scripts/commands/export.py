@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from models import defaults
 from scripts.commands import _training as common
@@ -19,9 +18,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "and agree with torch on 64 test images, or nothing is written."
         ),
     )
-    parser.add_argument(
-        "--checkpoint", type=Path, required=True, metavar="FILE", help="a finetune checkpoint"
-    )
+    common.add_checkpoint_options(parser, reads="finetune")
     parser.add_argument(
         "--name",
         default=defaults.NAME,

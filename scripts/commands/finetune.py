@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 
 from scripts.commands import _training as common
 
@@ -19,15 +18,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "architecture come from the checkpoint."
         ),
     )
-    parser.add_argument(
-        "--checkpoint", type=Path, required=True, metavar="FILE", help="a pretrain checkpoint"
-    )
+    common.add_checkpoint_options(parser, reads="pretrain", writes=True)
     common.add_labels_option(parser, None)
     common.add_run_options(parser, seed_default=None)
     common.add_budget_options(parser)
-    parser.add_argument(
-        "--out", type=Path, required=True, metavar="FILE", help="checkpoint to write (.safetensors)"
-    )
     parser.set_defaults(func=run)
 
 

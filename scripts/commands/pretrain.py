@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from models import defaults
 from scripts.commands import _training as common
@@ -24,9 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common.add_arch_options(parser)
     common.add_run_options(parser, seed_default=defaults.SEED)
     common.add_budget_options(parser)
-    parser.add_argument(
-        "--out", type=Path, required=True, metavar="FILE", help="checkpoint to write (.safetensors)"
-    )
+    common.add_checkpoint_options(parser, writes=True)
     parser.set_defaults(func=run)
 
 
