@@ -119,6 +119,7 @@ def _run(config: BenchConfig, echo: Callable[[str], None]) -> dict[str, Any]:
         "embed": "batch1",
         "compare": "compare-batch1",
         "v2-infer-binary": "batch1",
+        f"v2-infer-binary-batch{scenarios.BATCH}": "batch64",
     }
 
     rows: list[dict[str, Any]] = []

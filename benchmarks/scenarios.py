@@ -22,6 +22,7 @@ NAMES: tuple[str, ...] = (
     "embed",
     "compare",
     "v2-infer-binary",
+    f"v2-infer-binary-batch{BATCH}",
 )
 """Every scenario, in the order they run."""
 
@@ -112,8 +113,6 @@ def build(model: str, images: Images, decoded: NDArray[np.uint8]) -> dict[str, S
     png = {"Content-Type": "image/png"}
     batch_body, batch_type = multipart(images.png[:BATCH])
     batch = {"Content-Type": batch_type}
-    v2_body, v2_header = v2_binary(decoded[:1])
-    raw_shape = ",".join(str(d) for d in decoded[:1].shape)
     v1 = f"/v1/models/{model}"
     scenarios = [
         Scenario(
@@ -130,25 +129,35 @@ def build(model: str, images: Images, decoded: NDArray[np.uint8]) -> dict[str, S
         Scenario(
             "compare", 1, 2, Request(f"{v1}/compare", one, png), Request("/compare", one, png)
         ),
-        Scenario(
-            "v2-infer-binary",
-            1,
-            1,
-            Request(
-                f"/v2/models/{model}-pretrained/infer",
-                v2_body,
-                {
-                    "Content-Type": "application/octet-stream",
-                    "Inference-Header-Content-Length": str(v2_header),
-                },
-            ),
-            Request(
-                "/infer",
-                decoded[:1].tobytes(),
-                {"Content-Type": "application/octet-stream", "X-Shape": raw_shape},
-            ),
-        ),
+        _v2(model, "v2-infer-binary", decoded[:1]),
+        _v2(model, f"v2-infer-binary-batch{BATCH}", decoded[:BATCH]),
     ]
     found = {s.name: s for s in scenarios}
     assert tuple(found) == NAMES  # the names the command line checks against
     return found
+
+
+def _v2(model: str, name: str, pixels: NDArray[np.uint8]) -> Scenario:
+    """V2 ``infer`` with ``pixels`` as one binary tensor; the floor gets the raw bytes."""
+    body, header = v2_binary(pixels)
+    return Scenario(
+        name,
+        len(pixels),
+        1,
+        Request(
+            f"/v2/models/{model}-pretrained/infer",
+            body,
+            {
+                "Content-Type": "application/octet-stream",
+                "Inference-Header-Content-Length": str(header),
+            },
+        ),
+        Request(
+            "/infer",
+            pixels.tobytes(),
+            {
+                "Content-Type": "application/octet-stream",
+                "X-Shape": ",".join(str(d) for d in pixels.shape),
+            },
+        ),
+    )

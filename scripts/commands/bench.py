@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="NAME,...",
         help=(
             "scenarios to run (default: all: classify, classify-batch64, embed, compare, "
-            "v2-infer-binary)"
+            "v2-infer-binary, v2-infer-binary-batch64)"
         ),
     )
     parser.add_argument(

@@ -13,7 +13,14 @@ from benchmarks.report import targets
 from benchmarks.servers import Server, environment, gunicorn, running
 from scripts.cli import main
 
-SCENARIOS = {"classify", "classify-batch64", "embed", "compare", "v2-infer-binary"}
+SCENARIOS = {
+    "classify",
+    "classify-batch64",
+    "embed",
+    "compare",
+    "v2-infer-binary",
+    "v2-infer-binary-batch64",
+}
 
 
 def test_bench_measures_every_scenario_on_every_stack(
