@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models import defaults
+from scripts.commands._lists import positive_ints
 from scripts.errors import CommandError
 
 if TYPE_CHECKING:
@@ -59,16 +60,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of sizes"
-        ) from None
-    if not sizes or any(v < 1 for v in sizes):
-        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
-    return sizes
+_sizes = positive_ints("sizes", "sizes must be positive")
 
 
 def add_arch_options(parser: argparse.ArgumentParser) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from scripts.commands._lists import positive_ints
 from scripts.errors import CommandError
 
 
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--concurrency",
-        type=_int_list,
+        type=positive_ints("integers", "every concurrency must be 1 or more"),
         default=(1, 8, 32),
         metavar="N,N,...",
         help="open connections to measure at (default: 1,8,32)",
@@ -87,18 +88,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--out", type=Path, metavar="FILE", help="write the report as JSON here")
     parser.set_defaults(func=run)
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of integers"
-        ) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: every concurrency must be 1 or more")
-    return values
 
 
 def _name_list(text: str) -> tuple[str, ...]:
