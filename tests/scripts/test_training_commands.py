@@ -23,6 +23,24 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"idx:{folder}"
 
 
+def quick_pretrain(dataset: str, method: str, out: Path) -> None:
+    """``headstart pretrain --quick`` of the tiny MLP; it must succeed."""
+    code = main(
+        [
+            "pretrain",
+            "--quick",
+            "--dataset",
+            dataset,
+            *TINY_MLP,
+            "--method",
+            method,
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+
+
 def test_build_quick_exports_both_variants_and_prints_the_summary(
     tmp_path: Path, dataset: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -89,22 +107,7 @@ def test_steps_chain_through_checkpoints(
         tmp_path / "tuned.safetensors",
         tmp_path / "repo",
     )
-    assert (
-        main(
-            [
-                "pretrain",
-                "--quick",
-                "--dataset",
-                dataset,
-                *TINY_MLP,
-                "--method",
-                method,
-                "--out",
-                str(start),
-            ]
-        )
-        == 0
-    )
+    quick_pretrain(dataset, method, start)
     assert (
         main(
             [
@@ -233,22 +236,7 @@ def test_finetune_refuses_a_finetuned_checkpoint(
     tmp_path: Path, dataset: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     start = tmp_path / "s.safetensors"
-    assert (
-        main(
-            [
-                "pretrain",
-                "--quick",
-                "--dataset",
-                dataset,
-                *TINY_MLP,
-                "--method",
-                "none",
-                "--out",
-                str(start),
-            ]
-        )
-        == 0
-    )
+    quick_pretrain(dataset, "none", start)
     assert main(["export", "--checkpoint", str(start), "--model-repository", str(tmp_path)]) == 1
     assert (
         "is a 'pretrained' checkpoint, this step needs a 'finetuned' one" in capsys.readouterr().err
