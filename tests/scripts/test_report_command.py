@@ -118,43 +118,34 @@ def test_every_table_is_in_both_documents(report: Report) -> None:
 def test_the_gain_tables_hold_the_numbers_in_results_csv(report: Report) -> None:
     rows = read_csv(report.out / "results.csv")
     markdown = (report.out / "report.md").read_text()
+
+    def check(row: dict[str, str], **where: str) -> int:
+        """Assert one table row's cells against its runs; return how many cells were checked."""
+        treated = accuracies(rows, method=row["Pre-training"], **where)
+        control = accuracies(rows, method="none", **where)
+        cells = expected_cells(treated, control)
+        for column, value in cells.items():
+            assert row[column] == value, (row, column)
+        return len(cells)
+
     checked = 0
     for row in md_table(markdown, "labels"):
         where = {"arch": row["Arch"], "depth": row["Hidden/conv layers"]}
         where |= {"optimizer": "adam", "labels_per_class": row["Labels/class"], "init": "sound"}
-        treated = accuracies(rows, method=row["Pre-training"], **where)
-        control = accuracies(rows, method="none", **where)
-        for column, value in expected_cells(treated, control).items():
-            assert row[column] == value, (row, column)
-            checked += 1
+        checked += check(row, **where)
     for row in md_table(markdown, "depth"):
         where = {"arch": "mlp", "depth": row["Hidden layers"], "optimizer": "adam"}
         where |= {"labels_per_class": row["Labels/class"], "init": "sound"}
-        treated = accuracies(rows, method=row["Pre-training"], **where)
-        for column, value in expected_cells(
-            treated, accuracies(rows, method="none", **where)
-        ).items():
-            assert row[column] == value, (row, column)
-            checked += 1
+        checked += check(row, **where)
     for row in md_table(markdown, "optimizer"):
         where = {"arch": "mlp", "depth": "2", "optimizer": row["Optimiser"]}
         where |= {"labels_per_class": row["Labels/class"], "init": "sound"}
-        treated = accuracies(rows, method=row["Pre-training"], **where)
-        for column, value in expected_cells(
-            treated, accuracies(rows, method="none", **where)
-        ).items():
-            assert row[column] == value, (row, column)
-            checked += 1
+        checked += check(row, **where)
     for row in md_table(markdown, "historical"):
         init = "naive" if row["Init"] == "naive" else "sound"
         where = {"arch": "mlp", "depth": row["Hidden layers"], "optimizer": row["Optimiser"]}
         where |= {"labels_per_class": row["Labels/class"], "init": init}
-        treated = accuracies(rows, method=row["Pre-training"], **where)
-        for column, value in expected_cells(
-            treated, accuracies(rows, method="none", **where)
-        ).items():
-            assert row[column] == value, (row, column)
-            checked += 1
+        checked += check(row, **where)
     assert checked >= 4 * (8 + 4 + 5 + 2)
 
 
