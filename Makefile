@@ -10,7 +10,7 @@ PORT   ?= 8000
 TRAIN_STAMP := $(VENV)/.train-installed
 DEV_STAMP   := $(VENV)/.dev-installed
 
-.PHONY: serve test lint typecheck pytest clean
+.PHONY: serve test test-fast system-packages lint typecheck pytest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,11 @@ serve: $(TRAIN_STAMP)
 	$(BIN)/headstart build --if-missing
 	$(BIN)/headstart serve --port $(PORT)
 
-test: lint typecheck pytest
+test: system-packages lint typecheck pytest
+
+# Debian programs the suites drive for real (see tests/system/packages.txt).
+system-packages:
+	tests/system/install.sh
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
@@ -43,6 +47,11 @@ typecheck: $(DEV_STAMP)
 
 pytest: $(DEV_STAMP)
 	$(BIN)/pytest
+
+# The inner loop: everything but the suites that drive real system programs (containers,
+# browsers, databases, fuzzers, bombs).
+test-fast: $(DEV_STAMP)
+	$(BIN)/pytest -m 'not system' -q
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
