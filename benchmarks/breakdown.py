@@ -71,16 +71,15 @@ def breakdown(repository: Path, seconds: float) -> list[list[str]]:
     """One row per body form and stage: ms per request and µs per image."""
     from flask import Request, jsonify
 
-    from service import inference
     from service.api.payload import read_payload
     from service.app import create_app
     from service.decode import DecodeOptions, decode_batch
     from service.settings import Settings
 
     app = create_app(Settings(model_repository=repository))
-    store = app.extensions["headstart.store"]
-    name = min(store.models)
-    variant = store.variant(name, "pretrained")
+    plane = app.extensions["headstart.plane"]
+    name = min(plane.store.models)
+    variant = plane.variant(name, "pretrained")
     spec = variant.manifest.input
     images = scenarios.load_images(spec)
     path = f"/v1/models/{name}/classify"
@@ -94,7 +93,7 @@ def breakdown(repository: Path, seconds: float) -> list[list[str]]:
     rows = []
     for label, body, content_type, count in forms:
         decoded = decode_batch(images.png[:count], spec, DecodeOptions())
-        result = inference.classify(variant, decoded, 5)
+        result = plane.classify(name, "pretrained", images.png[:count], DecodeOptions(), 5)
 
         def respond(result: dict[str, Any] = result) -> object:
             with app.app_context():
@@ -116,8 +115,8 @@ def breakdown(repository: Path, seconds: float) -> list[list[str]]:
         stages: dict[str, Callable[[], object]] = {
             "parse the body": parse,
             "decode the images": partial(decode_batch, images.png[:count], spec, DecodeOptions()),
-            "ONNX Runtime run": partial(variant.run, decoded, ("probabilities",)),
-            "run + top-k result": partial(inference.classify, variant, decoded, 5),
+            "ONNX Runtime run": partial(plane.run, variant, decoded, ("probabilities",)),
+            "run + top-k result": partial(_run_and_rank, plane, variant, decoded),
             "JSON response": respond,
             "whole request (Flask, no HTTP)": whole,
         }
@@ -125,6 +124,13 @@ def breakdown(repository: Path, seconds: float) -> list[list[str]]:
             ms = best_ms(work, seconds)
             rows.append([label, stage, f"{ms:.3f}", f"{ms * 1000 / count:.1f}"])
     return rows
+
+
+def _run_and_rank(plane: Any, variant: Any, decoded: Any) -> object:
+    from service import results
+
+    probabilities = plane.run(variant, decoded, ("probabilities",))["probabilities"]
+    return results.classification(variant.manifest, probabilities, 5)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from benchmarks.reference import measure
 from service.decode import DecodeOptions, decode_batch
 from service.repository import ModelEntry, scan_repository
 from service.runtime import create_session
+from service.server_command import gunicorn, serve_command
 from service.settings import Settings
 
 SINGLE_IMAGE = ("classify", "v2-infer-binary")
@@ -261,14 +262,13 @@ def _servers(
     config: BenchConfig, first: ModelEntry, settings: Settings, names: tuple[str, ...]
 ) -> dict[str, servers.Server]:
     """headstart as configured, the minimal stack, and headstart with the compared batching."""
-    from scripts.commands.serve import GUNICORN_ARGS
 
     local = {
         "HEADSTART_MODEL_REPOSITORY": str(config.repository.resolve()),
         "HEADSTART_HOST": "127.0.0.1",
         "HEADSTART_PORT": "0",
     }
-    headstart = [*servers.gunicorn(), *GUNICORN_ARGS]
+    headstart = serve_command()
     minimal_env = {
         k: v
         for k, v in servers.environment({}).items()
@@ -278,7 +278,7 @@ def _servers(
         report.HEADSTART: servers.Server(headstart, servers.environment(local), "/health/ready"),
         report.MINIMAL: servers.Server(
             [
-                *servers.gunicorn(),
+                *gunicorn(),
                 "--worker-class=gthread",
                 f"--workers={settings.workers}",
                 f"--threads={settings.threads}",

@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,12 +20,6 @@ _LISTENING = re.compile(r"Listening at: (http://[\d.]+:\d+)")
 
 class ServerFailed(RuntimeError):
     """A server did not come up; the message ends with its log."""
-
-
-def gunicorn() -> list[str]:
-    """The gunicorn of the environment the benchmark runs in."""
-    script = Path(sys.executable).with_name("gunicorn")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "gunicorn"]
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from service.runtime import OUTPUTS, ModelStore
-
-Outputs = dict[str, NDArray[np.float32]]
-RunFn = Callable[[NDArray[np.uint8], Sequence[str]], Outputs]
+from service.runtime import OUTPUTS, Outputs, RunFn, RunWrapper
 
 
 @dataclass(eq=False)
@@ -46,7 +43,7 @@ class Batcher:
         self._queue: list[_Job] = []
         self._running = False
 
-    def run(self, images: NDArray[np.uint8], outputs: Sequence[str]) -> Outputs:
+    def run(self, images: NDArray[np.uint8], outputs: Sequence[str] = OUTPUTS) -> Outputs:
         """The named outputs for ``images``, computed alone or with other requests' images."""
         if len(images) >= self.max_size:
             return self._run(images, outputs)
@@ -108,10 +105,12 @@ class Batcher:
                 start = stop
 
 
-def enable(store: ModelStore, max_size: int, max_wait_ms: float) -> None:
-    """Give every loaded variant a batcher; ``max_size`` 1 leaves batching off."""
+def wrapper(max_size: int, max_wait_ms: float) -> RunWrapper | None:
+    """What gives each variant a batcher when it loads; ``None`` (off) when ``max_size`` is 1."""
     if max_size <= 1:
-        return
-    for variants in store.models.values():
-        for variant in variants.values():
-            variant.batcher = Batcher(variant.run_now, OUTPUTS, max_size, max_wait_ms / 1000.0)
+        return None
+
+    def wrap(run: RunFn) -> RunFn:
+        return Batcher(run, OUTPUTS, max_size, max_wait_ms / 1000.0).run
+
+    return wrap

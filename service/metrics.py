@@ -24,8 +24,8 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from service.manifest import VARIANTS
-from service.state import store
-from service.v2.dataplane import split_v2_name
+from service.naming import DEFAULT_VARIANT, split_v2_name
+from service.state import plane
 
 LABELS = ("endpoint", "model", "variant")
 
@@ -54,7 +54,7 @@ def registry() -> CollectorRegistry:
 
 def exposition() -> Response:
     """The ``/metrics`` response in Prometheus' text format."""
-    return Response(generate_latest(registry()), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
 
 
 def record_images(count: int) -> None:
@@ -109,19 +109,20 @@ def _labels() -> tuple[str, str, str]:
     endpoint = rule.rule if rule is not None else "unmatched"
     args = request.view_args or {}
     # Only names the service knows become label values, so clients cannot grow the series.
+    served = plane().store.models
     if endpoint.startswith("/v2/models/"):
         model, variant = split_v2_name(str(args.get("name", "")))
         if not model:
             return endpoint, "unknown", "unknown"
-        known_model = model if model in store().models else "unknown"
+        known_model = model if model in served else "unknown"
         return endpoint, known_model, variant if variant in VARIANTS else "unknown"
     model = args.get("model", "")
-    if model and model not in store().models:
+    if model and model not in served:
         model = "unknown"
     variant = ""
     if model and endpoint.endswith("/compare"):
         variant = "both"
     elif model and endpoint.endswith(("/classify", "/embed")):
-        asked = request.args.get("variant", "pretrained")
+        asked = request.args.get("variant", DEFAULT_VARIANT)
         variant = asked if asked in VARIANTS else "unknown"
     return endpoint, model, variant

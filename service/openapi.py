@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document, generated from the pydantic schemas in :mod:`service.schemas`."""
+"""The OpenAPI 3.1 document, generated from the pydantic schemas in :mod:`service.api.schemas`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from service import schemas
+from service.api import schemas
 from service.decode import MEDIA_TYPES
 from service.version import __version__
 

@@ -7,10 +7,10 @@ request does nothing with the model beyond ``run``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -20,38 +20,39 @@ from service.errors import ModelNotFound, NotReady, VariantNotFound
 from service.manifest import VARIANTS, Manifest
 from service.repository import ModelEntry, Problem, scan_repository
 
-if TYPE_CHECKING:
-    from service.batching import Batcher
-
 log = logging.getLogger(__name__)
 
 OUTPUTS: tuple[str, ...] = ("probabilities", "embedding")
 
+Outputs = dict[str, NDArray[np.float32]]
 
-@dataclass
+
+class RunFn(Protocol):
+    """Run ``uint8 [N, C, H, W]`` images; return the named outputs as float32 arrays."""
+
+    def __call__(self, images: NDArray[np.uint8], outputs: Sequence[str] = OUTPUTS) -> Outputs: ...
+
+
+RunWrapper = Callable[[RunFn], RunFn]
+"""Wraps a variant's own run at load time, e.g. to merge concurrent requests into batches."""
+
+
 class LoadedVariant:
     """One variant's manifest and its live ONNX Runtime session."""
 
-    entry: ModelEntry
-    session: ort.InferenceSession
-    batcher: Batcher | None = None
-    """Set by :func:`service.batching.enable` when dynamic batching is on."""
+    def __init__(
+        self, entry: ModelEntry, session: ort.InferenceSession, wrap: RunWrapper | None = None
+    ) -> None:
+        self.entry = entry
+        self.session = session
+        self.run: RunFn = self.run_now if wrap is None else wrap(self.run_now)
+        """The variant's run as the service uses it: ``run_now``, or ``wrap`` of it."""
 
     @property
     def manifest(self) -> Manifest:
         return self.entry.manifest
 
-    def run(
-        self, images: NDArray[np.uint8], outputs: Sequence[str] = OUTPUTS
-    ) -> dict[str, NDArray[np.float32]]:
-        """Run ``uint8 [N, C, H, W]`` images; return the named outputs as float32 arrays."""
-        if self.batcher is not None:
-            return self.batcher.run(images, outputs)
-        return self.run_now(images, outputs)
-
-    def run_now(
-        self, images: NDArray[np.uint8], outputs: Sequence[str] = OUTPUTS
-    ) -> dict[str, NDArray[np.float32]]:
+    def run_now(self, images: NDArray[np.uint8], outputs: Sequence[str] = OUTPUTS) -> Outputs:
         """Run the images in one ONNX Runtime call of their own, never batched with others."""
         results = self.session.run(list(outputs), {"image": images})
         return {
@@ -92,6 +93,28 @@ def _check_signature(session: ort.InferenceSession, manifest: Manifest) -> str |
     return None
 
 
+@dataclass(frozen=True)
+class Unavailable:
+    """An entry of the repository that is not served, as clients may be told of it."""
+
+    path: str
+    """Relative to the repository root: clients never learn the server's own paths."""
+    reason: str
+    model: str | None = None
+    variant: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "path": self.path,
+            "model": self.model,
+            "variant": self.variant,
+            "reason": self.reason,
+        }
+
+
 @dataclass
 class ModelStore:
     """Every loaded variant, grouped by model, plus what could not be loaded and why."""
@@ -101,7 +124,9 @@ class ModelStore:
     problems: list[Problem] = field(default_factory=list)
 
     @classmethod
-    def load(cls, root: Path, *, intra_op_threads: int = 1) -> ModelStore:
+    def load(
+        cls, root: Path, *, intra_op_threads: int = 1, wrap: RunWrapper | None = None
+    ) -> ModelStore:
         """Load every verified variant in ``root``; log and skip each bad entry."""
         store = cls(root=root)
         listing = scan_repository(root)
@@ -118,12 +143,35 @@ class ModelStore:
             if mismatch is not None:
                 store.problems.append(Problem(entry.onnx_path, mismatch))
                 continue
-            store.models.setdefault(entry.name, {})[entry.variant] = LoadedVariant(entry, session)
+            variant = LoadedVariant(entry, session, wrap)
+            store.models.setdefault(entry.name, {})[entry.variant] = variant
         for problem in store.problems:
             log.warning("model repository: skipped %s", problem)
         for name, variants in store.models.items():
             log.info("loaded model %s (variants: %s)", name, ", ".join(variants))
         return store
+
+    @property
+    def unavailable(self) -> list[Unavailable]:
+        """Every entry that is not served, with paths relative to the root."""
+        out = []
+        for problem in self.problems:
+            try:
+                parts = problem.path.relative_to(self.root).parts
+            except ValueError:
+                parts = ()
+            path = "/".join(parts) or "."
+            model = parts[0] if parts else None
+            variant = parts[1] if len(parts) > 1 else None
+            out.append(Unavailable(path, problem.reason, model, variant))
+        return out
+
+    def failure(self, model: str, variant: str) -> str | None:
+        """Why ``<root>/<model>/<variant>`` is in the repository but not served, if it is."""
+        for entry in self.unavailable:
+            if (entry.model, entry.variant) == (model, variant):
+                return entry.reason
+        return None
 
     @property
     def ready(self) -> bool:
@@ -134,8 +182,9 @@ class ModelStore:
         if self.models:
             return None
         if self.problems:
-            return f"no usable model in {self.root}: " + "; ".join(str(p) for p in self.problems)
-        return f"no models in {self.root}"
+            listed = "; ".join(str(p) for p in self.unavailable)
+            return f"no usable model in the model repository: {listed}"
+        return "no models in the model repository"
 
     def require_ready(self) -> None:
         reason = self.not_ready_reason
@@ -152,11 +201,19 @@ class ModelStore:
             raise ModelNotFound(f"unknown model {name!r} (known: {known})", model=name) from None
 
     def variant(self, name: str, variant: str) -> LoadedVariant:
-        """One loaded variant; ``VariantNotFound`` lists the ones this model has."""
+        """One loaded variant; 503 says why a variant in the repository failed to load,
+        ``VariantNotFound`` lists the ones this model has."""
         variants = self.model(name)
         try:
             return variants[variant]
         except KeyError:
+            reason = self.failure(name, variant)
+            if reason is not None:
+                raise NotReady(
+                    f"variant {variant!r} of model {name!r} is not ready: {reason}",
+                    model=name,
+                    variant=variant,
+                ) from None
             known = ", ".join(v for v in VARIANTS if v in variants)
             raise VariantNotFound(
                 f"model {name!r} has no variant {variant!r} (known: {known})",

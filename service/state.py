@@ -4,25 +4,22 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from service.runtime import ModelStore
+from service.dataplane import DataPlane
 from service.settings import Settings
 
-_STORE = "headstart.store"
-_SETTINGS = "headstart.settings"
+_PLANE = "headstart.plane"
 
 
-def attach(app: Flask, settings: Settings, model_store: ModelStore) -> None:
-    app.extensions[_SETTINGS] = settings
-    app.extensions[_STORE] = model_store
+def attach(app: Flask, plane: DataPlane) -> None:
+    app.extensions[_PLANE] = plane
 
 
-def store() -> ModelStore:
-    """The current app's loaded models."""
-    value: ModelStore = current_app.extensions[_STORE]
+def plane() -> DataPlane:
+    """The current app's data plane: its models and everything requests can ask of them."""
+    value: DataPlane = current_app.extensions[_PLANE]
     return value
 
 
 def settings() -> Settings:
     """The current app's settings."""
-    value: Settings = current_app.extensions[_SETTINGS]
-    return value
+    return plane().settings

@@ -19,15 +19,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from service.server_command import GUNICORN_ARGS
+
 ROOT = Path(__file__).resolve().parents[1]
-COMMAND = (
-    sys.executable,
-    "-m",
-    "gunicorn",
-    "--config",
-    "python:service.gunicorn_conf",
-    "service:create_app()",
-)
+COMMAND = (sys.executable, "-m", "gunicorn", *GUNICORN_ARGS)
 _LISTENING = re.compile(r"Listening at: (http://[\d.]+:\d+)")
 
 

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scripts.errors import CommandError
+from service.server_command import serve_command
 
 if TYPE_CHECKING:
     from service.settings import Settings
-
-GUNICORN_ARGS: tuple[str, ...] = (
-    "--config",
-    "python:service.gunicorn_conf",
-    "service:create_app()",
-)
-"""The arguments the container and the benchmark pass to gunicorn, verbatim."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,14 +44,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 OPTIONS: tuple[str, ...] = ("model_repository", "host", "port", "workers", "threads")
-
-
-def gunicorn_command() -> list[str]:
-    """The gunicorn command of the environment ``headstart`` runs in."""
-    script = Path(sys.executable).with_name("gunicorn")
-    if script.is_file():
-        return [str(script), *GUNICORN_ARGS]
-    return [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS]
 
 
 def resolve_settings(args: argparse.Namespace) -> Settings:
@@ -96,5 +81,5 @@ def serve_environment(settings: Settings, base: dict[str, str]) -> dict[str, str
 
 def run(args: argparse.Namespace) -> int:
     env = serve_environment(resolve_settings(args), dict(os.environ))
-    command = gunicorn_command()
+    command = serve_command()
     os.execve(command[0], command, env)  # replaces this process; never returns

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from service.state import store
+from service.state import plane
 
 bp = Blueprint("health", __name__)
 
@@ -18,9 +18,15 @@ def live() -> ResponseReturnValue:
 
 @bp.get("/health/ready")
 def ready() -> ResponseReturnValue:
-    """Answer 200 once models are loaded, else 503 with the reason."""
-    current = store()
-    reason = current.not_ready_reason
+    """Answer 200 while any model serves ("degraded" when some entry failed), else 503.
+
+    A degraded server stays in rotation: restarting it would not mend a bad file, and
+    the variants that did load still answer.
+    """
+    store = plane().store
+    reason = store.not_ready_reason
     if reason is not None:
         return jsonify(status="not_ready", reason=reason), 503
-    return jsonify(status="ready", models=sorted(current.models))
+    unavailable = [u.to_json() for u in store.unavailable]
+    status = "degraded" if unavailable else "ready"
+    return jsonify(status=status, models=sorted(store.models), unavailable=unavailable)

@@ -14,9 +14,9 @@ from flask import Request
 from pydantic import ValidationError
 
 from service.api.multipart import parse_form
+from service.api.schemas import ImagesRequest
 from service.decode import MEDIA_TYPES
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from service.schemas import ImagesRequest
 
 ACCEPTED = ("multipart/form-data", "application/json", *sorted(MEDIA_TYPES))
 

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from service.v2.schema import InferenceRequest, RequestInput, count_parameter, parse_request
+from service.v2.request import InferenceRequest, RequestInput, count_parameter, parse_request
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 

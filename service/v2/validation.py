@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from service.errors import BadRequest, PayloadTooLarge
 from service.v2.codec import DTYPES, to_array
-from service.v2.schema import InferenceRequest, bool_parameter, count_parameter
+from service.v2.request import InferenceRequest, bool_parameter, count_parameter
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ import pytest
 from benchmarks import loadgen
 from benchmarks.breakdown import breakdown
 from benchmarks.report import targets
-from benchmarks.servers import Server, environment, gunicorn, running
+from benchmarks.servers import Server, environment, running
 from scripts.cli import main
+from service.server_command import gunicorn
 
 SCENARIOS = {
     "classify",

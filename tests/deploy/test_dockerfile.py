@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.commands.serve import GUNICORN_ARGS
 from service.app import create_app
+from service.server_command import GUNICORN_ARGS
 from service.settings import Settings
 from tests.deploy import dockerfile
 from tests.deploy.dockerfile import ROOT, healthcheck_module, requirements_module

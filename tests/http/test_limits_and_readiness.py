@@ -10,7 +10,7 @@ import pytest
 import requests
 from PIL import Image
 
-from service.schemas import ErrorResponse
+from service.api.schemas import ErrorResponse
 from tests.builders import write_repository, write_variant
 from tests.images import encode, mnist, png, png_header
 from tests.server import running_server
@@ -54,7 +54,7 @@ def test_body_over_the_limit_is_413(strict_server: tuple[str, Path, Path]) -> No
         timeout=10,
     )
     assert _error(response, 413, "payload_too_large") == (
-        "request body over the limit of 65536 bytes"
+        "request body is over the limit of 65536 bytes"
     )
 
 
@@ -93,14 +93,25 @@ def test_bad_entry_is_logged_and_skipped_the_rest_serve(
 ) -> None:
     url, log, tampered = strict_server
     ready = requests.get(f"{url}/health/ready", timeout=5)
+    # Degraded, not down: what loaded still serves, and the probe names what did not.
     assert ready.status_code == 200
+    assert ready.json()["status"] == "degraded"
     assert ready.json()["models"] == ["broken", "tiny"]
+    (entry,) = ready.json()["unavailable"]
+    assert entry["path"] == "broken/baseline/model.onnx"
+    assert (entry["model"], entry["variant"]) == ("broken", "baseline")
+    assert entry["reason"].startswith("sha256 ")
     broken = requests.get(f"{url}/v1/models/broken", timeout=5).json()
     assert [v["variant"] for v in broken["variants"]] == ["pretrained"]
+    listing = requests.get(f"{url}/v1/models", timeout=5).json()
+    assert listing["unavailable"] == [entry]
     response = requests.post(
         f"{url}/v1/models/broken/classify?variant=baseline", json={"images": ["AA=="]}, timeout=5
     )
-    assert "known: pretrained" in _error(response, 404, "variant_not_found")
+    message = _error(response, 503, "not_ready")
+    assert message.startswith("variant 'baseline' of model 'broken' is not ready: sha256 ")
+    for body in (ready.text, listing, message):
+        assert str(tampered.parent) not in str(body)  # no server paths reach clients
     text = log.read_text()
     assert f"skipped {tampered}: sha256 " in text
     assert "does not match the manifest's" in text
@@ -116,7 +127,7 @@ def test_not_ready_without_models(empty_server: str) -> None:
     ready = requests.get(f"{empty_server}/health/ready", timeout=5)
     assert ready.status_code == 503
     assert ready.json()["status"] == "not_ready"
-    assert ready.json()["reason"].startswith("no models in ")
+    assert ready.json()["reason"] == "no models in the model repository"
     assert requests.get(f"{empty_server}/health/live", timeout=5).status_code == 200
     for response in (
         requests.get(f"{empty_server}/v1/models", timeout=5),
@@ -124,7 +135,7 @@ def test_not_ready_without_models(empty_server: str) -> None:
             f"{empty_server}/v1/models/tiny/classify", json={"images": ["AA=="]}, timeout=5
         ),
     ):
-        assert _error(response, 503, "not_ready").startswith("no models in ")
+        assert _error(response, 503, "not_ready") == "no models in the model repository"
 
 
 def test_model_with_one_variant_still_serves_it(tmp_path: Path) -> None:
@@ -137,4 +148,7 @@ def test_model_with_one_variant_still_serves_it(tmp_path: Path) -> None:
         compare = requests.post(
             f"{url}/v1/models/solo/compare", json={"images": [image]}, timeout=5
         )
-        assert "no variant 'baseline'" in _error(compare, 404, "variant_not_found")
+        # The repository promises both variants, so a missing one is a fault it names.
+        assert _error(compare, 503, "not_ready") == (
+            "variant 'baseline' of model 'solo' is not ready: variant 'baseline' is missing"
+        )

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 import requests
 
-from service.decode import DecodeOptions, decode_batch
-from service.runtime import ModelStore
-from service.schemas import (
+from service.api.schemas import (
     ClassifyResponse,
     CompareResponse,
     EmbedResponse,
@@ -19,6 +17,8 @@ from service.schemas import (
     ModelInfo,
     ModelList,
 )
+from service.decode import DecodeOptions, decode_batch
+from service.runtime import ModelStore
 from service.statistics import js_divergence, mcnemar_exact
 from tests.images import drawn_seven, encode, mnist, photo_of_digit, png
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from scripts.cli import build_parser, main
-from scripts.commands.serve import GUNICORN_ARGS, resolve_settings, serve_environment
+from scripts.commands.serve import resolve_settings, serve_environment
+from service.server_command import GUNICORN_ARGS
 from tests.server import running_server
 
 HEADSTART = str(Path(sys.executable).with_name("headstart"))
@@ -79,7 +80,7 @@ def test_serve_runs_gunicorn_with_the_options(repository: Path, tmp_path: Path) 
         ) as url,
         urllib.request.urlopen(f"{url}/health/ready", timeout=5) as response,
     ):
-        assert json.load(response) == {"status": "ready", "models": ["tiny"]}
+        assert json.load(response) == {"status": "ready", "models": ["tiny"], "unavailable": []}
     text = log.read_text()
     assert text.count("Booting worker") == 1
     assert "Using worker: gthread" in text

@@ -175,7 +175,10 @@ def one_class_folder(tmp_path_factory: pytest.TempPathFactory) -> str:
         (["build", "--seed", "-1"], "seed must be a non-negative integer, got -1"),
         (["build", "--split-seed", "-2"], "split seed must be a non-negative integer, got -2"),
         (["build", "--labels-per-class", "0"], "labels per class must be at least 1, got 0"),
-        (["build", "--dataset", "idx:/nonexistent"], "/nonexistent: IDX folder does not exist"),
+        (
+            ["build", "--dataset", "idx:/headstart-absent-idx"],
+            "/headstart-absent-idx: IDX folder does not exist",
+        ),
         (
             [
                 "pretrain",

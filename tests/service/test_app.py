@@ -18,7 +18,7 @@ def _client(repository: Path) -> FlaskClient:
 def test_factory_loads_the_repository(repository: Path) -> None:
     response = _client(repository).get("/health/ready")
     assert response.status_code == 200
-    assert response.json == {"status": "ready", "models": ["tiny"]}
+    assert response.json == {"status": "ready", "models": ["tiny"], "unavailable": []}
 
 
 def test_every_response_has_a_request_id(repository: Path) -> None:

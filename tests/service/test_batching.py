@@ -109,14 +109,19 @@ def test_settings_turn_batching_on(repository: Path) -> None:
     on = create_app(Settings(model_repository=repository, batch_max_size=8, batch_max_wait_ms=2))
     off = create_app(Settings(model_repository=repository))
     for app, expected in ((on, True), (off, False)):
-        store: ModelStore = app.extensions["headstart.store"]
-        batchers = [v.batcher for vs in store.models.values() for v in vs.values()]
+        store: ModelStore = app.extensions["headstart.plane"].store
+        batchers = [_batcher(v) for vs in store.models.values() for v in vs.values()]
         assert batchers
         assert all((b is not None) == expected for b in batchers)
-    store = on.extensions["headstart.store"]
-    batcher = store.variant("tiny", "baseline").batcher
+    batcher = _batcher(on.extensions["headstart.plane"].store.variant("tiny", "baseline"))
     assert batcher is not None
     assert (batcher.max_size, batcher.max_wait_s) == (8, 0.002)
+
+
+def _batcher(variant: LoadedVariant) -> Batcher | None:
+    """The batcher a variant's run goes through, if batching wrapped it at load time."""
+    owner = getattr(variant.run, "__self__", None)
+    return owner if isinstance(owner, Batcher) else None
 
 
 def test_classify_answers_alike_with_batching_on_and_off(repository: Path) -> None:

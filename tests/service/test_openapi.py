@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from service import schemas
+from service.api import schemas
 from service.openapi import document
 
 

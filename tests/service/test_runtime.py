@@ -37,7 +37,7 @@ def test_unknown_model_and_variant_list_the_known_ones(repository: Path) -> None
 def test_empty_repository_is_not_ready(tmp_path: Path) -> None:
     store = ModelStore.load(tmp_path)
     assert not store.ready
-    assert store.not_ready_reason == f"no models in {tmp_path}"
+    assert store.not_ready_reason == "no models in the model repository"
     with pytest.raises(NotReady):
         store.model("tiny")
 

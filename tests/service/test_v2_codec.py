@@ -14,7 +14,7 @@ from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from service.v2 import codec
-from service.v2.schema import RequestInput
+from service.v2.request import RequestInput
 
 
 def _input(**fields: Any) -> RequestInput:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from service.errors import BadRequest, PayloadTooLarge
-from service.v2.schema import InferenceRequest, parse_request
+from service.v2.request import InferenceRequest, parse_request
 from service.v2.validation import (
     ModelSpec,
     TensorSpec,

@@ -26,8 +26,7 @@ def require(program: str, package: str) -> str:
     if path is not None:
         return path
     message = (
-        f"{program} not found: install Debian's {package} "
-        "(make test does, as root with apt-get)"
+        f"{program} not found: install Debian's {package} (make test does, as root with apt-get)"
     )
     if in_ci():
         pytest.fail(message, pytrace=False)

@@ -1,13 +1,12 @@
-"""Classify, embed and compare decoded image batches; the results are plain JSON-ready dicts.
+"""Shape model outputs into v1's answers: plain JSON-ready dicts.
 
 Their shapes are documented (and checked by the tests) by the response models
-in :mod:`service.schemas`; building dicts here keeps a request free of
+in :mod:`service.api.schemas`; building dicts here keeps a request free of
 validation work on data the service itself produced.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,39 +15,34 @@ from numpy.typing import NDArray
 
 from service.errors import ValidationFailed
 from service.manifest import Manifest
-from service.runtime import LoadedVariant
+from service.ranking import top_k
 from service.statistics import js_divergence, paired_outcomes
 
 Label = int | str
 
 
-def classify(variant: LoadedVariant, images: NDArray[np.uint8], top_k: int) -> dict[str, Any]:
-    """Per image: the most likely class, its probability and the ``top_k`` classes."""
-    probabilities = variant.run(images, outputs=("probabilities",))["probabilities"]
-    names = variant.manifest.class_names
-    k = min(top_k, len(names))
-    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+def classification(
+    manifest: Manifest, probabilities: NDArray[np.float32], k: int
+) -> dict[str, Any]:
+    """Per image: the most likely class, its probability and the ``k`` most likely classes."""
+    names = manifest.class_names
+    order = top_k(probabilities, k)
     predictions = []
     for row, ranked in zip(probabilities.tolist(), order.tolist(), strict=True):
         top = [{"label": names[c], "class_index": c, "probability": row[c]} for c in ranked]
         predictions.append({**top[0], "top_k": top})
-    return {
-        "model": variant.manifest.name,
-        "variant": variant.manifest.variant,
-        "predictions": predictions,
-    }
+    return {"model": manifest.name, "variant": manifest.variant, "predictions": predictions}
 
 
-def embed(variant: LoadedVariant, images: NDArray[np.uint8], normalize: bool) -> dict[str, Any]:
+def embeddings(manifest: Manifest, vectors: NDArray[np.float32], normalize: bool) -> dict[str, Any]:
     """Per image: the embedding vector (unit length if ``normalize``) and its size."""
-    vectors = variant.run(images, outputs=("embedding",))["embedding"]
     if normalize:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
     size = int(vectors.shape[1])
     return {
-        "model": variant.manifest.name,
-        "variant": variant.manifest.variant,
+        "model": manifest.name,
+        "variant": manifest.variant,
         "normalized": normalize,
         "embeddings": [{"vector": v, "size": size} for v in vectors.tolist()],
     }
@@ -77,23 +71,18 @@ def label_indices(labels: Sequence[Label], manifest: Manifest) -> NDArray[np.int
     return indices
 
 
-def compare(
-    first: LoadedVariant,
-    second: LoadedVariant,
-    images: NDArray[np.uint8],
-    labels: Sequence[Label] | None = None,
-    second_images: NDArray[np.uint8] | None = None,
+def comparison(
+    first: Manifest,
+    second: Manifest,
+    runs: tuple[tuple[NDArray[np.float32], float], tuple[NDArray[np.float32], float]],
+    truth: NDArray[np.int64] | None = None,
 ) -> dict[str, Any]:
-    """Run both variants on the same images and compare them, with McNemar's test if labelled.
-
-    ``second_images`` is only needed when the second variant's input spec differs.
-    """
-    names = first.manifest.class_names
-    truth = None if labels is None else label_indices(labels, first.manifest)
-    p_first, ms_first = _timed(first, images)
-    p_second, ms_second = _timed(second, images if second_images is None else second_images)
-    a, b = first.manifest.variant, second.manifest.variant
-    n = len(images)
+    """Compare two variants' ``(probabilities, milliseconds)`` runs on the same images,
+    with McNemar's test when the true classes (``label_indices``) are given."""
+    names = first.class_names
+    (p_first, ms_first), (p_second, ms_second) = runs
+    a, b = first.variant, second.variant
+    n = len(p_first)
     pred_first = p_first.argmax(axis=1)
     pred_second = p_second.argmax(axis=1)
     agree = (pred_first == pred_second).tolist()
@@ -134,14 +123,8 @@ def compare(
             },
         }
     return {
-        "model": first.manifest.name,
+        "model": first.name,
         "variants": [a, b],
         "results": results,
         "summary": summary,
     }
-
-
-def _timed(variant: LoadedVariant, images: NDArray[np.uint8]) -> tuple[NDArray[np.float32], float]:
-    start = time.perf_counter()
-    probabilities = variant.run(images, outputs=("probabilities",))["probabilities"]
-    return probabilities, (time.perf_counter() - start) * 1000.0

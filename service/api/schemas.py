@@ -1,6 +1,6 @@
 """The v1 API's request and response schemas: they validate requests and generate the OpenAPI.
 
-Responses are built as plain dicts by :mod:`service.inference`; the response
+Responses are built as plain dicts by :mod:`service.results`; the response
 models here document them in ``/openapi.json`` and the tests validate every
 response against them (``extra="forbid"``, so any drift fails a test).
 """
@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.manifest import InputSpec, Pretraining, TestMetrics, TrainingData
+from service.naming import DEFAULT_VARIANT
 
 Variant = Literal["pretrained", "baseline"]
 
@@ -35,7 +36,7 @@ class _Query(BaseModel):
 class ClassifyQuery(_Query):
     """Query parameters of ``classify``."""
 
-    variant: str = "pretrained"
+    variant: str = DEFAULT_VARIANT
     """``pretrained`` or ``baseline``."""
     top_k: int = Field(default=5, ge=1, le=1000)
     """How many of the most likely classes to return per image (at most the number of classes)."""
@@ -44,7 +45,7 @@ class ClassifyQuery(_Query):
 class EmbedQuery(_Query):
     """Query parameters of ``embed``."""
 
-    variant: str = "pretrained"
+    variant: str = DEFAULT_VARIANT
     normalize: bool = False
     """Scale each embedding to unit L2 length."""
 
@@ -177,8 +178,20 @@ class ModelInfo(_Schema):
     variants: list[VariantInfo]
 
 
+class UnavailableEntry(_Schema):
+    """An entry of the model repository that is not served, and why."""
+
+    path: str
+    """Relative to the repository root."""
+    model: str | None
+    variant: str | None
+    reason: str
+
+
 class ModelList(_Schema):
     models: list[ModelInfo]
+    unavailable: list[UnavailableEntry]
+    """Entries of the repository that could not be loaded (bad hash, unreadable, ...)."""
 
 
 class ErrorBody(BaseModel):

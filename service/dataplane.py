@@ -1,0 +1,168 @@
+"""The one data plane under every protocol: resolve a variant, decode, run, shape the answer.
+
+The HTTP layers (v1 in :mod:`service.api.v1`, the Open Inference Protocol in
+:mod:`service.v2.api`) only translate requests into these calls and their
+results into responses; every route reaches ONNX Runtime through :meth:`DataPlane.run`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from service import catalog, results
+from service.decode import DecodeOptions, decode_batch
+from service.errors import ModelNotFound, NotFound, NotReady
+from service.naming import split_v2_name, v2_name
+from service.runtime import OUTPUTS, LoadedVariant, ModelStore, Outputs
+from service.settings import Settings
+from service.v2 import inference as v2_inference
+from service.v2.metadata import model_spec
+from service.v2.request import InferenceRequest
+
+COMPARED = ("pretrained", "baseline")
+"""The two variants ``compare`` runs, in the order its answer names them."""
+
+
+class DataPlane:
+    """Every model in one process, and everything a request can ask of them."""
+
+    def __init__(self, store: ModelStore, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    # --- resolving names ------------------------------------------------------------------
+
+    def variant(self, model: str, variant: str) -> LoadedVariant:
+        """A variant by v1's names; 404 lists the known ones, 503 says why one failed to load."""
+        return self.store.variant(model, variant)
+
+    def v2_variant(self, name: str, version: str | None = None) -> LoadedVariant:
+        """The variant behind a V2 name ``<model>-<variant>``; 404 when unknown, 503 when it
+        failed to load."""
+        self.store.require_ready()
+        model, variant = split_v2_name(name)
+        loaded = self.store.models.get(model, {}).get(variant) if model else None
+        if loaded is None:
+            reason = self.store.failure(model, variant) if model else None
+            if reason is not None:
+                raise NotReady(f"model {name!r} is not ready: {reason}")
+            known = ", ".join(
+                sorted(
+                    v2_name(v.manifest) for vs in self.store.models.values() for v in vs.values()
+                )
+            )
+            raise ModelNotFound(f"unknown model {name!r} (known: {known})")
+        if version is not None and version != loaded.manifest.version:
+            raise NotFound(
+                f"model {name!r} has no version {version!r} (available: {loaded.manifest.version})"
+            )
+        return loaded
+
+    # --- the one way to a model -----------------------------------------------------------
+
+    def decode(
+        self, variant: LoadedVariant, images: Sequence[bytes], options: DecodeOptions
+    ) -> NDArray[np.uint8]:
+        """Decode encoded images for ``variant``'s input spec, under the service's pixel limit."""
+        options = dataclasses.replace(options, max_pixels=self.settings.max_image_pixels)
+        return decode_batch(images, variant.manifest.input, options)
+
+    def run(
+        self, variant: LoadedVariant, images: NDArray[np.uint8], outputs: Sequence[str] = OUTPUTS
+    ) -> Outputs:
+        """Run ``uint8 [N, C, H, W]`` images through ``variant``: every route ends here."""
+        return variant.run(images, outputs)
+
+    # --- v1 -------------------------------------------------------------------------------
+
+    def models(self) -> dict[str, Any]:
+        """Every served model with its variants, and every entry that is not served, with why."""
+        self.store.require_ready()
+        return {
+            "models": [catalog.describe_model(v) for v in self.store.models.values()],
+            "unavailable": [u.to_json() for u in self.store.unavailable],
+        }
+
+    def describe(self, model: str) -> dict[str, Any]:
+        """One model: classes, input spec, embedding size, provenance and test metrics."""
+        return catalog.describe_model(self.store.model(model))
+
+    def classify(
+        self,
+        model: str,
+        variant: str,
+        images: Sequence[bytes],
+        options: DecodeOptions,
+        top_k: int,
+    ) -> dict[str, Any]:
+        """Per image: the most likely class, its probability and the ``top_k`` classes."""
+        loaded = self.variant(model, variant)
+        pixels = self.decode(loaded, images, options)
+        probabilities = self.run(loaded, pixels, ("probabilities",))["probabilities"]
+        return results.classification(loaded.manifest, probabilities, top_k)
+
+    def embed(
+        self,
+        model: str,
+        variant: str,
+        images: Sequence[bytes],
+        options: DecodeOptions,
+        normalize: bool,
+    ) -> dict[str, Any]:
+        """One embedding vector per image, unit length if ``normalize``."""
+        loaded = self.variant(model, variant)
+        pixels = self.decode(loaded, images, options)
+        vectors = self.run(loaded, pixels, ("embedding",))["embedding"]
+        return results.embeddings(loaded.manifest, vectors, normalize)
+
+    def compare(
+        self,
+        model: str,
+        images: Sequence[bytes],
+        options: DecodeOptions,
+        labels: Sequence[results.Label] | None = None,
+    ) -> dict[str, Any]:
+        """Run both variants on the same images; with labels, accuracy and McNemar's test."""
+        first, second = self.compared(model)
+        truth = None if labels is None else results.label_indices(labels, first.manifest)
+        pixels = self.decode(first, images, options)
+        # Decoded once when both variants take the same input, as they normally do.
+        second_pixels = pixels
+        if second.manifest.input != first.manifest.input:
+            second_pixels = self.decode(second, images, options)
+        runs = (self._timed(first, pixels), self._timed(second, second_pixels))
+        return results.comparison(first.manifest, second.manifest, runs, truth)
+
+    def compared(self, model: str) -> tuple[LoadedVariant, LoadedVariant]:
+        """The two variants ``compare`` runs; 404 or 503 if either is not served."""
+        first, second = (self.variant(model, name) for name in COMPARED)
+        return first, second
+
+    def _timed(
+        self, variant: LoadedVariant, images: NDArray[np.uint8]
+    ) -> tuple[NDArray[np.float32], float]:
+        start = time.perf_counter()
+        probabilities = self.run(variant, images, ("probabilities",))["probabilities"]
+        return probabilities, (time.perf_counter() - start) * 1000.0
+
+    # --- V2 -------------------------------------------------------------------------------
+
+    def infer(
+        self,
+        name: str,
+        version: str | None,
+        request: InferenceRequest,
+        chunks: Sequence[memoryview | None],
+    ) -> v2_inference.InferenceResult:
+        """Check a V2 inference request against the model's metadata and run the model once."""
+        loaded = self.v2_variant(name, version)
+        spec = model_spec(loaded.manifest)
+        prepared = v2_inference.prepare(request, chunks, spec, self.settings.max_batch)
+        outputs = self.run(loaded, prepared.images, [w.name for w in prepared.wanted])
+        return v2_inference.respond(request, spec, prepared, outputs)

@@ -1,0 +1,69 @@
+"""The one mapping from errors to HTTP responses, for every route.
+
+:class:`service.errors.ServiceError` carries its own status and code; Werkzeug's
+errors (unknown route, wrong method, body over ``MAX_CONTENT_LENGTH``) get the same
+codes; anything else is a 500 that never shows its traceback. Routes under ``/v2``
+answer in the Open Inference Protocol's shape ``{"error": "<message>"}``, every
+other route in v1's ``{"error": {"code", "message", ...details}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from service.errors import NotFound, PayloadTooLarge, ServiceError, UnsupportedMediaType
+from service.metrics import record_error
+from service.state import settings
+
+log = logging.getLogger(__name__)
+
+# Werkzeug's errors under the same codes as the service's own.
+_CODES = {c.status_code: c.code for c in (NotFound, PayloadTooLarge, UnsupportedMediaType)}
+_V2_PREFIX = "/v2"
+
+
+def register(app: Flask) -> None:
+    """Answer every error of ``app`` as JSON in the shape of the route's protocol."""
+    app.register_error_handler(ServiceError, _service_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _service_error(exc: ServiceError) -> Response:
+    return _render(exc.status_code, exc.code, exc.message, exc.details)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    code = _CODES.get(status) or (exc.name or "error").lower().replace(" ", "_")
+    message = exc.description or exc.name
+    if isinstance(exc, RequestEntityTooLarge):
+        message = f"request body is over the limit of {settings().max_body_bytes} bytes"
+    response = _render(status, code, message)
+    # Allow on 405, and whatever else Werkzeug sets for its error, except its HTML type.
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def _unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error in %s %s", request.method, request.path)
+    return _render(500, "internal_error", "internal server error")
+
+
+def _render(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> Response:
+    record_error(code)
+    if request.path == _V2_PREFIX or request.path.startswith(_V2_PREFIX + "/"):
+        body: dict[str, Any] = {"error": message}
+    else:
+        body = {"error": {"code": code, "message": message, **(details or {})}}
+    return current_app.response_class(
+        current_app.json.dumps(body), status=status, mimetype="application/json"
+    )
