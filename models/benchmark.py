@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from models import defaults
+from models import defaults, methods
 from models.experiment import ExperimentConfig, load_data, run_experiment
 from models.training import FinetuneResult
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate")
     args = parser.parse_args(argv)
-    method = args.method or defaults.DEFAULT_METHOD[args.arch]
+    method = args.method or methods.DEFAULT_METHOD[args.arch]
     if args.threads:
         import torch
 

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-Method = Literal["rbm", "dae", "cae", "contrastive", "none"]
-METHODS: tuple[Method, ...] = ("rbm", "dae", "cae", "contrastive", "none")
-ARCHS: tuple[str, ...] = ("mlp", "cnn")
-VALID_METHODS: dict[str, tuple[Method, ...]] = {
-    "mlp": ("rbm", "dae", "none"),
-    "cnn": ("cae", "contrastive", "none"),
-}
+Arch = Literal["mlp", "cnn"]
+ARCHS: tuple[Arch, ...] = ("mlp", "cnn")
+"""The classifier architectures (built in :mod:`models.nets`)."""
 
 DATASET = "mnist-5k"
 NAME = "mnist"
-ARCH = "mlp"
-DEFAULT_METHOD: dict[str, Method] = {"mlp": "rbm", "cnn": "cae"}
-"""The pre-training each architecture gets when ``--method`` is not given."""
+ARCH: Arch = "mlp"
 LABELS_PER_CLASS = 10
 SEED = 0
 SPLIT_SEED = 0

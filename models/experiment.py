@@ -41,8 +41,9 @@ from models.data import ImageSet, SplitConfig, Splits, make_splits
 from models.device import resolve_device
 from models.errors import ConfigError
 from models.evaluate import Metrics, evaluate
+from models.methods import DEFAULT_METHOD, Method, check_pairing
 from models.nets import ArchConfig, Classifier, CNNConfig, MLPConfig, arch_config, build_classifier
-from models.pretraining import Method, PretrainConfig, PretrainReport, check_pairing, pretrain
+from models.pretraining import PretrainConfig, PretrainReport, pretrain
 from models.sources import load_dataset
 from models.training import FinetuneConfig, FinetuneResult, finetune
 
@@ -55,8 +56,9 @@ class ExperimentConfig:
 
     dataset: str = defaults.DATASET
     arch: str = defaults.ARCH
-    method: str = defaults.DEFAULT_METHOD[defaults.ARCH]
-    """Pre-training of the ``pretrained`` variant; the baseline always uses ``none``."""
+    method: Method = DEFAULT_METHOD[defaults.ARCH]
+    """Pre-training of the ``pretrained`` variant; the baseline always uses ``none``. A name
+    (``"dae"``) is accepted and checked against ``arch`` here, once."""
     mlp: MLPConfig = field(default_factory=MLPConfig)
     cnn: CNNConfig = field(default_factory=CNNConfig)
     labels_per_class: int = defaults.LABELS_PER_CLASS
@@ -68,7 +70,7 @@ class ExperimentConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        check_pairing(self.arch, self.method)
+        object.__setattr__(self, "method", check_pairing(self.arch, self.method))
         if self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed}")
         if self.labels_per_class < 1:
@@ -199,19 +201,19 @@ def pretrained_start(
 ) -> tuple[Classifier, PretrainReport]:
     """The pre-trained classifier fine-tuning starts from (reused from ``cache_dir`` if there)."""
     device = resolve_device(config.device)
-    method = check_pairing(config.arch, config.method)
     cached = (
         cache_dir / f"{config.method}-{config.pretrain_key()}.safetensors" if cache_dir else None
     )
     if cached is not None and cached.is_file():
         checkpoint = load_checkpoint(cached, device)
         log.info("pre-trained encoder reused from %s", cached)
-        report = PretrainReport(method=method, **checkpoint.info["pretraining"])
+        report = PretrainReport(method=config.method, **checkpoint.info["pretraining"])
         return checkpoint.model, report
     model = fresh_model(config, prepared).to(device)
     model.train()
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    report = pretrain(model, prepared.pool_images().to(device), method, config.pretrain, generator)
+    pool = prepared.pool_images().to(device)
+    report = pretrain(model, pool, config.method, config.pretrain, generator)
     if cached is not None:
         save_checkpoint(
             cached,
@@ -263,11 +265,10 @@ def run_experiment(
 ) -> ExperimentResult:
     """Pre-train, fine-tune the pre-trained start, train the baseline, and test both."""
     prepared = prepared or load_data(config)
-    method = check_pairing(config.arch, config.method)
     start, report = pretrained_start(config, prepared, cache_dir=cache_dir)
-    pretrained = train_variant(start, config, prepared, variant="pretrained", method=method)
+    pretrained = train_variant(start, config, prepared, variant="pretrained", method=config.method)
     baseline = train_variant(
-        fresh_model(config, prepared), config, prepared, variant="baseline", method="none"
+        fresh_model(config, prepared), config, prepared, variant="baseline", method=Method.none
     )
     return ExperimentResult(
         config=config,

@@ -14,11 +14,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from models.defaults import ARCHS, Arch
 from models.errors import ConfigError
 
 Activation = Literal["sigmoid", "relu", "tanh"]
-Arch = Literal["mlp", "cnn"]
-ARCHS: tuple[Arch, ...] = ("mlp", "cnn")
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from models.errors import ConfigError
 from models.evaluate import Metrics, evaluate
 from models.experiment import ExperimentConfig, Prepared, load_data
 from models.export import Parity, Provenance, export_variant
+from models.methods import Method, check_pairing
 from models.nets import Classifier
-from models.pretraining import PretrainReport, check_pairing
+from models.pretraining import PretrainReport
 from models.training import FinetuneResult
 from service.manifest import Manifest
 
@@ -95,7 +96,7 @@ def export_trained(
 ) -> tuple[Path, Manifest, Parity]:
     """Export one fine-tuned model as ``pretrained`` (or ``baseline`` when method is none)."""
     method = report.method
-    variant = "baseline" if method == "none" else "pretrained"
+    variant = "baseline" if method == Method.none else "pretrained"
     metrics = metrics or test_metrics(model, prepared)
     fine_tuning: dict[str, Any] = dataclasses.asdict(config.finetune)
     if finetune:

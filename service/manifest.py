@@ -25,7 +25,6 @@ MANIFEST_FILE = "manifest.json"
 ONNX_FILE = "model.onnx"
 
 Variant = Literal["pretrained", "baseline"]
-Method = Literal["rbm", "dae", "cae", "contrastive", "none"]
 Polarity = Literal["light_on_dark", "dark_on_light"]
 
 
@@ -55,7 +54,10 @@ class Architecture(_Frozen):
 class Pretraining(_Frozen):
     """How the starting weights were obtained; ``none`` for the random-init baseline."""
 
-    method: Method
+    method: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    """The method's name, as provenance. The training side's registry (``models.methods``)
+    is the one list of methods and checks it; the service only tells ``none`` apart, so a
+    repository trained with a newer method still loads here."""
     settings: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -2,24 +2,27 @@
 
 ``rbm`` and ``dae`` pre-train an MLP greedily, one layer at a time; ``cae`` and
 ``contrastive`` pre-train a CNN's trunk. ``none`` leaves the random initialisation (the
-baseline). The classification head is never pre-trained.
+baseline). The classification head is never pre-trained. The methods, the architectures
+each fits and their defaults are registered in :mod:`models.methods`; each method's module
+here exposes one function with the :class:`Trainer` signature.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
-from models.defaults import METHODS, VALID_METHODS, Method
-from models.errors import ConfigError
-from models.nets import CNN, MLP, Classifier
+from models.methods import Method, check_pairing
+from models.nets import Classifier, arch_kind
 
 log = logging.getLogger(__name__)
 
-__all__ = ["METHODS", "VALID_METHODS", "Method", "PretrainConfig", "PretrainReport", "pretrain"]
+__all__ = ["PretrainConfig", "PretrainReport", "Trainer", "pretrain"]
 
 
 @dataclass(frozen=True)
@@ -53,18 +56,30 @@ class PretrainReport:
     ``cae``), kept so reconstructions can be shown; empty when the encoder came from a cache."""
 
 
-def check_pairing(arch: str, method: str) -> Method:
-    """Return ``method`` if it fits ``arch``; otherwise a ``ConfigError`` listing valid ones."""
-    if arch not in VALID_METHODS:
-        raise ConfigError(
-            f"unknown architecture {arch!r} (expected one of: {', '.join(VALID_METHODS)})"
-        )
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r} (expected one of: {', '.join(METHODS)})")
-    if method not in VALID_METHODS[arch]:
-        pairs = "; ".join(f"{a}: {', '.join(m)}" for a, m in VALID_METHODS.items())
-        raise ConfigError(f"method {method!r} does not apply to arch {arch!r} (valid: {pairs})")
-    return method
+class Trainer(Protocol):
+    """The one signature of every method's ``pretrain`` function."""
+
+    def __call__(
+        self,
+        model: Classifier,
+        pool: torch.Tensor,
+        config: PretrainConfig,
+        generator: torch.Generator,
+        *,
+        lr: float,
+        decoders: dict[str, torch.nn.Module],
+    ) -> dict[str, list[float]]:
+        """Pre-train ``model``'s encoder in place; return the losses per epoch by stage and
+        put each stage's decoder (if the method has one) into ``decoders``."""
+        ...
+
+
+def trainer(method: Method) -> Trainer:
+    """The ``pretrain`` function of ``method``'s module (imported now, on first use)."""
+    if method.module is None:
+        raise ValueError(f"method {method.value!r} trains nothing")
+    found: Trainer = importlib.import_module(method.module).pretrain
+    return found
 
 
 def pretrain(
@@ -76,30 +91,11 @@ def pretrain(
 ) -> PretrainReport:
     """Pre-train ``model``'s encoder in place on ``pool`` (``uint8 [N, C, H, W]``, no labels)."""
     start = time.perf_counter()
+    method = check_pairing(arch_kind(model.config), method)
     report = PretrainReport(method=method)
-    if method == "none":
+    if method is Method.none:
         return report
-    if method in ("rbm", "dae"):
-        if not isinstance(model, MLP):
-            raise ConfigError(f"method {method!r} needs an mlp")
-        if method == "rbm":
-            from models.pretraining.rbm import pretrain_rbm_stack
-
-            report.losses = pretrain_rbm_stack(model, pool, config, generator, report.decoders)
-        else:
-            from models.pretraining.autoencoder import pretrain_dae_stack
-
-            report.losses = pretrain_dae_stack(model, pool, config, generator, report.decoders)
-    else:
-        if not isinstance(model, CNN):
-            raise ConfigError(f"method {method!r} needs a cnn")
-        if method == "cae":
-            from models.pretraining.conv_autoencoder import pretrain_cae
-
-            report.losses = pretrain_cae(model, pool, config, generator, report.decoders)
-        else:
-            from models.pretraining.contrastive import pretrain_contrastive
-
-            report.losses = pretrain_contrastive(model, pool, config, generator)
+    lr = method.lr if config.lr is None else config.lr
+    report.losses = trainer(method)(model, pool, config, generator, lr=lr, decoders=report.decoders)
     report.seconds = time.perf_counter() - start
     return report

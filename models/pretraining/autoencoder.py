@@ -7,20 +7,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.augment import mask_noise
-from models.nets import MLP, to_unit
+from models.nets import MLP, Classifier, to_unit
 from models.pretraining import PretrainConfig
-from models.pretraining.common import epochs, log_epoch, minibatches
+from models.pretraining.common import as_net, epochs, log_epoch, minibatches
 
 
-def pretrain_dae_stack(
-    model: MLP,
+def pretrain(
+    model: Classifier,
     pool: torch.Tensor,
     config: PretrainConfig,
     generator: torch.Generator,
-    decoders: dict[str, nn.Module] | None = None,
+    *,
+    lr: float,
+    decoders: dict[str, nn.Module],
 ) -> dict[str, list[float]]:
     """Train each hidden layer to reconstruct its clean input from a masked copy."""
-    lr = config.lr if config.lr is not None else 1e-3
+    model = as_net(model, MLP)
     data = to_unit(pool).flatten(1)
     act = model.activate
     # Inputs in [0, 1] (pixels, sigmoid units) are reconstructed through a sigmoid with
@@ -48,8 +50,7 @@ def pretrain_dae_stack(
                 total += float(loss.detach())
             losses[stage].append(total / len(data))
             log_epoch(stage, epoch, config.epochs, losses[stage][-1])
-        if decoders is not None:
-            decoders[stage] = decoder
+        decoders[stage] = decoder
         with torch.no_grad():
             data = act(layer(data))
     return losses

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import TypeVar
 
 import torch
 from tqdm import tqdm
 
+from models.nets import Classifier
+
 log = logging.getLogger("models.pretraining")
+
+Net = TypeVar("Net", bound=Classifier)
+
+
+def as_net(model: Classifier, net: type[Net]) -> Net:
+    """``model`` as the network a method trains; ``pretrain`` has checked the pairing."""
+    if not isinstance(model, net):
+        raise TypeError(f"expected {net.__name__}, got {type(model).__name__}")
+    return model
 
 
 def minibatches(

@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.augment import random_affine, random_erase
-from models.nets import CNN, to_unit
+from models.nets import CNN, Classifier, to_unit
 from models.pretraining import PretrainConfig
-from models.pretraining.common import epochs, log_epoch, minibatches
+from models.pretraining.common import as_net, epochs, log_epoch, minibatches
 
 
 def augment_view(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -31,11 +31,20 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     return F.cross_entropy(sim, targets)
 
 
-def pretrain_contrastive(
-    model: CNN, pool: torch.Tensor, config: PretrainConfig, generator: torch.Generator
+def pretrain(
+    model: Classifier,
+    pool: torch.Tensor,
+    config: PretrainConfig,
+    generator: torch.Generator,
+    *,
+    lr: float,
+    decoders: dict[str, nn.Module],
 ) -> dict[str, list[float]]:
-    """Train trunk + dense layer so two views of one image embed close, others far."""
-    lr = config.lr if config.lr is not None else 1e-3
+    """Train trunk + dense layer so two views of one image embed close, others far.
+
+    It has no decoder: the projection head the loss sees is discarded, ``decoders`` untouched.
+    """
+    model = as_net(model, CNN)
     projector = nn.Sequential(
         nn.Linear(model.embedding_dim, model.embedding_dim),
         nn.ReLU(),

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.augment import mask_noise
-from models.nets import CNN, to_unit
+from models.nets import CNN, Classifier, to_unit
 from models.pretraining import PretrainConfig
-from models.pretraining.common import epochs, log_epoch, minibatches
+from models.pretraining.common import as_net, epochs, log_epoch, minibatches
 
 
 class ConvDecoder(nn.Module):
@@ -36,15 +36,17 @@ class ConvDecoder(nn.Module):
         return z  # logits of the reconstructed image, [N, C, H, W]
 
 
-def pretrain_cae(
-    model: CNN,
+def pretrain(
+    model: Classifier,
     pool: torch.Tensor,
     config: PretrainConfig,
     generator: torch.Generator,
-    decoders: dict[str, nn.Module] | None = None,
+    *,
+    lr: float,
+    decoders: dict[str, nn.Module],
 ) -> dict[str, list[float]]:
     """Train trunk + decoder to reconstruct clean images from masked ones."""
-    lr = config.lr if config.lr is not None else 1e-3
+    model = as_net(model, CNN)
     decoder = ConvDecoder(model).to(pool.device)
     params = [*model.convs.parameters(), *decoder.parameters()]
     optimiser = torch.optim.Adam(params, lr=lr)
@@ -61,6 +63,5 @@ def pretrain_cae(
             total += float(loss.detach())
         losses.append(total / len(pool))
         log_epoch("cae", epoch, config.epochs, losses[-1])
-    if decoders is not None:
-        decoders["cae"] = decoder
+    decoders["cae"] = decoder
     return {"cae": losses}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.nets import MLP, to_unit
+from models.errors import ConfigError
+from models.nets import MLP, Classifier, to_unit
 from models.pretraining import PretrainConfig
-from models.pretraining.common import epochs, log_epoch, minibatches
+from models.pretraining.common import as_net, epochs, log_epoch, minibatches
 
 
 def train_rbm(
@@ -16,6 +17,8 @@ def train_rbm(
     config: PretrainConfig,
     generator: torch.Generator,
     stage: str,
+    *,
+    lr: float,
     decoders: dict[str, nn.Module] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
     """Train a Bernoulli RBM on ``data`` in ``[0, 1]``; return ``(W [H, V], hidden bias, losses)``.
@@ -26,7 +29,6 @@ def train_rbm(
     """
     n, visible = data.shape
     dev = data.device
-    lr = config.lr if config.lr is not None else 0.05
     weight = 0.01 * torch.randn(hidden, visible, generator=generator, device=dev)
     mean = data.mean(0).clamp(1e-3, 1 - 1e-3)
     b_vis = torch.log(mean / (1 - mean))
@@ -65,24 +67,25 @@ def train_rbm(
 
 
 @torch.no_grad()
-def pretrain_rbm_stack(
-    model: MLP,
+def pretrain(
+    model: Classifier,
     pool: torch.Tensor,
     config: PretrainConfig,
     generator: torch.Generator,
-    decoders: dict[str, nn.Module] | None = None,
+    *,
+    lr: float,
+    decoders: dict[str, nn.Module],
 ) -> dict[str, list[float]]:
     """Train one RBM per hidden layer on the previous one's activations; copy into ``model``."""
-    if model.config.activation != "sigmoid":
-        from models.errors import ConfigError
-
+    mlp = as_net(model, MLP)
+    if mlp.config.activation != "sigmoid":
         raise ConfigError("rbm pre-training unrolls into sigmoid units: use mlp activation sigmoid")
     data = to_unit(pool).flatten(1)
     losses: dict[str, list[float]] = {}
-    for index, layer in enumerate(model.linear_layers()):
+    for index, layer in enumerate(mlp.linear_layers()):
         stage = f"rbm{index}"
         weight, b_hid, losses[stage] = train_rbm(
-            data, layer.out_features, config, generator, stage, decoders
+            data, layer.out_features, config, generator, stage, lr=lr, decoders=decoders
         )
         layer.weight.copy_(weight)
         layer.bias.copy_(b_hid)

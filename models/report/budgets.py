@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from models.methods import Method
+
 ALL = 0
 """A label budget of every pool image of the smallest class."""
 
@@ -32,9 +34,9 @@ class Budget:
     """Hidden layers of the MLP in the main and optimiser studies."""
     depths: tuple[int, ...]
     depth_labels: int
-    depth_methods: tuple[str, ...]
+    depth_methods: tuple[Method, ...]
     optimizer_labels: int
-    optimizer_method: str
+    optimizer_method: Method
     historical_depth: int
     """Hidden layers of the deliberately historical setting: sigmoid, plain SGD, naive init."""
     cnn_channels: tuple[int, ...]
@@ -45,8 +47,8 @@ class Budget:
     min_steps_per_epoch: int
     batch_size: int = 32
     optimizers: tuple[str, ...] = tuple(OPTIMIZERS)
-    mlp_methods: tuple[str, ...] = ("none", "rbm", "dae")
-    cnn_methods: tuple[str, ...] = ("none", "cae", "contrastive")
+    mlp_methods: tuple[Method, ...] = (Method.none, Method.rbm, Method.dae)
+    cnn_methods: tuple[Method, ...] = (Method.none, Method.cae, Method.contrastive)
     expected: str = ""
     """What to expect of the wall time, said before the sweep starts."""
     hidden_from_help: bool = field(default=False, compare=False)
@@ -66,9 +68,9 @@ BUDGETS: dict[str, Budget] = {
         mlp_depth=2,
         depths=(1, 2, 3),
         depth_labels=30,
-        depth_methods=("rbm", "dae"),
+        depth_methods=(Method.rbm, Method.dae),
         optimizer_labels=10,
-        optimizer_method="rbm",
+        optimizer_method=Method.rbm,
         historical_depth=3,
         cnn_channels=(8, 16),
         cnn_dense=64,
@@ -86,9 +88,9 @@ BUDGETS: dict[str, Budget] = {
         mlp_depth=3,
         depths=(1, 2, 3),
         depth_labels=30,
-        depth_methods=("rbm", "dae"),
+        depth_methods=(Method.rbm, Method.dae),
         optimizer_labels=10,
-        optimizer_method="rbm",
+        optimizer_method=Method.rbm,
         historical_depth=3,
         cnn_channels=(32, 64),
         cnn_dense=128,
@@ -106,9 +108,9 @@ BUDGETS: dict[str, Budget] = {
         mlp_depth=2,
         depths=(1, 2),
         depth_labels=2,
-        depth_methods=("dae",),
+        depth_methods=(Method.dae,),
         optimizer_labels=2,
-        optimizer_method="dae",
+        optimizer_method=Method.dae,
         historical_depth=2,
         cnn_channels=(4, 8),
         cnn_dense=16,

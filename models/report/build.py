@@ -14,6 +14,7 @@ import numpy as np
 from models.data import SplitConfig
 from models.errors import ConfigError
 from models.experiment import ExperimentConfig, Prepared, load_data
+from models.methods import Method
 from models.report import conclusion, figures
 from models.report.budgets import MAIN_OPTIMIZER, OPTIMIZERS, Budget
 from models.report.cache import Arrays, RunCache
@@ -172,7 +173,7 @@ def training_minutes(sweep: Sweep) -> float:
     return (finetuning + sum(pretraining.values())) / 60
 
 
-def _showcase(results: Results, arch: str, method: str) -> RunSpec:
+def _showcase(results: Results, arch: str, method: Method) -> RunSpec:
     k = resolve_labels(results.budget.showcase_labels, results.all_labels)
     return RunSpec(arch, results.main_depth(arch), method, 0, MAIN_OPTIMIZER, k)
 
@@ -227,7 +228,7 @@ def draw_figures(
     for arch in ("mlp", "cnn"):
         methods = budget.mlp_methods if arch == "mlp" else budget.cnn_methods
         for k in (labels[0], labels[-1]):
-            by_method = {
+            by_method: dict[str, list[Any]] = {
                 m: [
                     results.records[_at(results, arch, m, s, k)]["drift"]
                     for s in range(results.seeds)
@@ -239,8 +240,10 @@ def draw_figures(
     curve_panels = []
     for arch in ("mlp", "cnn"):
         methods = budget.mlp_methods if arch == "mlp" else budget.cnn_methods
-        by_method = {m: results.records[_showcase(results, arch, m)]["history"] for m in methods}
-        curve_panels.append((f"{arch.upper()}, {labels[0]} labels per class, seed 0", by_method))
+        histories: dict[str, list[Any]] = {
+            m: results.records[_showcase(results, arch, m)]["history"] for m in methods
+        }
+        curve_panels.append((f"{arch.upper()}, {labels[0]} labels per class, seed 0", histories))
     paths.append(figures.curves(curve_panels, out / FIGURES[6]))
     embed_panels = []
     for arch in ("mlp", "cnn"):
@@ -259,7 +262,7 @@ def pretraining_movement(results: Results, cache: RunCache, sweep: Sweep) -> str
     baseline (same seed), for the methods that train that layer in place."""
     parts = []
     for arch, methods in (("mlp", results.budget.mlp_methods), ("cnn", results.budget.cnn_methods)):
-        start = cache.arrays(sweep.keys[_showcase(results, arch, "none")]).get("first_before")
+        start = cache.arrays(sweep.keys[_showcase(results, arch, Method.none)]).get("first_before")
         for method in methods:
             if method in ("none", "rbm") or start is None:
                 continue  # an RBM is trained from its own small random weights, then copied in
@@ -276,7 +279,7 @@ def pretraining_movement(results: Results, cache: RunCache, sweep: Sweep) -> str
     )
 
 
-def _at(results: Results, arch: str, method: str, seed: int, labels: int) -> RunSpec:
+def _at(results: Results, arch: str, method: Method, seed: int, labels: int) -> RunSpec:
     return RunSpec(arch, results.main_depth(arch), method, seed, MAIN_OPTIMIZER, labels)
 
 

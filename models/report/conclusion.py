@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from itertools import pairwise
 
+from models.methods import Method
 from models.report.budgets import MAIN_OPTIMIZER
 from models.report.plan import RunSpec
 from models.report.stats import paired_test
@@ -101,7 +102,9 @@ def optimizer_findings(results: Results) -> list[str]:
     seeds = range(results.seeds)
     spec = RunSpec("mlp", main.depth, method, 0, main.optimizer, main.labels_per_class)
     treated = [results.accuracy(replace(spec, seed=s)) for s in seeds]
-    best_spec = RunSpec("mlp", main.depth, "none", 0, best_base.optimizer, main.labels_per_class)
+    best_spec = RunSpec(
+        "mlp", main.depth, Method.none, 0, best_base.optimizer, main.labels_per_class
+    )
     control = [results.accuracy(replace(best_spec, seed=s)) for s in seeds]
     versus = paired_test(treated, control)
     if versus.diff.excludes_zero() and versus.diff.mean > 0:

@@ -9,6 +9,7 @@ from typing import Any
 
 from models.data import SplitConfig
 from models.experiment import ExperimentConfig
+from models.methods import Method
 from models.nets import CNNConfig, MLPConfig
 from models.pretraining import PretrainConfig
 from models.report.budgets import ALL, HISTORICAL_OPTIMIZER, MAIN_OPTIMIZER, OPTIMIZERS, Budget
@@ -25,7 +26,7 @@ class RunSpec:
     arch: str
     depth: int
     """Hidden layers of an MLP; conv blocks of a CNN."""
-    method: str
+    method: Method
     seed: int
     optimizer: str
     labels_per_class: int
@@ -47,7 +48,7 @@ class RunSpec:
 
     def baseline(self) -> RunSpec:
         """The run this one is compared with: same everything, no pre-training."""
-        return replace(self, method="none")
+        return replace(self, method=Method.none)
 
 
 def experiment(spec: RunSpec, budget: Budget, dataset: str, split_seed: int) -> ExperimentConfig:
@@ -94,7 +95,7 @@ def studies_of(spec: RunSpec, budget: Budget, all_labels: int) -> tuple[str, ...
         spec.arch == "mlp"
         and spec.depth == budget.historical_depth
         and spec.optimizer == HISTORICAL_OPTIMIZER
-        and spec.method in ("none", *budget.depth_methods)
+        and spec.method in (Method.none, *budget.depth_methods)
         and spec.labels_per_class == resolve_labels(budget.optimizer_labels, all_labels)
     )
     if spec.init == "naive":
@@ -114,7 +115,7 @@ def studies_of(spec: RunSpec, budget: Budget, all_labels: int) -> tuple[str, ...
         spec.arch == "mlp"
         and spec.optimizer == MAIN_OPTIMIZER
         and spec.depth in budget.depths
-        and spec.method in ("none", *budget.depth_methods)
+        and spec.method in (Method.none, *budget.depth_methods)
         and spec.labels_per_class == resolve_labels(budget.depth_labels, all_labels)
     ):
         found.append("depth")
@@ -122,7 +123,7 @@ def studies_of(spec: RunSpec, budget: Budget, all_labels: int) -> tuple[str, ...
         spec.arch == "mlp"
         and spec.depth == budget.mlp_depth
         and spec.optimizer in budget.optimizers
-        and spec.method in ("none", budget.optimizer_method)
+        and spec.method in (Method.none, budget.optimizer_method)
         and spec.labels_per_class == resolve_labels(budget.optimizer_labels, all_labels)
     ):
         found.append("optimizer")
@@ -146,13 +147,13 @@ def plan(budget: Budget, seeds: int, all_labels: int) -> list[RunSpec]:
                 runs.add(RunSpec("cnn", depth, method, seed, MAIN_OPTIMIZER, labels))
         depth_labels = resolve_labels(budget.depth_labels, all_labels)
         for depth in budget.depths:
-            for method in ("none", *budget.depth_methods):
+            for method in (Method.none, *budget.depth_methods):
                 runs.add(RunSpec("mlp", depth, method, seed, MAIN_OPTIMIZER, depth_labels))
         opt_labels = resolve_labels(budget.optimizer_labels, all_labels)
         for optimizer in budget.optimizers:
-            for method in ("none", budget.optimizer_method):
+            for method in (Method.none, budget.optimizer_method):
                 runs.add(RunSpec("mlp", budget.mlp_depth, method, seed, optimizer, opt_labels))
-        for method in ("none", *budget.depth_methods):
+        for method in (Method.none, *budget.depth_methods):
             depth, sgd = budget.historical_depth, HISTORICAL_OPTIMIZER
             for init in ("naive", "sound"):
                 runs.add(RunSpec("mlp", depth, method, seed, sgd, opt_labels, init=init))

@@ -22,6 +22,7 @@ from models.experiment import (
     pretrained_start,
     train_variant,
 )
+from models.methods import Method
 from models.nets import CNN, MLP, Classifier, to_unit
 from models.pretraining import PretrainReport
 from models.report.budgets import Budget
@@ -114,7 +115,7 @@ def train_run(
     """Pre-train (or reuse the cached encoder), fine-tune, test; return the record and arrays."""
     if spec.method == "none":
         model: Classifier = fresh_model(config, prepared)
-        report = PretrainReport(method="none")
+        report = PretrainReport(method=Method.none)
     else:
         model, report = pretrained_start(config, prepared, cache_dir=cache.root / "pretrained")
         if report.decoders:  # only a fresh pre-training has them: keep its reconstructions

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from models.methods import Method
 from models.report.budgets import HISTORICAL_OPTIMIZER, MAIN_OPTIMIZER, OPTIMIZERS, Budget
 from models.report.plan import RunSpec, resolve_labels
 from models.report.stats import Interval, Paired, paired_test, t_interval
@@ -17,7 +18,7 @@ class Comparison:
 
     arch: str
     depth: int
-    method: str
+    method: Method
     optimizer: str
     labels_per_class: int
     pretrained: Interval
@@ -70,7 +71,7 @@ class Results:
     def main_depth(self, arch: str) -> int:
         return self.budget.mlp_depth if arch == "mlp" else len(self.budget.cnn_channels)
 
-    def methods(self, arch: str) -> tuple[str, ...]:
+    def methods(self, arch: str) -> tuple[Method, ...]:
         methods = self.budget.mlp_methods if arch == "mlp" else self.budget.cnn_methods
         return tuple(m for m in methods if m != "none")
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models import defaults
+from models import defaults, methods
 from scripts.commands._lists import positive_ints
 from scripts.errors import CommandError
 
@@ -50,13 +50,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         default=defaults.ARCH,
         help=f"network (default: {defaults.ARCH})",
     )
-    pairs = "; ".join(f"{a}: {', '.join(m)}" for a, m in defaults.VALID_METHODS.items())
-    default_methods = ", ".join(f"{a}: {m}" for a, m in defaults.DEFAULT_METHOD.items())
+    default_methods = ", ".join(f"{a}: {m}" for a, m in methods.DEFAULT_METHOD.items())
     parser.add_argument(
         "--method",
         default=None,
         metavar="METHOD",
-        help=f"pre-training ({pairs}; default per arch: {default_methods})",
+        help=f"pre-training ({methods.pairs()}; default per arch: {default_methods})",
     )
 
 
@@ -157,7 +156,7 @@ def experiment_from_args(args: argparse.Namespace) -> ExperimentConfig:
     from models.experiment import ExperimentConfig
     from models.nets import CNNConfig, MLPConfig
 
-    method = args.method or defaults.DEFAULT_METHOD[args.arch]
+    method = args.method or methods.DEFAULT_METHOD[args.arch]
     mlp = {"hidden": args.hidden, "activation": args.activation}
     cnn = {"channels": args.channels, "dense": args.dense}
     config = ExperimentConfig(

@@ -105,6 +105,7 @@ def _complete(repository: Path, name: str) -> bool:
 
 
 def _no_pretraining() -> PretrainReport:
+    from models.methods import Method
     from models.pretraining import PretrainReport
 
-    return PretrainReport(method="none")
+    return PretrainReport(method=Method.none)

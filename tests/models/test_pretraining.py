@@ -5,8 +5,9 @@ import torch
 
 from models.data import ImageSet
 from models.errors import ConfigError
+from models.methods import check_pairing
 from models.nets import CNNConfig, MLPConfig, build_classifier
-from models.pretraining import PretrainConfig, check_pairing, pretrain
+from models.pretraining import PretrainConfig, pretrain
 from models.pretraining.contrastive import nt_xent
 
 TINY = {"mlp": MLPConfig(hidden=(32, 16)), "cnn": CNNConfig(channels=(4, 8), dense=16)}
@@ -62,20 +63,6 @@ def test_rbm_needs_sigmoid_units(digits300: ImageSet) -> None:
             model, torch.from_numpy(digits300.images), "rbm", PretrainConfig(epochs=1),
             torch.Generator(),
         )  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("arch", "method", "message"),
-    [
-        ("cnn", "rbm", r"method 'rbm' does not apply to arch 'cnn' \(valid: mlp: rbm, dae, none; "),
-        ("mlp", "contrastive", "valid: mlp: rbm, dae, none; cnn: cae, contrastive, none"),
-        ("mlp", "pca", "unknown method 'pca' .*rbm, dae, cae, contrastive, none"),
-        ("resnet", "none", "unknown architecture 'resnet'"),
-    ],
-)
-def test_invalid_pairings_list_the_valid_ones(arch: str, method: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        check_pairing(arch, method)
 
 
 def test_nt_xent_rewards_matching_views() -> None:
