@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     config = common.experiment_from_args(args)
 
     from models.experiment import load_data, run_experiment
-    from models.pipeline import export_trained
+    from models.stages import export_trained
 
     prepared = load_data(config)
     result = run_experiment(config, prepared=prepared)

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 @common.guarded
 def run(args: argparse.Namespace) -> int:
     from models.experiment import load_data
-    from models.pipeline import open_stage, report_of, test_metrics
+    from models.stages import open_stage, report_of, test_metrics
 
     checkpoint, config = open_stage(args.checkpoint, args.device, "finetuned")
     metrics = test_metrics(checkpoint.model, load_data(config))

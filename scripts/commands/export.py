@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     repository = args.model_repository or common.default_repository()
 
     from models.experiment import load_data
-    from models.pipeline import export_trained, open_stage, report_of
+    from models.stages import export_trained, open_stage, report_of
 
     checkpoint, config = open_stage(args.checkpoint, "cpu", "finetuned")
     target, manifest, parity = export_trained(

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 @common.guarded
 def run(args: argparse.Namespace) -> int:
     from models.experiment import load_data, train_variant
-    from models.pipeline import open_stage, report_of, save_stage
+    from models.stages import open_stage, report_of, save_stage
 
     checkpoint, config = open_stage(args.checkpoint, args.device, "pretrained")
     if args.labels_per_class is not None:

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     config = common.experiment_from_args(args)
 
     from models.experiment import load_data, pretrained_start
-    from models.pipeline import save_stage
+    from models.stages import save_stage
 
     prepared = load_data(config)
     model, report = pretrained_start(config, prepared)

@@ -11,8 +11,8 @@ from models import experiment
 from models.errors import ConfigError
 from models.experiment import ExperimentConfig, Prepared, run_experiment
 from models.nets import CNNConfig, MLPConfig
-from models.pipeline import export_trained
 from models.pretraining import PretrainConfig, PretrainReport
+from models.stages import export_trained
 from models.training import FinetuneConfig
 from service.runtime import ModelStore
 

@@ -1,4 +1,9 @@
-"""Glue between the experiment core, checkpoints and the exporter, used by the commands."""
+"""What the step-by-step commands hand each other: stage checkpoints and the export.
+
+``pretrain`` and ``finetune`` save a checkpoint of their stage with the provenance later
+steps need (:func:`save_stage`); the next step opens it (:func:`open_stage`), and
+``export`` (or ``build``) writes the trained model to the repository (:func:`export_trained`).
+"""
 
 from __future__ import annotations
 

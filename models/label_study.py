@@ -1,6 +1,6 @@
-"""Pre-trained vs baseline over several seeds and label budgets: the figures in the README.
+"""The label-budget study: pre-trained vs baseline over seeds x label budgets (README figures).
 
-    python -m models.benchmark --arch mlp --method rbm --labels 10 100 --seeds 0 1 2
+    python -m models.label_study --arch mlp --method rbm --labels 10 100 --seeds 0 1 2
 
 Prints one JSON line per run and a summary table (mean and spread of the test accuracy gap).
 Pre-training is cached per seed, so extra label budgets cost only fine-tuning.
@@ -22,7 +22,7 @@ from models.training import FinetuneResult
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.benchmark", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m models.label_study", description=__doc__)
     parser.add_argument("--dataset", default=defaults.DATASET)
     parser.add_argument("--arch", default=defaults.ARCH)
     parser.add_argument("--method", default=None)

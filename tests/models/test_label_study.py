@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from models.benchmark import main
+from models.label_study import main
 
 
-def test_benchmark_prints_one_line_per_run_and_the_gap(capsys: pytest.CaptureFixture[str]) -> None:
+def test_study_prints_one_line_per_run_and_the_gap(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--dataset", "digits", "--arch", "mlp", "--method", "dae", "--labels", "2", "3"]
     assert main([*argv, "--seeds", "0", "--device", "cpu", "--quick"]) == 0
     out = capsys.readouterr().out.splitlines()
