@@ -71,13 +71,22 @@ class Results:
     def main_depth(self, arch: str) -> int:
         return self.budget.mlp_depth if arch == "mlp" else len(self.budget.cnn_channels)
 
+    def main_run(self, arch: str, method: Method, seed: int, labels: int) -> RunSpec:
+        """The main study's run (main depth and optimiser) of these settings."""
+        return RunSpec(arch, self.main_depth(arch), method, seed, MAIN_OPTIMIZER, labels)
+
+    def showcase(self, arch: str, method: Method) -> RunSpec:
+        """The run whose weights and embeddings the figures show: seed 0, first budget."""
+        k = resolve_labels(self.budget.showcase_labels, self.all_labels)
+        return self.main_run(arch, method, 0, k)
+
     def methods(self, arch: str) -> tuple[Method, ...]:
         methods = self.budget.mlp_methods if arch == "mlp" else self.budget.cnn_methods
         return tuple(m for m in methods if m != "none")
 
     def label_study(self) -> list[Comparison]:
         return [
-            self.compare(RunSpec(arch, self.main_depth(arch), method, 0, MAIN_OPTIMIZER, k))
+            self.compare(self.main_run(arch, method, 0, k))
             for arch in ("mlp", "cnn")
             for method in self.methods(arch)
             for k in self.labels()

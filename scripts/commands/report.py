@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from models.report.build import ReportOptions, build_report
+    from models.report.build import build_report
+    from models.report.measure import ReportOptions
 
     torch.set_num_threads(args.threads)
     options = ReportOptions(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from models.report.build import FIGURES
+from models.report.drawing import FIGURES
 from scripts.cli import main
 from tests.models.helpers import tiny_digits, write_idx
 
