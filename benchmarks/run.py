@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+from numpy.typing import NDArray
+
 from benchmarks import loadgen, machine, report, scenarios, servers
 from benchmarks.reference import measure
 from service.decode import DecodeOptions, decode_batch
@@ -68,6 +71,34 @@ class BenchConfig:
     warmup: float = 1.0
 
 
+REFERENCE_FOR = {
+    "classify": "batch1",
+    f"classify-batch{scenarios.BATCH}": "batch64",
+    "embed": "batch1",
+    "compare": "compare-batch1",
+    "v2-infer-binary": "batch1",
+    f"v2-infer-binary-batch{scenarios.BATCH}": "batch64",
+}
+"""The in-process ONNX Runtime measurement each scenario's ratio is taken against."""
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What every step of a run shares: the settings, the model, the images, the scenarios."""
+
+    settings: Settings
+    names: tuple[str, ...]
+    entries: dict[str, ModelEntry]
+    tool: loadgen.Tool
+    images: scenarios.Images
+    decoded: NDArray[np.uint8]
+    every: dict[str, scenarios.Scenario]
+
+    @property
+    def first(self) -> ModelEntry:
+        return self.entries["pretrained"]
+
+
 def run(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure everything, print the tables, and return the report as JSON-ready data."""
     try:
@@ -77,6 +108,38 @@ def run(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[str, A
 
 
 def _run(config: BenchConfig, echo: Callable[[str], None]) -> dict[str, Any]:
+    setup = _setup(config)
+    info = _describe(setup, echo)
+    echo("measuring ONNX Runtime in-process ...")
+    reference = _reference(setup.entries, setup.decoded, setup.settings, config.duration)
+    rows = _measure_servers(config, setup, echo)
+    measured = [r for r in rows if not r.get("soak") and not r.get("beside")]
+    found_ratios = report.ratios(measured, reference, REFERENCE_FOR)
+    found_targets = report.targets(rows, reference, f"classify-batch{scenarios.BATCH}")
+    info["load_average_at_end"] = list(os.getloadavg())
+    _print_tables(rows, reference, found_ratios, found_targets, echo)
+    echo(f"load average at end: {info['load_average_at_end'][0]:.2f}")
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": info,
+        "load_generator": loadgen.describe(setup.tool),
+        "model": {
+            "name": setup.first.name,
+            "architecture": setup.first.manifest.architecture.model_dump(mode="json"),
+            "repository": str(config.repository),
+            "images": setup.images.source,
+        },
+        "service_settings": setup.settings.model_dump(mode="json"),
+        "config": _config_json(config, setup.names),
+        "onnxruntime_in_process": reference,
+        "results": rows,
+        "ratios": found_ratios,
+        "targets": [t.to_json() for t in found_targets],
+    }
+
+
+def _setup(config: BenchConfig) -> _Setup:
+    """Check what was asked for against the repository and build the scenarios' requests."""
     settings = Settings()
     names = config.scenarios or scenarios.NAMES
     unknown = [n for n in names if n not in scenarios.NAMES]
@@ -94,14 +157,22 @@ def _run(config: BenchConfig, echo: Callable[[str], None]) -> dict[str, Any]:
     images = scenarios.load_images(spec)
     decoded = decode_batch(images.png, spec, DecodeOptions())
     every = scenarios.build(first.name, images, decoded)
+    return _Setup(settings, names, entries, tool, images, decoded, every)
 
-    info = machine.describe(loadgen.wrk_path() if tool == "wrk" else None)
+
+def _describe(setup: _Setup, echo: Callable[[str], None]) -> dict[str, Any]:
+    """Say what is measured on what, and return the machine's description."""
+    settings = setup.settings
+    info = machine.describe(loadgen.wrk_path() if setup.tool == "wrk" else None)
     echo(
         f"machine: {info['cpu']}, {info['usable_cores']} usable cores, "
         f"load average {info['load_average_at_start'][0]:.2f} at start"
     )
-    echo(f"model: {first.name} ({first.manifest.architecture.kind}), images: {images.source}")
-    echo(f"load generator: {loadgen.describe(tool)}")
+    echo(
+        f"model: {setup.first.name} ({setup.first.manifest.architecture.kind}), "
+        f"images: {setup.images.source}"
+    )
+    echo(f"load generator: {loadgen.describe(setup.tool)}")
     echo(
         f"service: {settings.workers} workers x {settings.threads} threads, "
         f"{settings.ort_threads} ONNX Runtime thread(s) per session, batching "
@@ -111,74 +182,103 @@ def _run(config: BenchConfig, echo: Callable[[str], None]) -> dict[str, Any]:
             else "off"
         )
     )
+    return info
 
-    echo("measuring ONNX Runtime in-process ...")
-    reference = _reference(entries, decoded, settings, config.duration)
-    refs_for = {
-        "classify": "batch1",
-        f"classify-batch{scenarios.BATCH}": "batch64",
-        "embed": "batch1",
-        "compare": "compare-batch1",
-        "v2-infer-binary": "batch1",
-        f"v2-infer-binary-batch{scenarios.BATCH}": "batch64",
-    }
 
+def _measure_servers(
+    config: BenchConfig, setup: _Setup, echo: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Start every stack, take turns at each scenario and concurrency, then soak."""
     rows: list[dict[str, Any]] = []
+    stacks = _servers(config, setup.first, setup.settings, setup.names)
     with (
         tempfile.TemporaryDirectory(prefix="headstart-bench-") as scratch,
-        servers.running(_servers(config, first, settings, names), Path(scratch)) as urls,
+        servers.running(stacks, Path(scratch)) as urls,
     ):
         echo("started " + ", ".join(f"{name} at {url}" for name, url in urls.items()))
         # Each worker loads its models after the fork; give the last ones time to finish.
         time.sleep(1.0)
-        for name in names:
-            scenario = every[name]
+        for name in setup.names:
             taking_part = {
-                stack_name: url
-                for stack_name, url in urls.items()
-                if stack_name != report.BATCHED or name in SINGLE_IMAGE
+                stack: url
+                for stack, url in urls.items()
+                if stack != report.BATCHED or name in SINGLE_IMAGE
             }
-            for stack_name, url in taking_part.items():
-                request = _request(stack_name, scenario)
-                loadgen.run_load(tool, url, request, max(config.concurrency), config.warmup)
-            for concurrency in config.concurrency:
-                # compare's target is a ratio to classify's median: measure classify in the
-                # same rounds, so the two medians come from the same minutes of the machine.
-                beside = every["classify"] if name == "compare" and concurrency == 1 else None
-                rounds: dict[str, list[loadgen.LoadResult]] = {s: [] for s in taking_part}
-                paired: dict[str, list[loadgen.LoadResult]] = {s: [] for s in taking_part}
-                share = config.duration / config.rounds
-                for _ in range(config.rounds):
-                    for stack_name, url in taking_part.items():
-                        request = _request(stack_name, scenario)
-                        rounds[stack_name].append(
-                            loadgen.run_load(tool, url, request, concurrency, share)
-                        )
-                        if beside is not None:
-                            request = _request(stack_name, beside)
-                            paired[stack_name].append(
-                                loadgen.run_load(tool, url, request, concurrency, share)
-                            )
-                for stack_name, results in rounds.items():
-                    rows.append(_row(stack_name, scenario, loadgen.combine(results)))
-                    echo(_progress(rows[-1]))
-                    if beside is not None:
-                        row = _row(stack_name, beside, loadgen.combine(paired[stack_name]))
-                        rows.append({**row, "beside": name})
-                        echo(_progress(rows[-1]))
-        if config.soak > 0 and "classify" in names:
-            top = max(config.concurrency)
-            echo(f"soak: classify at concurrency {top} for {config.soak:g} s ...")
-            result = loadgen.run_load(
-                tool, urls[report.HEADSTART], every["classify"].headstart, top, config.soak
-            )
-            rows.append({**_row(report.HEADSTART, every["classify"], result), "soak": True})
-            echo(_progress(rows[-1]))
+            _measure_scenario(config, setup, name, taking_part, rows, echo)
+        if config.soak > 0 and "classify" in setup.names:
+            rows.append(_soak(config, setup, urls[report.HEADSTART], echo))
+    return rows
 
-    measured = [r for r in rows if not r.get("soak") and not r.get("beside")]
-    found_ratios = report.ratios(measured, reference, refs_for)
-    found_targets = report.targets(rows, reference, f"classify-batch{scenarios.BATCH}")
-    info["load_average_at_end"] = list(os.getloadavg())
+
+def _measure_scenario(
+    config: BenchConfig,
+    setup: _Setup,
+    name: str,
+    taking_part: dict[str, str],
+    rows: list[dict[str, Any]],
+    echo: Callable[[str], None],
+) -> None:
+    """Warm every stack up on scenario ``name``, then measure it at each concurrency."""
+    scenario = setup.every[name]
+    for stack, url in taking_part.items():
+        request = _request(stack, scenario)
+        loadgen.run_load(setup.tool, url, request, max(config.concurrency), config.warmup)
+    for concurrency in config.concurrency:
+        # compare's target is a ratio to classify's median: measure classify in the
+        # same rounds, so the two medians come from the same minutes of the machine.
+        beside = setup.every["classify"] if name == "compare" and concurrency == 1 else None
+        rounds, paired = _rounds(config, setup.tool, taking_part, scenario, beside, concurrency)
+        for stack, results in rounds.items():
+            rows.append(_row(stack, scenario, loadgen.combine(results)))
+            echo(_progress(rows[-1]))
+            if beside is not None:
+                row = _row(stack, beside, loadgen.combine(paired[stack]))
+                rows.append({**row, "beside": name})
+                echo(_progress(rows[-1]))
+
+
+def _rounds(
+    config: BenchConfig,
+    tool: loadgen.Tool,
+    taking_part: dict[str, str],
+    scenario: scenarios.Scenario,
+    beside: scenarios.Scenario | None,
+    concurrency: int,
+) -> tuple[dict[str, list[loadgen.LoadResult]], dict[str, list[loadgen.LoadResult]]]:
+    """The stacks take turns ``config.rounds`` times; each turn runs ``beside`` too, if any."""
+    rounds: dict[str, list[loadgen.LoadResult]] = {s: [] for s in taking_part}
+    paired: dict[str, list[loadgen.LoadResult]] = {s: [] for s in taking_part}
+    share = config.duration / config.rounds
+    for _ in range(config.rounds):
+        for stack, url in taking_part.items():
+            request = _request(stack, scenario)
+            rounds[stack].append(loadgen.run_load(tool, url, request, concurrency, share))
+            if beside is not None:
+                request = _request(stack, beside)
+                paired[stack].append(loadgen.run_load(tool, url, request, concurrency, share))
+    return rounds, paired
+
+
+def _soak(
+    config: BenchConfig, setup: _Setup, url: str, echo: Callable[[str], None]
+) -> dict[str, Any]:
+    """Single-image classify on headstart at the highest concurrency, counting failures."""
+    top = max(config.concurrency)
+    echo(f"soak: classify at concurrency {top} for {config.soak:g} s ...")
+    classify = setup.every["classify"]
+    result = loadgen.run_load(setup.tool, url, classify.headstart, top, config.soak)
+    row = {**_row(report.HEADSTART, classify, result), "soak": True}
+    echo(_progress(row))
+    return row
+
+
+def _print_tables(
+    rows: list[dict[str, Any]],
+    reference: dict[str, dict[str, Any]],
+    found_ratios: list[dict[str, Any]],
+    found_targets: list[report.Target],
+    echo: Callable[[str], None],
+) -> None:
     echo("")
     echo(report.reference_table(reference))
     echo("")
@@ -190,32 +290,18 @@ def _run(config: BenchConfig, echo: Callable[[str], None]) -> dict[str, Any]:
         echo(report.batching_table(rows))
     echo("")
     echo(report.targets_table(found_targets))
-    echo(f"load average at end: {info['load_average_at_end'][0]:.2f}")
+
+
+def _config_json(config: BenchConfig, names: tuple[str, ...]) -> dict[str, Any]:
     return {
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": info,
-        "load_generator": loadgen.describe(tool),
-        "model": {
-            "name": first.name,
-            "architecture": first.manifest.architecture.model_dump(mode="json"),
-            "repository": str(config.repository),
-            "images": images.source,
-        },
-        "service_settings": settings.model_dump(mode="json"),
-        "config": {
-            "duration_s": config.duration,
-            "rounds": config.rounds,
-            "concurrency": list(config.concurrency),
-            "scenarios": list(names),
-            "soak_s": config.soak,
-            "batching_compared": None
-            if config.batching is None
-            else {"max_size": config.batching.max_size, "max_wait_ms": config.batching.max_wait_ms},
-        },
-        "onnxruntime_in_process": reference,
-        "results": rows,
-        "ratios": found_ratios,
-        "targets": [t.to_json() for t in found_targets],
+        "duration_s": config.duration,
+        "rounds": config.rounds,
+        "concurrency": list(config.concurrency),
+        "scenarios": list(names),
+        "soak_s": config.soak,
+        "batching_compared": None
+        if config.batching is None
+        else {"max_size": config.batching.max_size, "max_wait_ms": config.batching.max_wait_ms},
     }
 
 
