@@ -70,3 +70,12 @@ def test_nt_xent_rewards_matching_views() -> None:
     matched = nt_xent(z, z.clone(), temperature=0.05)
     shuffled = nt_xent(z, z[torch.randperm(8, generator=torch.Generator().manual_seed(1))], 0.05)
     assert float(matched) < 0.01 < float(shuffled)
+
+
+def test_a_method_refuses_a_network_it_does_not_fit(digits300: ImageSet) -> None:
+    model = build_classifier(TINY["mlp"], digits300.shape, 10)
+    with pytest.raises(ConfigError, match="method 'cae' does not apply to arch 'mlp'"):
+        pretrain(
+            model, torch.from_numpy(digits300.images), "cae", PretrainConfig(epochs=1),
+            torch.Generator(),
+        )  # fmt: skip
