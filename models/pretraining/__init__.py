@@ -33,7 +33,7 @@ class PretrainConfig:
     """Passes over the pool (per layer for the greedy ``rbm`` and ``dae``)."""
     batch_size: int = 64
     lr: float | None = None
-    """``None`` picks the method's own default (0.05 for CD-k SGD, 1e-3 for Adam)."""
+    """``None`` picks the method's default, registered with it in :mod:`models.methods`."""
     cd_k: int = 1
     """Gibbs steps of contrastive divergence (``rbm``)."""
     corruption: float = 0.25
