@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from service.errors import BadRequest
 from service.v2.classification import classify
 from service.v2.codec import OutputTensor
 from service.v2.request import InferenceRequest
@@ -45,8 +46,22 @@ def prepare(
     max_batch: int,
 ) -> PreparedRequest:
     """Check the request against the model's metadata before anything runs."""
+    _check_names(request, spec)
     arrays = check_inputs(request, chunks, spec, max_batch)
     return PreparedRequest(arrays["image"], check_outputs(request, spec))
+
+
+def _check_names(request: InferenceRequest, spec: ModelSpec) -> None:
+    """A body that names a model (as KServe's SDK does) must name the one in the URL."""
+    if request.model_name is not None and request.model_name != spec.name:
+        raise BadRequest(
+            f"model_name {request.model_name!r} in the body does not match the URL's {spec.name!r}"
+        )
+    if request.model_version not in (None, "", spec.version):
+        raise BadRequest(
+            f"model_version {request.model_version!r} in the body does not match the served "
+            f"version {spec.version!r}"
+        )
 
 
 def respond(

@@ -31,10 +31,19 @@ class RequestOutput(_Strict):
     parameters: dict[str, Any] | None = None
 
 
-class InferenceRequest(_Strict):
-    """``$inference_request`` of the Open Inference Protocol."""
+class InferenceRequest(BaseModel):
+    """``$inference_request`` of the Open Inference Protocol.
+
+    Unknown top-level fields are ignored, as KServe's own server does: clients such as
+    KServe's SDK add ``model_name`` and ``model_version``, which the URL already says.
+    The tensors stay strict, so a misspelt ``datatype`` or ``shape`` is still named.
+    """
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
     id: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
     parameters: dict[str, Any] | None = None
     inputs: list[RequestInput]
     outputs: list[RequestOutput] | None = None

@@ -134,9 +134,22 @@ def test_check_outputs_names_what_is_wrong(outputs: list[dict[str, Any]], messag
             "inputs.0.shape.1",
         ),
         (b'{"inputs": [], "id": 7}', "id: Input should be a valid string"),
-        (b'{"inputs": [], "output": []}', "output: Extra inputs are not permitted"),
+        (
+            b'{"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1], "dat": [1]}]}',
+            "inputs.0.dat: Extra inputs are not permitted",
+        ),
+        (b'{"inputs": [], "outputs": [{"name": "x", "binary": 1}]}', "outputs.0.binary: Extra"),
     ],
 )
 def test_parse_request_names_the_field(body: bytes, message: str) -> None:
     with pytest.raises(BadRequest, match=message):
         parse_request(body)
+
+
+def test_parse_request_ignores_unknown_top_level_fields() -> None:
+    """As KServe's own server does: its SDK and others add fields of their own."""
+    parsed = parse_request(
+        b'{"inputs": [], "model_name": "m-v", "model_version": "1", "request_origin": "x"}'
+    )
+    assert (parsed.model_name, parsed.model_version) == ("m-v", "1")
+    assert not hasattr(parsed, "request_origin")
