@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         intra_op_threads=settings.ort_threads,
         wrap=batching.wrapper(settings.batch_max_size, settings.batch_max_wait_ms),
     )
-    state.attach(app, DataPlane(store, settings))
+    state.attach(app, DataPlane(store, settings, observe=metrics.observe_run))
 
     from service.api import health, meta, v1
     from service.v2 import api as v2_api
@@ -34,4 +34,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(meta.bp)
     app.register_blueprint(v2_api.bp)
     http_errors.register(app)
+    metrics.declare_series(app)
     return app

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from service.runtime import OUTPUTS, Outputs, RunFn, RunWrapper
+from service.runtime import OUTPUTS, Outputs, RunFn, RunWrapper, note_compute, note_queue
 
 
 @dataclass(eq=False)
@@ -27,6 +27,11 @@ class _Job:
     done: bool = False
     result: Outputs = field(default_factory=dict)
     error: Exception | None = None
+    queued_at: float = field(default_factory=time.perf_counter)
+    queue_s: float = 0.0
+    """How long the job waited before its batch's call began."""
+    compute_s: float = 0.0
+    """How long the call of this job's batch took."""
 
 
 class Batcher:
@@ -66,6 +71,9 @@ class Batcher:
                     self._cond.notify_all()
         if job.error is not None:
             raise job.error
+        # The runner thread made the call; each request of the batch reports its duration.
+        note_queue(job.queue_s)
+        note_compute(job.compute_s)
         return {name: job.result[name] for name in outputs}
 
     def _collect(self) -> list[_Job]:
@@ -89,6 +97,7 @@ class Batcher:
     def _execute(self, batch: list[_Job]) -> None:
         """Run the batch without the lock; results and errors go to each job (under the lock)."""
         images = batch[0].images if len(batch) == 1 else np.concatenate([j.images for j in batch])
+        began = time.perf_counter()
         try:
             results = self._run(images, self._outputs)
         except Exception as exc:  # noqa: BLE001 -- each request of the batch raises it
@@ -96,11 +105,14 @@ class Batcher:
                 for job in batch:
                     job.error, job.done = exc, True
             return
+        compute_s = time.perf_counter() - began
         with self._cond:
             start = 0
             for job in batch:
                 stop = start + len(job.images)
                 job.result = {name: value[start:stop] for name, value in results.items()}
+                job.queue_s = began - job.queued_at
+                job.compute_s = compute_s
                 job.done = True
                 start = stop
 

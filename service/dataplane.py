@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ from service import catalog, results
 from service.decode import DecodeOptions, decode_batch
 from service.errors import ModelNotFound, NotFound, NotReady
 from service.naming import split_v2_name, v2_name
-from service.runtime import OUTPUTS, LoadedVariant, ModelStore, Outputs
+from service.runtime import OUTPUTS, LoadedVariant, ModelStore, Outputs, reset_timing, run_timing
 from service.settings import Settings
 from service.v2 import inference as v2_inference
 from service.v2.metadata import model_spec
@@ -28,13 +28,19 @@ from service.v2.request import InferenceRequest
 COMPARED = ("pretrained", "baseline")
 """The two variants ``compare`` runs, in the order its answer names them."""
 
+RunObserver = Callable[[LoadedVariant, int, float, float], None]
+"""Told of every model run: the variant, its image count, seconds queued and seconds computing."""
+
 
 class DataPlane:
     """Every model in one process, and everything a request can ask of them."""
 
-    def __init__(self, store: ModelStore, settings: Settings) -> None:
+    def __init__(
+        self, store: ModelStore, settings: Settings, observe: RunObserver | None = None
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.observe = observe
 
     # --- resolving names ------------------------------------------------------------------
 
@@ -77,7 +83,12 @@ class DataPlane:
         self, variant: LoadedVariant, images: NDArray[np.uint8], outputs: Sequence[str] = OUTPUTS
     ) -> Outputs:
         """Run ``uint8 [N, C, H, W]`` images through ``variant``: every route ends here."""
-        return variant.run(images, outputs)
+        reset_timing()
+        result = variant.run(images, outputs)
+        if self.observe is not None:
+            queued, computed = run_timing()
+            self.observe(variant, len(images), queued, computed)
+        return result
 
     # --- v1 -------------------------------------------------------------------------------
 

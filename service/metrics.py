@@ -11,20 +11,17 @@ from __future__ import annotations
 import functools
 import os
 import time
+from collections import defaultdict
+from dataclasses import dataclass, field
 
 from flask import Flask, Response, g, request
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from service.manifest import VARIANTS
 from service.naming import DEFAULT_VARIANT, split_v2_name
+from service.runtime import LoadedVariant
 from service.state import plane
 
 LABELS = ("endpoint", "model", "variant")
@@ -41,6 +38,35 @@ LATENCY = Histogram(
 )
 IMAGES = Counter("headstart_images", "Images decoded and run through a model.", LABELS)
 
+# Per variant, whichever route asked: what the V2 statistics extension reports.
+MODEL = ("model", "variant")
+INFERENCES = Counter(
+    "headstart_inference_requests",
+    "Inference requests addressed to one variant (v1 classify and embed, V2 infer), by outcome.",
+    [*MODEL, "outcome"],
+)
+INFERENCE_SECONDS = Counter(
+    "headstart_inference_request_seconds",
+    "Time those requests took, from reaching the app to their response, by outcome.",
+    [*MODEL, "outcome"],
+)
+RUNS = Counter("headstart_model_runs", "Model runs (one per request and variant).", MODEL)
+RUN_IMAGES = Counter("headstart_model_run_images", "Images run through the model.", MODEL)
+QUEUE_SECONDS = Counter(
+    "headstart_model_queue_seconds", "Time runs waited for a dynamic batch.", MODEL
+)
+COMPUTE_SECONDS = Counter(
+    "headstart_model_compute_seconds", "Time in the ONNX Runtime call behind each run.", MODEL
+)
+LAST_RUN = Gauge(
+    "headstart_model_last_run_timestamp_seconds",
+    "When the model last ran (Unix time).",
+    MODEL,
+    multiprocess_mode="max",
+)
+OUTCOMES = ("success", "failure")
+_INFERENCE_ENDPOINTS = ("/infer", "/classify", "/embed")
+
 
 def registry() -> CollectorRegistry:
     """The registry to expose: every worker's samples in multiprocess mode, else this process's."""
@@ -52,9 +78,63 @@ def registry() -> CollectorRegistry:
     return collected
 
 
-def exposition() -> Response:
-    """The ``/metrics`` response in Prometheus' text format."""
-    return Response(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
+def exposition(accept: str | None) -> Response:
+    """The ``/metrics`` response: Prometheus' text format, or OpenMetrics when ``accept`` asks."""
+    encode, content_type = choose_encoder(accept or "")
+    response = Response(encode(registry()))
+    # Set verbatim: Flask's mimetype= would append a second charset parameter.
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+def observe_run(variant: LoadedVariant, images: int, queued: float, computed: float) -> None:
+    """Count one model run (the data plane calls this after every run)."""
+    labels = (variant.manifest.name, variant.manifest.variant)
+    RUNS.labels(*labels).inc()
+    RUN_IMAGES.labels(*labels).inc(images)
+    QUEUE_SECONDS.labels(*labels).inc(queued)
+    COMPUTE_SECONDS.labels(*labels).inc(computed)
+    LAST_RUN.labels(*labels).set(time.time())
+
+
+@dataclass
+class VariantCounts:
+    """One variant's counters, summed over every worker."""
+
+    requests: dict[str, float] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0.0))
+    request_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0.0))
+    runs: float = 0.0
+    images: float = 0.0
+    queue_seconds: float = 0.0
+    compute_seconds: float = 0.0
+    last_run: float = 0.0
+
+
+def variant_counts() -> dict[tuple[str, str], VariantCounts]:
+    """Every variant's counters as ``/metrics`` reports them, keyed by (model, variant)."""
+    counts: dict[tuple[str, str], VariantCounts] = defaultdict(VariantCounts)
+    for family in registry().collect():
+        for sample in family.samples:
+            labels = sample.labels
+            if "model" not in labels or "variant" not in labels or "endpoint" in labels:
+                continue
+            entry = counts[(labels["model"], labels["variant"])]
+            name, value = sample.name, sample.value
+            if name == "headstart_inference_requests_total":
+                entry.requests[labels["outcome"]] += value
+            elif name == "headstart_inference_request_seconds_total":
+                entry.request_seconds[labels["outcome"]] += value
+            elif name == "headstart_model_runs_total":
+                entry.runs += value
+            elif name == "headstart_model_run_images_total":
+                entry.images += value
+            elif name == "headstart_model_queue_seconds_total":
+                entry.queue_seconds += value
+            elif name == "headstart_model_compute_seconds_total":
+                entry.compute_seconds += value
+            elif name == "headstart_model_last_run_timestamp_seconds":
+                entry.last_run = max(entry.last_run, value)
+    return dict(counts)
 
 
 def record_images(count: int) -> None:
@@ -81,8 +161,14 @@ def init_app(app: Flask) -> None:
             return response
         labels = _labels()
         latency, images = _series(labels)
-        latency.observe(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        latency.observe(elapsed)
         _requests(labels, response.status_code).inc()
+        endpoint, model, variant = labels
+        if endpoint.endswith(_INFERENCE_ENDPOINTS) and variant in VARIANTS and model != "unknown":
+            outcome = OUTCOMES[response.status_code >= 400]
+            INFERENCES.labels(model, variant, outcome).inc()
+            INFERENCE_SECONDS.labels(model, variant, outcome).inc(elapsed)
         error = g.get("headstart_error")
         if error is not None:
             ERRORS.labels(*labels, error).inc()
@@ -90,6 +176,44 @@ def init_app(app: Flask) -> None:
         if count:
             images.inc(count)
         return response
+
+
+def declare_series(app: Flask) -> None:
+    """Create every known series at zero, so that rates and ``increase()`` count from the start.
+
+    Known means each route with each loaded model and variant it can be asked for; error
+    codes and statuses other than 200 still appear with their first request.
+    """
+    with app.app_context():
+        served = plane().store.models
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in ("meta.prometheus", "static") or rule.endpoint.endswith(".unknown"):
+            continue
+        for labels in _known_labels(rule.rule, served):
+            _series(labels)
+            _requests(labels, 200)
+    for model, variants in served.items():
+        for variant in variants:
+            for outcome in OUTCOMES:
+                INFERENCES.labels(model, variant, outcome)
+                INFERENCE_SECONDS.labels(model, variant, outcome)
+            for family in (RUNS, RUN_IMAGES, QUEUE_SECONDS, COMPUTE_SECONDS):
+                family.labels(model, variant)
+
+
+def _known_labels(
+    endpoint: str, served: dict[str, dict[str, LoadedVariant]]
+) -> list[tuple[str, str, str]]:
+    """The label sets ``_labels`` gives this route's requests for the served names."""
+    if endpoint.startswith("/v2/models/<name>"):
+        return [(endpoint, m, v) for m, vs in served.items() for v in vs]
+    if not endpoint.startswith("/v1/models/<model>"):
+        return [(endpoint, "", "")]
+    if endpoint.endswith("/compare"):
+        return [(endpoint, m, "both") for m in served]
+    if endpoint.endswith(("/classify", "/embed")):
+        return [(endpoint, m, v) for m, vs in served.items() for v in vs]
+    return [(endpoint, m, "") for m in served]
 
 
 # Label values are only names the service knows (see _labels), so these caches stay small;

@@ -7,6 +7,8 @@ request does nothing with the model beyond ``run``.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,29 @@ class RunFn(Protocol):
     def __call__(self, images: NDArray[np.uint8], outputs: Sequence[str] = OUTPUTS) -> Outputs: ...
 
 
+_timing = threading.local()
+
+
+def reset_timing() -> None:
+    """Start timing a run on this thread: no time queued or computing yet."""
+    _timing.queue = _timing.compute = 0.0
+
+
+def note_compute(seconds: float) -> None:
+    """Record how long the ONNX Runtime call that answered this thread's run took."""
+    _timing.compute = seconds
+
+
+def note_queue(seconds: float) -> None:
+    """Record how long this thread's run waited for a batch before its call began."""
+    _timing.queue = seconds
+
+
+def run_timing() -> tuple[float, float]:
+    """Seconds this thread's latest run spent queued and in ONNX Runtime."""
+    return getattr(_timing, "queue", 0.0), getattr(_timing, "compute", 0.0)
+
+
 RunWrapper = Callable[[RunFn], RunFn]
 """Wraps a variant's own run at load time, e.g. to merge concurrent requests into batches."""
 
@@ -54,7 +79,9 @@ class LoadedVariant:
 
     def run_now(self, images: NDArray[np.uint8], outputs: Sequence[str] = OUTPUTS) -> Outputs:
         """Run the images in one ONNX Runtime call of their own, never batched with others."""
+        start = time.perf_counter()
         results = self.session.run(list(outputs), {"image": images})
+        note_compute(time.perf_counter() - start)
         return {
             name: np.asarray(value, dtype=np.float32)
             for name, value in zip(outputs, results, strict=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from service import metrics, openapi
@@ -12,8 +12,8 @@ bp = Blueprint("meta", __name__)
 
 @bp.get("/metrics")
 def prometheus() -> ResponseReturnValue:
-    """Prometheus metrics, summed over every gunicorn worker."""
-    return metrics.exposition()
+    """Prometheus metrics, summed over every gunicorn worker (OpenMetrics on request)."""
+    return metrics.exposition(request.headers.get("Accept"))
 
 
 @bp.get("/openapi.json")

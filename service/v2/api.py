@@ -7,9 +7,10 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 
-from service.metrics import record_images
+from service.errors import BadRequest
+from service.metrics import record_images, variant_counts
 from service.state import plane, settings
-from service.v2 import codec
+from service.v2 import codec, triton
 from service.v2.metadata import model_metadata as describe
 from service.v2.metadata import server_metadata as describe_server
 
@@ -48,6 +49,42 @@ def model_ready(name: str, version: str | None = None) -> ResponseReturnValue:
     """Answer 200 when the model can serve, 404 when unknown, 503 when it failed to load."""
     plane().v2_variant(name, version)
     return jsonify(name=name, ready=True)
+
+
+@bp.get("/models/<name>/config")
+@bp.get("/models/<name>/versions/<version>/config")
+def model_config(name: str, version: str | None = None) -> ResponseReturnValue:
+    """The model's configuration in Triton's form (what perf_analyzer reads first)."""
+    loaded = plane().v2_variant(name, version)
+    return jsonify(triton.model_config(loaded, settings().max_batch))
+
+
+@bp.get("/models/stats")
+@bp.get("/models/<name>/stats")
+@bp.get("/models/<name>/versions/<version>/stats")
+def model_statistics(name: str | None = None, version: str | None = None) -> ResponseReturnValue:
+    """Per model: requests by outcome and cumulative queue and compute times, over all workers."""
+    current = plane()
+    if name is None:
+        current.store.require_ready()
+        variants = [v for vs in current.store.models.values() for v in vs.values()]
+    else:
+        variants = [current.v2_variant(name, version)]
+    return jsonify(triton.model_statistics(variants, variant_counts()))
+
+
+@bp.post("/repository/index")
+def repository_index() -> ResponseReturnValue:
+    """Every entry of the model repository with its state, and why one is unavailable."""
+    body = request.get_json(silent=True, force=True) if request.get_data() else {}
+    if not isinstance(body, dict):
+        raise BadRequest('repository index request must be a JSON object such as {"ready": true}')
+    ready = body.get("ready", False)
+    if not isinstance(ready, bool):
+        raise BadRequest(f"repository index: 'ready' must be true or false, got {ready!r}")
+    store = plane().store
+    served = [v for vs in store.models.values() for v in vs.values()]
+    return jsonify(triton.repository_index(served, store.unavailable, ready))
 
 
 @bp.post("/models/<name>/infer")

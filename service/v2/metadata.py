@@ -10,7 +10,13 @@ from service.v2.validation import ModelSpec, TensorSpec
 from service.version import __version__
 
 SERVER_NAME = "headstart"
-EXTENSIONS = ("binary_tensor_data", "classification")
+EXTENSIONS = (
+    "binary_tensor_data",
+    "classification",
+    "model_configuration",
+    "statistics",
+    "model_repository",
+)
 PLATFORM = "onnxruntime_onnx"
 
 

@@ -63,7 +63,13 @@ def test_server_metadata_lists_the_extensions(client: FlaskClient) -> None:
     body = client.get("/v2").get_json()
     assert body["name"] == "headstart"
     assert body["version"]
-    assert set(body["extensions"]) == {"binary_tensor_data", "classification"}
+    assert set(body["extensions"]) == {
+        "binary_tensor_data",
+        "classification",
+        "model_configuration",
+        "statistics",
+        "model_repository",
+    }
 
 
 def test_health(client: FlaskClient) -> None:
