@@ -1,4 +1,8 @@
-"""The OpenAPI 3.1 document, generated from the pydantic schemas in :mod:`service.api.schemas`."""
+"""The OpenAPI 3.1 document of the whole HTTP surface, generated from the pydantic schemas.
+
+v1 and the probes come from :mod:`service.api.schemas`, V2's request from
+:mod:`service.v2.request` and its answers from :mod:`service.v2.schemas`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from pydantic.json_schema import models_json_schema
 
 from service.api import schemas
 from service.decode import MEDIA_TYPES
+from service.v2 import schemas as v2
+from service.v2.codec import HEADER_LENGTH
+from service.v2.request import InferenceRequest
 from service.version import __version__
 
 _REF = "#/components/schemas/{model}"
@@ -54,7 +61,22 @@ def document() -> dict[str, Any]:
         schemas.ModelList,
         schemas.ModelInfo,
         schemas.ErrorResponse,
+        schemas.Liveness,
+        schemas.Readiness,
+        schemas.NotReadyResponse,
         *_RESPONSES.values(),
+        InferenceRequest,
+        v2.V2Error,
+        v2.ServerMetadata,
+        v2.V2Liveness,
+        v2.V2Readiness,
+        v2.ModelReadiness,
+        v2.ModelMetadata,
+        v2.InferenceResponse,
+        v2.ModelConfig,
+        v2.ModelStatistics,
+        v2.RepositoryIndexRequest,
+        v2.RepositoryIndex,
     ]
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
     paths: dict[str, Any] = {
@@ -73,9 +95,45 @@ def document() -> dict[str, Any]:
                 "parameters": [_model_parameter()],
             }
         },
-        "/health/live": {"get": _plain("200 while the process runs.")},
-        "/health/ready": {"get": _plain("200 once models are loaded, else 503 with the reason.")},
-        "/metrics": {"get": _plain("Prometheus metrics (text format).", "text/plain")},
+        "/health/live": {"get": _answer("200 while the process runs.", "Liveness")},
+        "/health/ready": {
+            "get": _answer(
+                "200 while any model serves (degraded when some entry failed), else 503.",
+                "Readiness",
+                {"503": ("No model serves; the reason says why.", "NotReadyResponse")},
+            )
+        },
+        "/metrics": {
+            "get": {
+                "summary": (
+                    "Prometheus metrics summed over every worker; OpenMetrics with "
+                    "`Accept: application/openmetrics-text`."
+                ),
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {
+                            "text/plain": {"schema": {"type": "string"}},
+                            "application/openmetrics-text": {"schema": {"type": "string"}},
+                        },
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document.",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+        "/docs": {"get": _page("A page that renders this document.")},
+        "/": {"get": _page("A page to draw or upload a digit, classify it and compare.")},
+        **_v2_paths(),
     }
     for action, query_model in _QUERY_MODELS.items():
         paths[f"/v1/models/{{model}}/{action}"] = {
@@ -102,6 +160,123 @@ def document() -> dict[str, Any]:
     }
 
 
+_V2_ERRORS: dict[str, str] = {
+    "400": "Malformed request or tensors that do not fit the model (the message says which).",
+    "404": "Unknown model or version (the message lists the known ones).",
+    "413": "Body or batch over its limit.",
+    "415": "Unsupported content encoding.",
+    "503": "No model is loaded, or this one failed to load (the message says why).",
+}
+
+
+def _v2_paths() -> dict[str, Any]:
+    """Every route of :mod:`service.v2.api`, with V2's error shape."""
+    model = ("404", "503")
+    paths: dict[str, Any] = {
+        "/v2": {"get": _v2("Name, version and the protocol extensions.", "ServerMetadata", ())},
+        "/v2/health/live": {"get": _v2("200 while the process runs.", "V2Liveness", ())},
+        "/v2/health/ready": {"get": _v2("200 once models are loaded.", "V2Readiness", ("503",))},
+        "/v2/models/stats": {
+            "get": _v2(
+                "Statistics of every model: requests by outcome, queue and compute times.",
+                "ModelStatistics",
+                ("503",),
+            )
+        },
+        "/v2/repository/index": {
+            "post": {
+                **_v2(
+                    "Every entry of the model repository with its state; unavailable ones say why.",
+                    "RepositoryIndex",
+                    ("400",),
+                ),
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("RepositoryIndexRequest")}},
+                },
+            }
+        },
+    }
+    per_model = {
+        "": ("get", "The model's versions, platform, input and outputs.", "ModelMetadata", model),
+        "/ready": ("get", "200 when the model can serve.", "ModelReadiness", model),
+        "/config": ("get", "The model configuration in Triton's form.", "ModelConfig", model),
+        "/stats": ("get", "The model's statistics.", "ModelStatistics", model),
+        "/infer": (
+            "post",
+            "Run one inference request; JSON, or JSON followed by binary tensors.",
+            "InferenceResponse",
+            tuple(_V2_ERRORS),
+        ),
+    }
+    for prefix, parameters in (
+        ("/v2/models/{name}", [_path_parameter("name")]),
+        (
+            "/v2/models/{name}/versions/{version}",
+            [_path_parameter("name"), _path_parameter("version")],
+        ),
+    ):
+        for suffix, (method, summary, response, errors) in per_model.items():
+            operation = {**_v2(summary, response, errors), "parameters": parameters}
+            if suffix == "/infer":
+                operation["requestBody"] = _infer_body()
+            paths[prefix + suffix] = {method: operation}
+    return paths
+
+
+def _v2(summary: str, response: str, errors: tuple[str, ...]) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {"application/json": {"schema": _ref(response)}}}
+    }
+    for status in errors:
+        responses[status] = {
+            "description": _V2_ERRORS[status],
+            "content": {"application/json": {"schema": _ref("V2Error")}},
+        }
+    return {"summary": summary, "responses": responses}
+
+
+def _infer_body() -> dict[str, Any]:
+    return {
+        "required": True,
+        "description": (
+            f"The JSON request; with binary tensors, `{HEADER_LENGTH}` gives the JSON's length "
+            "and the tensors' bytes follow it."
+        ),
+        "content": {
+            "application/json": {"schema": _ref("InferenceRequest")},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+
+
+def _answer(
+    summary: str, response: str, errors: dict[str, tuple[str, str]] | None = None
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {"application/json": {"schema": _ref(response)}}}
+    }
+    for status, (description, schema) in (errors or {}).items():
+        responses[status] = {
+            "description": description,
+            "content": {"application/json": {"schema": _ref(schema)}},
+        }
+    return {"summary": summary, "responses": responses}
+
+
+def _page(summary: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "responses": {
+            "200": {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}
+        },
+    }
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": _REF.format(model=name)}
 
@@ -116,10 +291,6 @@ def _operation(summary: str, response: str, *, errors: tuple[str, ...]) -> dict[
             "content": {"application/json": {"schema": _ref("ErrorResponse")}},
         }
     return {"summary": summary, "responses": responses}
-
-
-def _plain(summary: str, media: str = "application/json") -> dict[str, Any]:
-    return {"summary": summary, "responses": {"200": {"description": "OK", "content": {media: {}}}}}
 
 
 def _model_parameter() -> dict[str, Any]:

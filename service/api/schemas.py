@@ -207,3 +207,23 @@ class ErrorResponse(BaseModel):
     """Every error the API returns."""
 
     error: ErrorBody
+
+
+# --- probes -----------------------------------------------------------------------------------
+
+
+class Liveness(_Schema):
+    status: Literal["live"]
+
+
+class Readiness(_Schema):
+    """Ready, or degraded (some entry of the repository failed but others serve)."""
+
+    status: Literal["ready", "degraded"]
+    models: list[str]
+    unavailable: list[UnavailableEntry]
+
+
+class NotReadyResponse(_Schema):
+    status: Literal["not_ready"]
+    reason: str
