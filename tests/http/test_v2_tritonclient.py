@@ -287,8 +287,13 @@ def test_unknown_routes_and_methods_answer_in_the_v2_shape(live_server: str) -> 
     assert response.status_code == 405
     assert "use POST" in _error(response)
     response = requests.get(f"{live_server}/v2/repository/index", timeout=10)
+    assert response.status_code == 405
+    assert "use POST" in _error(response)
+    # The repository index is served; loading and unloading models over HTTP are not.
+    load = "/v2/repository/models/tiny-pretrained/load"
+    response = requests.post(f"{live_server}{load}", timeout=10)
     assert response.status_code == 404
-    assert _error(response) == "no V2 endpoint /v2/repository/index"
+    assert _error(response) == f"no V2 endpoint {load}"
 
 
 @pytest.fixture(scope="module")
