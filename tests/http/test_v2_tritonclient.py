@@ -1,7 +1,7 @@
 """The Open Inference Protocol against the real gunicorn server, through ``tritonclient.http``.
 
-kserve's ``InferenceRESTClient`` is not tested: the ``kserve`` package pulls in
-kubernetes, grpcio, pandas and fastapi, far more than a test dependency should.
+KServe's SDK, which is too heavy for the dev install, runs from a virtualenv of its own in
+``tests/compat/test_kserve_sdk.py``.
 """
 
 from __future__ import annotations
