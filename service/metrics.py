@@ -234,7 +234,7 @@ def _labels() -> tuple[str, str, str]:
     args = request.view_args or {}
     # Only names the service knows become label values, so clients cannot grow the series.
     served = plane().store.models
-    if endpoint.startswith("/v2/models/"):
+    if endpoint.startswith("/v2/models/") and "name" in args:
         model, variant = split_v2_name(str(args.get("name", "")))
         if not model:
             return endpoint, "unknown", "unknown"
