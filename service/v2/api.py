@@ -56,7 +56,11 @@ def model_ready(name: str, version: str | None = None) -> ResponseReturnValue:
 def model_config(name: str, version: str | None = None) -> ResponseReturnValue:
     """The model's configuration in Triton's form (what perf_analyzer reads first)."""
     loaded = plane().v2_variant(name, version)
-    return jsonify(triton.model_config(loaded, settings().max_batch))
+    current = settings()
+    batching = None
+    if current.batch_max_size > 1:
+        batching = (current.batch_max_size, current.batch_max_wait_ms)
+    return jsonify(triton.model_config(loaded, current.max_batch, batching))
 
 
 @bp.get("/models/stats")

@@ -21,18 +21,21 @@ UNAVAILABLE = "UNAVAILABLE"
 _NS = 1e9
 
 
-def model_config(variant: LoadedVariant, max_batch_size: int) -> dict[str, Any]:
+def model_config(
+    variant: LoadedVariant, max_batch_size: int, batching: tuple[int, float] | None = None
+) -> dict[str, Any]:
     """The model configuration as Triton's ``GET /v2/models/{name}/config`` returns it.
 
     The first dimension of every tensor is the batch, so, as in Triton's configuration,
-    ``dims`` leave it out and ``max_batch_size`` bounds it.
+    ``dims`` leave it out and ``max_batch_size`` bounds it. ``batching`` is the dynamic
+    batcher's most images per run and longest wait in milliseconds, when it is on.
     """
     spec = model_spec(variant.manifest)
     version = spec.version
     policy: dict[str, Any] = (
         {"specific": {"versions": [int(version)]}} if version.isdigit() else {"latest": {}}
     )
-    return {
+    config: dict[str, Any] = {
         "name": spec.name,
         "platform": PLATFORM,
         "backend": BACKEND,
@@ -56,6 +59,13 @@ def model_config(variant: LoadedVariant, max_batch_size: int) -> dict[str, Any]:
         "model_transaction_policy": {"decoupled": False},
         "parameters": {},
     }
+    if batching is not None:
+        size, wait_ms = batching
+        config["dynamic_batching"] = {
+            "preferred_batch_size": [size],
+            "max_queue_delay_microseconds": round(wait_ms * 1000),
+        }
+    return config
 
 
 def _tensor(tensor: TensorSpec) -> dict[str, Any]:

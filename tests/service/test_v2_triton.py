@@ -80,6 +80,28 @@ def test_model_config_in_tritons_form(client: FlaskClient, path: str) -> None:
     ]
 
 
+def test_config_has_the_types_perf_analyzer_reads(client: FlaskClient) -> None:
+    config = client.get("/v2/models/tiny-baseline/config").get_json()
+    assert isinstance(config["model_transaction_policy"]["decoupled"], bool)
+    for tensor in config["input"]:
+        assert isinstance(tensor["is_shape_tensor"], bool)
+        assert isinstance(tensor["optional"], bool)
+    for tensor in config["output"]:
+        assert isinstance(tensor["is_shape_tensor"], bool)
+    # Neither sequence nor dynamic batching: perf_analyzer takes the scheduler as none.
+    assert "sequence_batching" not in config
+    assert "dynamic_batching" not in config
+
+
+def test_config_describes_dynamic_batching_when_on(repository: Path) -> None:
+    settings = Settings(model_repository=repository, batch_max_size=8, batch_max_wait_ms=2.5)
+    config = create_app(settings).test_client().get("/v2/models/tiny-baseline/config").get_json()
+    assert config["dynamic_batching"] == {
+        "preferred_batch_size": [8],
+        "max_queue_delay_microseconds": 2500,
+    }
+
+
 def test_config_of_unknown_model_or_version_is_404(client: FlaskClient) -> None:
     assert client.get("/v2/models/tiny-distilled/config").status_code == 404
     response = client.get("/v2/models/tiny-pretrained/versions/2/config")
