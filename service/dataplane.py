@@ -70,6 +70,17 @@ class DataPlane:
             )
         return loaded
 
+    def served(self) -> list[LoadedVariant]:
+        """Every loaded variant, model by model."""
+        return [v for variants in self.store.models.values() for v in variants.values()]
+
+    def v2_variants(self, name: str | None, version: str | None = None) -> list[LoadedVariant]:
+        """The V2 model ``name``, or every served one when ``name`` is ``None``; 503 when none is."""
+        if name is not None:
+            return [self.v2_variant(name, version)]
+        self.store.require_ready()
+        return self.served()
+
     # --- the one way to a model -----------------------------------------------------------
 
     def decode(

@@ -68,12 +68,7 @@ def model_config(name: str, version: str | None = None) -> ResponseReturnValue:
 @bp.get("/models/<name>/versions/<version>/stats")
 def model_statistics(name: str | None = None, version: str | None = None) -> ResponseReturnValue:
     """Per model: requests by outcome and cumulative queue and compute times, over all workers."""
-    current = plane()
-    if name is None:
-        current.store.require_ready()
-        variants = [v for vs in current.store.models.values() for v in vs.values()]
-    else:
-        variants = [current.v2_variant(name, version)]
+    variants = plane().v2_variants(name, version)
     return jsonify(triton.model_statistics(variants, variant_counts()))
 
 
@@ -86,9 +81,8 @@ def repository_index() -> ResponseReturnValue:
     ready = body.get("ready", False)
     if not isinstance(ready, bool):
         raise BadRequest(f"repository index: 'ready' must be true or false, got {ready!r}")
-    store = plane().store
-    served = [v for vs in store.models.values() for v in vs.values()]
-    return jsonify(triton.repository_index(served, store.unavailable, ready))
+    current = plane()
+    return jsonify(triton.repository_index(current.served(), current.store.unavailable, ready))
 
 
 @bp.post("/models/<name>/infer")

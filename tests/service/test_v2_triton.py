@@ -163,3 +163,18 @@ def test_repository_index_names_unavailable_entries(tmp_path: Path) -> None:
 def test_extensions_are_advertised(client: FlaskClient) -> None:
     extensions = set(client.get("/v2").get_json()["extensions"])
     assert {"model_configuration", "statistics", "model_repository"} <= extensions
+
+
+def test_with_nothing_served_the_index_still_answers(tmp_path: Path) -> None:
+    repo = write_repository(tmp_path / "repo")
+    for variant in ("pretrained", "baseline"):
+        (repo / "tiny" / variant / "model.onnx").write_bytes(b"not a model")
+    client = create_app(Settings(model_repository=repo)).test_client()
+    index = client.post("/v2/repository/index").get_json()
+    assert [(e["name"], e["state"]) for e in index] == [
+        ("tiny-baseline", "UNAVAILABLE"),
+        ("tiny-pretrained", "UNAVAILABLE"),
+    ]
+    response = client.get("/v2/models/stats")
+    assert response.status_code == 503
+    assert "no usable model" in response.get_json()["error"]
