@@ -75,16 +75,45 @@ class RepositoryListing:
         return grouped
 
 
+def _unreadable(exc: OSError | UnicodeDecodeError) -> str:
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"cannot be read ({detail})"
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; InvalidEntry when its folder cannot be searched."""
+    try:
+        return path.is_file()
+    except OSError as exc:  # is_file() only swallows "does not exist"; EACCES comes through
+        raise InvalidEntry(path, _unreadable(exc)) from None
+
+
+def _is_dir(path: Path) -> bool:
+    """Whether ``path`` is a directory; InvalidEntry when its folder cannot be searched."""
+    try:
+        return path.is_dir()
+    except OSError as exc:
+        raise InvalidEntry(path, _unreadable(exc)) from None
+
+
+def _listed(directory: Path) -> list[Path]:
+    """The visible entries of ``directory``, sorted; InvalidEntry when it cannot be read."""
+    try:
+        return sorted(p for p in directory.iterdir() if not p.name.startswith("."))
+    except OSError as exc:
+        raise InvalidEntry(directory, _unreadable(exc)) from None
+
+
 def load_variant(directory: Path, *, model: str, variant: str) -> ModelEntry:
     """Validate one ``<model>/<variant>`` directory; raise ``InvalidEntry`` naming the file."""
     manifest_path = directory / MANIFEST_FILE
     onnx_path = directory / ONNX_FILE
-    if not manifest_path.is_file():
+    if not _is_file(manifest_path):
         raise InvalidEntry(manifest_path, "missing")
     try:
         text = manifest_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidEntry(manifest_path, f"cannot be read ({exc})") from None
+        raise InvalidEntry(manifest_path, _unreadable(exc)) from None
     try:
         manifest = parse_manifest(text)
     except ManifestError as exc:
@@ -94,9 +123,12 @@ def load_variant(directory: Path, *, model: str, variant: str) -> ModelEntry:
             manifest_path,
             f"describes {manifest.name}/{manifest.variant} but lies in {model}/{variant}",
         )
-    if not onnx_path.is_file():
+    if not _is_file(onnx_path):
         raise InvalidEntry(onnx_path, "missing")
-    actual = sha256_file(onnx_path)
+    try:
+        actual = sha256_file(onnx_path)
+    except OSError as exc:
+        raise InvalidEntry(onnx_path, _unreadable(exc)) from None
     if actual != manifest.onnx_sha256:
         raise InvalidEntry(
             onnx_path, f"sha256 {actual} does not match the manifest's {manifest.onnx_sha256}"
@@ -113,21 +145,31 @@ def scan_repository(root: Path) -> RepositoryListing:
     if not root.is_dir():
         listing.problems.append(Problem(root, "model repository is not a directory"))
         return listing
-    for model_dir in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
-        if not model_dir.is_dir():
-            listing.problems.append(Problem(model_dir, "not a model directory (ignored)"))
+    try:
+        model_dirs = _listed(root)
+    except InvalidEntry as exc:
+        listing.problems.append(exc.problem)
+        return listing
+    for model_dir in model_dirs:
+        try:
+            if not _is_dir(model_dir):
+                listing.problems.append(Problem(model_dir, "not a model directory (ignored)"))
+                continue
+            found = _listed(model_dir)
+        except InvalidEntry as exc:
+            listing.problems.append(exc.problem)
             continue
-        for extra in sorted(p for p in model_dir.iterdir() if not p.name.startswith(".")):
+        for extra in found:
             if extra.name not in VARIANTS:
                 listing.problems.append(
                     Problem(extra, f"unknown variant (expected one of {', '.join(VARIANTS)})")
                 )
         for variant in VARIANTS:
             variant_dir = model_dir / variant
-            if not variant_dir.is_dir():
-                listing.problems.append(Problem(variant_dir, f"variant {variant!r} is missing"))
-                continue
             try:
+                if not _is_dir(variant_dir):
+                    listing.problems.append(Problem(variant_dir, f"variant {variant!r} is missing"))
+                    continue
                 entry = load_variant(variant_dir, model=model_dir.name, variant=variant)
             except InvalidEntry as exc:
                 listing.problems.append(exc.problem)

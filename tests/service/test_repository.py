@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from service.repository import scan_repository
-from tests.builders import write_variant
+from tests.builders import write_repository, write_variant
 
 
 def _reasons(root: Path) -> dict[str, str]:
@@ -111,3 +120,73 @@ def test_one_bad_model_does_not_hide_another(tmp_path: Path) -> None:
         ("bad", "baseline"),
     }
     assert len(listing.problems) == 1
+
+
+# A process that is not the owner, as the image's runtime user is not the owner of files a
+# root build step wrote. As root (a container build, this test machine) the scan drops to
+# nobody once Python has started (the interpreter may lie where nobody cannot reach);
+# otherwise the owner itself loses the permission, which denies it the same way.
+_NOBODY = 65534
+_SCAN = """
+import json, os, sys
+from pathlib import Path
+from service.repository import scan_repository
+if os.geteuid() == 0:
+    os.setgroups([])
+    os.setgid(int(sys.argv[2]))
+    os.setuid(int(sys.argv[2]))
+root = Path(sys.argv[1])
+listing = scan_repository(root)
+print(json.dumps({
+    "entries": [f"{e.name}/{e.variant}" for e in listing.entries],
+    "problems": {str(p.path.relative_to(root)): p.reason for p in listing.problems},
+}))
+"""
+
+
+@pytest.fixture
+def shared_repository() -> Iterator[Path]:
+    """A repository another user can reach: pytest's own temporary folders are private."""
+    parent = Path(tempfile.mkdtemp(prefix="headstart-repo-"))
+    parent.chmod(0o755)
+    try:
+        yield write_repository(parent / "repo")
+    finally:
+        for path in parent.rglob("*"):
+            path.chmod(0o755)
+        shutil.rmtree(parent)
+
+
+def _scan_as_another_user(root: Path) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-c", _SCAN, str(root), str(_NOBODY)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr  # no traceback: every entry is reported
+    found: dict[str, Any] = json.loads(result.stdout)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("private", "mode", "reported"),
+    [
+        # The staging folder tempfile.mkdtemp makes, renamed into place by a root build.
+        ("tiny/pretrained", 0o700, "tiny/pretrained/manifest.json"),
+        ("tiny/pretrained/manifest.json", 0o600, "tiny/pretrained/manifest.json"),
+        ("tiny/pretrained/model.onnx", 0o600, "tiny/pretrained/model.onnx"),
+        ("tiny", 0o700, "tiny"),
+    ],
+)
+def test_unreadable_entry_is_reported_not_raised(
+    shared_repository: Path, private: str, mode: int, reported: str
+) -> None:
+    path = shared_repository / private
+    path.chmod(mode if os.geteuid() == 0 else 0)
+    found = _scan_as_another_user(shared_repository)
+    assert found["problems"] == {reported: "cannot be read (Permission denied)"}
+    usable = [] if private == "tiny" else ["tiny/baseline"]
+    assert found["entries"] == usable
