@@ -174,6 +174,17 @@ def build_manifest(
     )
 
 
+def _share(folder: Path) -> None:
+    """Make an exported variant readable by every user, whatever the umask.
+
+    mkdtemp makes its folder private (0700); renamed into place by a build that runs as
+    root, it would hide the model from a service that runs as another user.
+    """
+    folder.chmod(0o755)
+    for path in folder.iterdir():
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 def export_variant(
     model: Classifier,
     repository: Path,
@@ -196,6 +207,7 @@ def export_variant(
         parity = check_onnx(onnx_path, model, parity_images)
         manifest = build_manifest(model, provenance, metrics, sha256_file(onnx_path))
         manifest.write(staging)
+        _share(staging)
         if target.exists():
             old = model_dir / f".{provenance.variant}-old"
             shutil.rmtree(old, ignore_errors=True)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +87,19 @@ def test_parity_failure_reports_the_figures_and_writes_nothing(
             model, tmp_path / "repo", _provenance(), evaluate(model, images, labels), images
         )
     assert [p.name for p in (tmp_path / "repo" / "tiny_cnn").iterdir()] == []
+
+
+def test_exported_variant_is_readable_by_every_user(tmp_path: Path, prepared: Prepared) -> None:
+    # The image's service runs as another user than the build that exports.
+    model = build_classifier(MLPConfig(hidden=(8,)), (1, 8, 8), 10).eval()
+    images, labels = prepared.test()
+    old_umask = os.umask(0o077)  # a strict umask must not make the export private either
+    try:
+        directory, _, _ = export_variant(
+            model, tmp_path / "repo", _provenance(), evaluate(model, images, labels), images
+        )
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o755
+    files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in directory.iterdir()}
+    assert files == {"model.onnx": 0o644, "manifest.json": 0o644}
