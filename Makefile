@@ -19,13 +19,14 @@ $(TRAIN_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train]'
 	touch $@
 
-# The wheelhouse holds the serving install's wheels, so that the container smoke
-# test can build a torch-free environment with no package index at test time.
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
+# The wheelhouse holds the image's wheels at the locked versions (deploy/constraints.txt),
+# torch's CPU build included: the container smoke test builds a torch-free environment
+# from it with no package index, and the image test hands it to the image build.
+$(DEV_STAMP): pyproject.toml deploy/constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train,dev]'
-	$(BIN)/python deploy/requirements.py > $(VENV)/serve-requirements.txt
+	$(BIN)/python deploy/requirements.py train > $(VENV)/image-requirements.txt
 	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check --wheel-dir $(VENV)/wheelhouse \
-		-r $(VENV)/serve-requirements.txt 'setuptools>=69'
+		-c deploy/constraints.txt -r $(VENV)/image-requirements.txt setuptools
 	touch $(TRAIN_STAMP) $@
 
 serve: $(TRAIN_STAMP)

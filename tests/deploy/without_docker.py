@@ -38,7 +38,7 @@ def stage_named(name: str) -> dockerfile.Stage:
 # Absolute paths of the image, moved under the temporary root wherever they appear.
 _IMAGE_PATH = re.compile(
     r"(?<![\w.-])(/opt/venv|/opt/train|/src|/srv/headstart|/models"
-    r"|/usr/local/bin/headstart-healthcheck)"
+    r"|/wheels|/usr/local/bin/headstart-healthcheck)"
     r"(?=$|[/\s\"'])"
 )
 
@@ -102,7 +102,9 @@ class Builder:
             elif keyword == "COPY":
                 self._copy(args, cwd)
             elif keyword == "RUN" and "useradd" not in args:  # users need root and a real image
-                run_step(self.here(args).replace(" --no-cache-dir", ""), cwd, env)
+                # Build secrets and mounts are the engine's; the steps go without them here.
+                script = re.sub(r"^(--mount=\S+\s+)+", "", args)
+                run_step(self.here(script).replace(" --no-cache-dir", ""), cwd, env)
         self.built[name] = (cwd, env)
         return cwd, env
 
@@ -113,6 +115,8 @@ class Builder:
         if words[0] == "--from=models" and not self.train:
             # The models stage trains with torch; a tiny real repository stands in for it.
             write_repository(target)
+        elif words[0].startswith("--from=") and _empty(stage_named(words[0][7:])):
+            target.mkdir(parents=True, exist_ok=True)  # a named build context not given
         elif words[0].startswith("--from="):
             self.build(words[0].removeprefix("--from="))
             (origin,) = sources
@@ -120,6 +124,10 @@ class Builder:
                 shutil.copytree(self.here(origin), target, dirs_exist_ok=True)
         else:
             copy_context(sources, target, into=dest.endswith("/") or len(sources) > 1)
+
+
+def _empty(stage: dockerfile.Stage) -> bool:
+    return stage.base == "scratch" and not stage.instructions
 
 
 def copy_context(sources: list[str], dest: Path, *, into: bool) -> None:
