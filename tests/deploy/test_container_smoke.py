@@ -13,12 +13,10 @@ in for the trained one, and the Python is this machine's, not the base image's.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from PIL import Image
 
 from tests.deploy import dockerfile
+from tests.deploy.probe import answers, hold_request, png, read_response, wait_ready
 from tests.deploy.without_docker import Builder, here, stage_named
 
 _LISTENING = re.compile(r"Listening at: http://([\d.]+):(\d+)")
@@ -130,25 +128,6 @@ def server(image: ImageTree) -> Iterator[Server]:
         process.wait(timeout=10)
 
 
-def _wait_ready(url: str, timeout: float = 60) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health/ready", timeout=2) as response:
-                body: dict[str, object] = json.load(response)
-                return body
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def _png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def _expected_label(image: ImageTree, pixels: np.ndarray) -> str:
     """The class the pre-trained variant's ONNX graph gives these pixels, run here directly."""
     variant = image.path("/srv/headstart/model_repository") / "tiny" / "pretrained"
@@ -169,43 +148,15 @@ def _healthcheck(image: ImageTree, port: int) -> subprocess.CompletedProcess[str
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=10, check=False)
 
 
-def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """Read one HTTP/1.1 response with a Content-Length body."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed mid-headers: {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in header_lines)}
-    length = int(headers["content-length"])
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed mid-body"
-        body += chunk
-    return int(status_line.split()[1]), headers, body
-
-
-def _answers(host: str, port: int, timeout: float) -> bool:
-    """Whether a new connection gets an answer to GET /health/live within ``timeout``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n")
-            return bool(sock.recv(1))
-    except OSError:  # refused, reset or timed out: nobody takes new requests
-        return False
-
-
 def test_image_command_serves_classifies_and_drains_on_sigterm(
     image: ImageTree, server: Server
 ) -> None:
-    ready = _wait_ready(server.url)
+    ready = wait_ready(server.url)
     assert ready["status"] == "ready", ready
     assert _healthcheck(image, server.port).returncode == 0
 
     pixels = np.random.default_rng(7).integers(0, 256, (28, 28), dtype=np.uint8)
-    body = _png(pixels)
+    body = png(pixels)
     target = "/v1/models/tiny/classify?variant=pretrained&invert=false"
     request = urllib.request.Request(
         server.url + target, data=body, headers={"Content-Type": "image/png"}, method="POST"
@@ -223,29 +174,17 @@ def test_image_command_serves_classifies_and_drains_on_sigterm(
     counted = re.findall(r"^headstart_images_total\{[^}]*\} (\S+)$", exposition, re.MULTILINE)
     assert sum(float(value) for value in counted) >= 1, exposition
 
-    # A request in flight: headers sent, gunicorn's "100 Continue" proves a worker
-    # thread holds it, and the body is held back until the server is shutting down.
-    sock = socket.create_connection((server.host, server.port), timeout=30)
-    head = (
-        f"POST {target} HTTP/1.1\r\nHost: smoke\r\nContent-Type: image/png\r\n"
-        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
-    )
-    sock.sendall(head.encode("ascii"))
-    interim = b""
-    while b"\r\n\r\n" not in interim:
-        chunk = sock.recv(64)
-        assert chunk, f"closed before 100 Continue: {interim!r}"
-        interim += chunk
-    assert interim.startswith(b"HTTP/1.1 100 "), interim
+    # A request in flight, its body held back until the server is shutting down.
+    sock = hold_request(server.host, server.port, target, body)
 
     server.process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 15
-    while _answers(server.host, server.port, timeout=1.0):
+    while answers(server.host, server.port, timeout=1.0):
         assert time.monotonic() < deadline, "still taking new requests 15s after SIGTERM"
     assert server.process.poll() is None, "exited with a request in flight"
 
     sock.sendall(body)
-    status, _, payload = _read_response(sock)
+    status, _, payload = read_response(sock)
     sock.close()
     assert status == 200, payload
     assert json.loads(payload)["predictions"][0]["label"] == _expected_label(image, pixels)
