@@ -41,14 +41,13 @@ COPY models/ /src/models/
 COPY scripts/ /src/scripts/
 
 # The installing stages' base. pip-install.sh installs at the locked versions; a RUN
-# that installs mounts the optional `ca-bundle` secret for it.
+# that installs mounts the optional wheels and `ca-bundle` secret for it.
 FROM ${PYTHON_IMAGE} AS python
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml deploy/requirements.py deploy/constraints.txt deploy/pip-install.sh ./
-COPY --from=wheels / /wheels/
 
 # The offline side: torch's CPU build and what training and export need.
 FROM python AS train
@@ -56,13 +55,13 @@ FROM python AS train
 # (2.13.0+cpu, the version the lock pins). Empty: no extra index.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 # Dependencies first, in a layer of their own: a change to the code does not download them again.
-RUN --mount=type=secret,id=ca-bundle \
+RUN --mount=type=bind,from=wheels,target=/wheels --mount=type=secret,id=ca-bundle \
     python -m venv /opt/train \
     && python requirements.py train > requirements.txt \
     && ./pip-install.sh /opt/train \
         ${TORCH_INDEX_URL:+--extra-index-url "${TORCH_INDEX_URL}"} -r requirements.txt
 COPY --from=source /src /src
-RUN --mount=type=secret,id=ca-bundle \
+RUN --mount=type=bind,from=wheels,target=/wheels --mount=type=secret,id=ca-bundle \
     ./pip-install.sh /opt/train --no-deps . \
     && /opt/train/bin/pip check
 
@@ -86,12 +85,12 @@ FROM models-${MODEL_SOURCE} AS models
 
 # The serving environment: the project and its base dependencies only.
 FROM python AS serve-env
-RUN --mount=type=secret,id=ca-bundle \
+RUN --mount=type=bind,from=wheels,target=/wheels --mount=type=secret,id=ca-bundle \
     python -m venv /opt/venv \
     && python requirements.py > requirements.txt \
     && ./pip-install.sh /opt/venv -r requirements.txt
 COPY --from=source /src /src
-RUN --mount=type=secret,id=ca-bundle \
+RUN --mount=type=bind,from=wheels,target=/wheels --mount=type=secret,id=ca-bundle \
     ./pip-install.sh /opt/venv --no-deps . \
     && /opt/venv/bin/pip check \
     && /opt/venv/bin/pip uninstall --yes pip setuptools

@@ -12,10 +12,15 @@ venv=$1
 shift
 PIP_CONSTRAINT="$(cd "$(dirname "$0")" && pwd)/constraints.txt"
 export PIP_CONSTRAINT
-if [ -n "$(ls -A /wheels 2>/dev/null)" ]; then
-    export PIP_FIND_LINKS="/wheels${PIP_FIND_LINKS:+ $PIP_FIND_LINKS}"
-fi
 if [ -s /run/secrets/ca-bundle ]; then
     export PIP_CERT=/run/secrets/ca-bundle
+fi
+if [ -n "$(ls -A /wheels 2>/dev/null)" ]; then
+    # Given wheels first, with no index: a complete folder makes an offline build.
+    if "$venv/bin/pip" install --no-cache-dir --no-index --find-links /wheels "$@"; then
+        exit 0
+    fi
+    echo "pip-install: /wheels lacks some of it; the index supplies the rest" >&2
+    export PIP_FIND_LINKS="/wheels${PIP_FIND_LINKS:+ $PIP_FIND_LINKS}"
 fi
 exec "$venv/bin/pip" install --no-cache-dir "$@"
