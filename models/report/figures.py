@@ -29,6 +29,12 @@ ARCH_TITLES = {"mlp": "MLP (sigmoid)", "cnn": "CNN (ReLU)"}
 DPI = 100
 
 
+def _legend(ax: Any) -> None:
+    """A legend beside the axes: matplotlib's "best" spot is searched against a clock, and on
+    a busy machine the search overruns it and warns, so no figure depends on it."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
 def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return path
@@ -65,7 +71,7 @@ def accuracy_vs_labels(results: Results, path: Path) -> Path:
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(ARCH_TITLES[arch])
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _legend(ax)
     return _save(fig, path)
 
 
@@ -88,7 +94,7 @@ def gain_vs_labels(results: Results, path: Path) -> Path:
         ax.set_ylabel("gain in test accuracy (percentage points)")
         ax.set_title(f"{ARCH_TITLES[arch]}: gain over the paired baseline")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _legend(ax)
     return _save(fig, path)
 
 
@@ -187,7 +193,7 @@ def weight_drift(
         ax.set_ylabel("relative weight change in fine-tuning")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=8)
+        _legend(ax)
     return _save(fig, path)
 
 
@@ -211,7 +217,7 @@ def curves(panels: Sequence[tuple[str, dict[str, list[dict[str, float]]]]], path
             ax.set_xlabel("fine-tuning epoch")
             ax.set_title(title, fontsize=10)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            _legend(ax)
     return _save(fig, path)
 
 
@@ -263,7 +269,7 @@ def depth(results: Results, path: Path) -> Path:
         ax.set_xticks(xs, [str(d) for d in xs])
         ax.set_xlabel("hidden layers")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _legend(ax)
     return _save(fig, path)
 
 
@@ -288,5 +294,5 @@ def optimizers(results: Results, path: Path) -> Path:
     ax.set_ylim(max(0.0, low - 15), 100)
     ax.set_title(f"fine-tuning optimiser, MLP, {study[0].labels_per_class} labels per class")
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
+    _legend(ax)
     return _save(fig, path)

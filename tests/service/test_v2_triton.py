@@ -131,7 +131,10 @@ def test_statistics_count_requests_runs_and_times(client: FlaskClient) -> None:
     assert after["execution_count"] - before["execution_count"] == 3
     assert after["inference_count"] - before["inference_count"] == 3 * len(PIXELS)
     assert stats["compute_infer"]["ns"] > old["compute_infer"]["ns"]
-    assert stats["success"]["ns"] >= stats["compute_infer"]["ns"]
+    # Other apps in this process run models too, so compare what these requests added.
+    assert (stats["success"]["ns"] - old["success"]["ns"]) >= (
+        stats["compute_infer"]["ns"] - old["compute_infer"]["ns"]
+    )
     assert stats["queue"]["ns"] == old["queue"]["ns"]  # no dynamic batching here
     assert after["last_inference"] > 0
     assert _stat(client, "tiny-baseline") == untouched
