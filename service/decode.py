@@ -51,6 +51,10 @@ class DecodeOptions:
 
     invert: Invert = "auto"
     max_pixels: int = 16_000_000
+    max_jpeg_scans: int = 64
+    """Most scans a JPEG may have: libjpeg redoes the work of a progressive image once per
+    scan, so a few hundred KB of crafted scans would hold a worker for tens of seconds.
+    Encoders write at most about a dozen."""
 
 
 def decode_image(
@@ -93,6 +97,8 @@ def _decode_with_pillow(
     except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidImage(f"{where} cannot be decoded ({exc})", image=index) from None
     width, height = image.size
+    if image.format == "JPEG":
+        _check_scans(data, options.max_jpeg_scans, where, index)
     if width * height > options.max_pixels:
         raise PayloadTooLarge(
             f"{where} is {width}x{height} = {width * height} pixels, over the limit of "
@@ -104,6 +110,22 @@ def _decode_with_pillow(
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         # Truncated or corrupt data surfaces only when the pixels are read.
         raise InvalidImage(f"{where} cannot be decoded ({exc})", image=index) from None
+
+
+_START_OF_SCAN = b"\xff\xda"
+
+
+def _check_scans(data: bytes, limit: int, where: str, index: int) -> None:
+    """Refuse a JPEG with more than ``limit`` scans before libjpeg decodes any of them.
+
+    Entropy-coded data stuffs every 0xFF byte with a zero, so each SOS marker pair in the
+    bytes starts a scan (or one of an embedded thumbnail's: an overestimate, never an under).
+    """
+    scans = data.count(_START_OF_SCAN)
+    if scans > limit:
+        raise PayloadTooLarge(
+            f"{where} is a JPEG with {scans} scans, over the limit of {limit}", image=index
+        )
 
 
 def _upright_and_flat(image: Image.Image, spec: InputSpec) -> Image.Image:
@@ -175,10 +197,17 @@ def _plain_png(data: bytes, channels: int, max_pixels: int) -> NDArray[np.uint8]
     stream = _image_data(data)
     if stream is None:
         return None
+    # Filtered rows: a filter byte and the row's samples. Pillow refuses a stream whose
+    # Adler-32 is wrong and libspng does not check it, so the stream is inflated here, but
+    # never past what the image needs: one that goes on (a decompression bomb, or data
+    # Pillow would ignore) is left to Pillow, which stops reading once the image is full.
+    needed = height * (1 + width * (1 if colour == 0 else 3))
+    inflater = zlib.decompressobj()
     try:
-        # Pillow refuses a stream whose Adler-32 is wrong; libspng does not check it.
-        zlib.decompress(stream)
+        rows = inflater.decompress(stream, needed + 1)
     except zlib.error:
+        return None
+    if len(rows) != needed or not inflater.eof:
         return None
     try:
         pixels: NDArray[np.uint8] = pyspng.load(data)

@@ -195,28 +195,40 @@ def _part(index: int, head: bytes, data: bytes, nl: bytes, max_field_bytes: int 
     return Part(index, name, filename, headers.get("content-type"), data)
 
 
+MAX_HEADER_BYTES = 16 * 1024
+"""Largest header block of one part; browsers send a few hundred bytes."""
+
+
 def _headers(index: int, head: bytes, nl: bytes) -> dict[str, str]:
     """The part's headers by lower-case name; the first of a repeated header wins."""
+    if len(head) > MAX_HEADER_BYTES:
+        raise PayloadTooLarge(
+            f"part {index}'s headers are {len(head)} bytes, over the limit of {MAX_HEADER_BYTES}",
+            part=index,
+        )
     try:
         text = head.decode()
     except UnicodeDecodeError as exc:
         raise BadRequest(
             f"part {index}'s headers are not valid UTF-8 at byte {exc.start}", part=index
         ) from None
-    lines: list[list[str]] = []
+    # Each header is a name and the pieces of its value, joined once at the end: a value
+    # folded over many lines costs linear time, not a new string per line.
+    lines: list[tuple[str, list[str]]] = []
     for line in text.split(nl.decode()):
         if not line:
             continue  # only an empty header block has one
         if line[:1] in (" ", "\t") and lines:
-            lines[-1][1] += " " + line.strip(" \t")  # a folded line continues the previous one
+            lines[-1][1].append(line.strip(" \t"))  # a folded line continues the previous one
             continue
         name, colon, value = line.partition(":")
         if not colon:
             raise BadRequest(
                 f"part {index} has a header line without a colon: {line[:60]!r}", part=index
             )
-        lines.append([name.strip(" \t").lower(), value.strip(" \t")])
+        lines.append((name.strip(" \t").lower(), [value.strip(" \t")]))
     headers: dict[str, str] = {}
-    for name, value in lines:
-        headers.setdefault(name, value)
+    for name, pieces in lines:
+        if name not in headers:
+            headers[name] = " ".join(pieces)
     return headers

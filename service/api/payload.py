@@ -17,6 +17,7 @@ from service.api.multipart import parse_form
 from service.api.schemas import ImagesRequest
 from service.decode import MEDIA_TYPES
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from service.json_weight import check_json_weight
 
 ACCEPTED = ("multipart/form-data", "application/json", *sorted(MEDIA_TYPES))
 
@@ -66,6 +67,7 @@ def _raw(request: Request) -> Payload:
 def _json(body: bytes) -> Payload:
     if not body:
         raise BadRequest("the JSON body is empty")
+    check_json_weight(body, "the JSON body")
     try:
         parsed = ImagesRequest.model_validate_json(body)
     except ValidationError as exc:
@@ -90,6 +92,12 @@ def _field(loc: tuple[int | str, ...]) -> str:
 def _base64(text: str, index: int) -> bytes:
     if text.startswith("data:"):
         _, _, text = text.partition(",")
+    if not text.isascii():
+        at = next(i for i, char in enumerate(text) if not char.isascii())
+        raise BadRequest(
+            f"images[{index}] is not valid base64 (non-ASCII character {text[at]!r} at {at})",
+            image=index,
+        )
     try:
         return binascii.a2b_base64(text, strict_mode=True)
     except binascii.Error as exc:

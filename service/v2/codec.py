@@ -146,12 +146,14 @@ def to_array(tensor: RequestInput, chunk: memoryview | None, dtype: np.dtype[Any
                 f"{where}: binary_data_size is {len(chunk)} bytes, but shape {tensor.shape} "
                 f"of {tensor.datatype} takes {count * dtype.itemsize}"
             )
-        return np.frombuffer(chunk, dtype=dtype).reshape(tensor.shape)
+        array = np.frombuffer(chunk, dtype=dtype).reshape(tensor.shape)
+        _check_finite(array, tensor.datatype, where)
+        return array
     if tensor.data is None:
         raise BadRequest(f"{where} has no data (send 'data', or binary_data_size and the bytes)")
     try:
         values = np.asarray(tensor.data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadRequest(f"{where}: data is a ragged nested list, not a tensor") from None
     if values.size != count:
         raise BadRequest(
@@ -167,6 +169,7 @@ def _check_values(values: NDArray[Any], dtype: np.dtype[Any], datatype: str, whe
     if kind not in allowed:
         got = _KIND_NAMES.get(kind, "strings or other non-numeric values")
         raise BadRequest(f"{where}: {datatype} data must be numbers of that type, got {got}")
+    _check_finite(values, datatype, where)
     if dtype.kind in "iu" and values.size:
         info = np.iinfo(dtype)
         low, high = int(values.min()), int(values.max())
@@ -175,6 +178,12 @@ def _check_values(values: NDArray[Any], dtype: np.dtype[Any], datatype: str, whe
                 f"{where}: {datatype} data must lie in {info.min}..{info.max}, "
                 f"got values from {low} to {high}"
             )
+
+
+def _check_finite(values: NDArray[Any], datatype: str, where: str) -> None:
+    """Refuse NaN and infinities: a response could not carry what they turn into."""
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise BadRequest(f"{where}: {datatype} data must be finite numbers, not NaN or infinity")
 
 
 def encode_response(
@@ -200,7 +209,10 @@ def encode_response(
         else:
             entry["data"] = out.array.ravel().tolist()
         described.append(entry)
-    head = json.dumps({**header, "outputs": described}, separators=(",", ":")).encode()
+    # allow_nan=False: bare NaN is not JSON, and no client's parser should have to cope.
+    head = json.dumps(
+        {**header, "outputs": described}, separators=(",", ":"), allow_nan=False
+    ).encode()
     if not chunks:
         return head, None
     return b"".join([head, *chunks]), len(head)

@@ -279,6 +279,25 @@ def test_bad_base64_names_the_image(live_server: str, http: requests.Session) ->
     assert _error(response, 400, "bad_request").startswith("images[1] is not valid base64")
 
 
+def test_non_ascii_base64_names_the_image_and_character(
+    live_server: str, http: requests.Session
+) -> None:
+    good = B64(png(mnist()[0][0])).decode()
+    response = http.post(f"{live_server}{CLASSIFY}", json={"images": [good, "iVBO\u00e9w=="]})
+    message = _error(response, 400, "bad_request")
+    assert message == "images[1] is not valid base64 (non-ASCII character '\u00e9' at 4)"
+
+
+def test_json_body_that_would_parse_into_millions_of_values_is_413(
+    live_server: str, http: requests.Session
+) -> None:
+    body = b'{"images": [' + b"[]," * (1 << 20) + b"[]]}"
+    response = http.post(
+        f"{live_server}{CLASSIFY}", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert "over the limit of 1048576" in _error(response, 413, "payload_too_large")
+
+
 def test_undecodable_image_names_the_image(live_server: str, http: requests.Session) -> None:
     files = [
         ("image", ("ok.png", png(mnist()[0][0]))),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from collections.abc import Callable
@@ -479,3 +480,57 @@ def test_over_limit_header_is_refused_before_any_decoding(
     ):
         decode_image(data, MNIST_SPEC, DecodeOptions(max_pixels=1000), index=4)
     assert libspng_calls == []
+
+
+def test_png_bomb_is_never_inflated_past_what_the_image_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 64x64 grey needs 64 * 65 bytes of rows; this stream inflates to 64 MiB.
+    squeezer = zlib.compressobj(9)
+    bomb_stream = b"".join(squeezer.compress(bytes(1 << 20)) for _ in range(64))
+    bomb = _grey_png(np.zeros((64, 64), dtype=np.uint8), bomb_stream + squeezer.flush())
+    produced: list[int] = []
+    real = zlib.decompressobj
+
+    class Counting:
+        def __init__(self) -> None:
+            self.inner = real()
+            self.eof = False
+
+        def decompress(self, data: bytes, max_length: int = 0) -> bytes:
+            out = self.inner.decompress(data, max_length)
+            self.eof = self.inner.eof
+            produced.append(len(out))
+            return out
+
+    monkeypatch.setattr(decode.zlib, "decompressobj", Counting)
+    out = decode_image(bomb, MNIST_SPEC, AUTO)  # Pillow reads only the rows it needs
+    assert out.shape == (1, 28, 28)
+    assert produced == [64 * 65 + 1]
+
+
+def _progressive_jpeg(extra_scans: int) -> bytes:
+    """A progressive JPEG with its smallest scan repeated ``extra_scans`` more times."""
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8))
+    sink = io.BytesIO()
+    image.save(sink, "JPEG", progressive=True, quality=90)
+    head, *scans = sink.getvalue().split(b"\xff\xda")
+    smallest = min(scans[:-1], key=len)
+    return b"\xff\xda".join([head, *scans[:-1], *[smallest] * extra_scans, scans[-1]])
+
+
+def test_jpeg_with_too_many_scans_is_refused_before_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decode_image(_progressive_jpeg(0), MNIST_SPEC, AUTO)
+    data = _progressive_jpeg(AUTO.max_jpeg_scans)
+
+    def refuse(self: ImageFile.ImageFile) -> None:
+        raise AssertionError("pixels decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+    with pytest.raises(
+        PayloadTooLarge, match=r"^image 2 is a JPEG with \d+ scans, over the limit of 64$"
+    ):
+        decode_image(data, MNIST_SPEC, AUTO, index=2)

@@ -384,3 +384,17 @@ def test_multipart_errors_through_the_app(
     assert response.status_code == status
     assert response.json is not None
     assert response.json["error"]["message"] == message
+
+
+def test_header_folded_over_thousands_of_lines_is_joined() -> None:
+    folds = "\r\n ".join(["text/plain;", *["x=y;"] * 2000, "charset=latin-1"])
+    body = _form(f"{CD}\r\nContent-Type: {folds}\r\n\r\n\xe9")
+    (part,) = parse_form(body, B)
+    assert part.content_type == " ".join(["text/plain;", *["x=y;"] * 2000, "charset=latin-1"])
+
+
+def test_oversized_part_headers_are_refused() -> None:
+    folds = "\r\n ".join(["x"] * 10_000)  # 30 KB of header, as a million folds would be
+    body = _form(f"{CD}\r\nX-Note: {folds}\r\n\r\n7")
+    with pytest.raises(PayloadTooLarge, match=r"^part 0's headers are \d+ bytes, over the limit"):
+        parse_form(body, B)

@@ -56,8 +56,8 @@ def test_binary_chunks_follow_input_order() -> None:
     [
         (_input(parameters={"binary_data_size": 4}), b"abc", "runs past the end"),
         (_input(parameters={"binary_data_size": 2}), b"abc", "1 bytes after the JSON header"),
-        (_input(parameters={"binary_data_size": -1}), b"", "non-negative integer"),
-        (_input(parameters={"binary_data_size": "6"}), b"", "non-negative integer"),
+        (_input(parameters={"binary_data_size": -1}), b"", "must be an integer from 0 to"),
+        (_input(parameters={"binary_data_size": "6"}), b"", "must be an integer from 0 to"),
         (_input(parameters={"binary_data_size": 1}, data=[1]), b"a", "both 'data' and"),
     ],
 )
@@ -182,3 +182,38 @@ def test_serialize_bytes_matches_tritonclient() -> None:
     assert ours == serialize_byte_tensor(values).item()
     back = deserialize_bytes_tensor(ours)
     assert [b.decode() for b in back] == ["0.9:3:three", "", "é:1:x", "a"]
+
+
+@pytest.mark.parametrize(
+    "chunk", [None, memoryview(np.array([1, 2, 3, 4, 5, np.nan], dtype="<f4").tobytes())]
+)
+def test_to_array_refuses_nan_and_infinity(chunk: memoryview | None) -> None:
+    tensor = _input(datatype="FP32", data=None if chunk else [1, 2, 3, 4, 5, float("inf")])
+    with pytest.raises(BadRequest, match="FP32 data must be finite numbers, not NaN or infinity"):
+        codec.to_array(tensor, chunk, np.dtype("<f4"))
+
+
+def test_to_array_refuses_data_nested_past_numpys_dimensions() -> None:
+    deep: Any = 1
+    for _ in range(900):
+        deep = [deep]
+    with pytest.raises(BadRequest, match="ragged nested list"):
+        codec.to_array(_input(shape=[1], data=deep), None, np.dtype("u1"))
+
+
+def test_a_heavy_json_header_is_refused_before_it_is_parsed() -> None:
+    body = b'{"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1], "data": ['
+    body += b"[]," * (1 << 20) + b"[]]}]}"
+    with pytest.raises(PayloadTooLarge, match=r"holds up to \d+ JSON values, over the limit"):
+        codec.read_request(body, None, None, len(body))
+
+
+def test_huge_integer_parameters_are_shown_cut_short() -> None:
+    tensor = _input(parameters={"binary_data_size": 10**400})
+    with pytest.raises(BadRequest, match=r"from 0 to 9007199254740991, got 10{36}\.\.\.$"):
+        codec.binary_chunks([tensor], memoryview(b""))
+
+
+def test_encode_response_never_writes_nan() -> None:
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        codec.encode_response({"parameters": {"p": float("nan")}}, [])

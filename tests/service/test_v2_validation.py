@@ -111,7 +111,7 @@ def test_check_outputs_reads_binary_data_and_classification() -> None:
             [{"name": "embedding", "parameters": {"classification": 2}}],
             "applies to 'probabilities' only",
         ),
-        ([{"name": "probabilities", "parameters": {"classification": -2}}], "non-negative integer"),
+        ([{"name": "probabilities", "parameters": {"classification": -2}}], "an integer from 0 to"),
         (
             [{"name": "probabilities", "parameters": {"binary_data": "yes"}}],
             "must be true or false",
@@ -139,6 +139,18 @@ def test_check_outputs_names_what_is_wrong(outputs: list[dict[str, Any]], messag
             "inputs.0.dat: Extra inputs are not permitted",
         ),
         (b'{"inputs": [], "outputs": [{"name": "x", "binary": 1}]}', "outputs.0.binary: Extra"),
+        (b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+        (
+            b'{"inputs": [{"name": "x", "datatype": "UINT8", "shape": [' + b"9" * 5000 + b"]}]}",
+            "not valid JSON: an integer has too many digits$",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "datatype": "UINT8", "shape": [' + b"9" * 4000 + b"]}]}",
+            r"inputs.0.shape.0: Input should be less than or equal to 2147483647$",
+        ),
+        (b'{"inputs": [], "parameters": {"p": NaN}}', "NaN is not a JSON number"),
+        (b'{"inputs": [], "parameters": {"p": -Infinity}}', "-Infinity is not a JSON number"),
+        (b'{"inputs": [], "parameters": {"p": [[1e999]]}}', "parameters: a number is too large"),
     ],
 )
 def test_parse_request_names_the_field(body: bytes, message: str) -> None:
