@@ -32,8 +32,8 @@ _settings = Settings()
 
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
-worker_class = "gthread"
-threads = _settings.threads
+worker_class = "service.worker.ServiceWorker"
+worker_connections = _settings.max_connections
 timeout = _settings.timeout
 graceful_timeout = _settings.graceful_timeout
 keepalive = 5

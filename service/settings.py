@@ -27,7 +27,20 @@ class Settings(BaseSettings):
     """gunicorn worker processes; each holds its own ONNX Runtime sessions."""
 
     threads: int = Field(default=4, ge=1)
-    """Request threads per worker (gthread worker class)."""
+    """Threads per worker that run the app (decoding, inference); connections themselves are
+    greenlets, so slow clients never hold one."""
+
+    max_connections: int = Field(default=1000, ge=1)
+    """Open connections per worker (gunicorn's ``worker_connections``); past it, connections
+    wait in the listen backlog."""
+
+    max_queue: int = Field(default=16, ge=0)
+    """Requests per worker that may wait for a free thread; past it a request gets 503 with
+    ``Retry-After`` at once instead of a growing wait."""
+
+    request_timeout: float = Field(default=20.0, gt=0)
+    """Seconds a request may take before it is answered 504 and its connection freed; keep it
+    under ``timeout``."""
 
     ort_threads: int = Field(default=1, ge=1)
     """ONNX Runtime intra-op threads per session; keep workers x ort_threads <= cores."""
@@ -45,7 +58,7 @@ class Settings(BaseSettings):
     """Level of the service's and gunicorn's logs."""
 
     timeout: int = Field(default=30, ge=1)
-    """Seconds a worker may spend on one request before gunicorn restarts it."""
+    """Seconds a worker's event loop may go silent before gunicorn restarts the worker."""
 
     graceful_timeout: int = Field(default=30, ge=1)
     """Seconds in-flight requests get to finish after SIGTERM."""

@@ -83,4 +83,4 @@ def test_serve_runs_gunicorn_with_the_options(repository: Path, tmp_path: Path) 
         assert json.load(response) == {"status": "ready", "models": ["tiny"], "unavailable": []}
     text = log.read_text()
     assert text.count("Booting worker") == 1
-    assert "Using worker: gthread" in text
+    assert "Using worker: service.worker.ServiceWorker" in text

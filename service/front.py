@@ -1,0 +1,189 @@
+"""The WSGI front every request passes in a worker: buffer, bound, shed, time out.
+
+The connection's greenlet reads the whole body first (a slow client costs a greenlet,
+never a thread), then a bounded pool of real threads runs the app, where decoding and
+ONNX Runtime release the GIL and never stall the event loop. Around that:
+
+- a body over ``max_body_bytes`` is 413, whatever its transfer encoding (chunked bodies
+  have no length to check up front, so they are counted as they are read);
+- when every thread is busy and ``max_queue`` requests already wait, a request is 503
+  with ``Retry-After`` at once, rather than waiting without bound;
+- a request not answered within ``request_timeout`` seconds is 504 and its connection is
+  freed; the thread finishes the (bounded) work it started and takes the next request;
+- probes (``/health/…``) and ``/metrics`` run on the event loop, outside the queue, so
+  they answer while the pool is saturated.
+
+Errors are JSON in the shape of the route: ``{"error": "…"}`` under ``/v2/``, else
+``{"error": {"code", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+from gevent.threadpool import ThreadPool
+
+from service import request_id
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+_INLINE_PREFIXES = ("/health/", "/metrics")
+"""Cheap routes answered on the event loop: probes must answer under load."""
+
+_READ_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the front enforces; see :class:`service.settings.Settings` for each."""
+
+    threads: int
+    max_queue: int
+    request_timeout: float
+    max_body_bytes: int
+
+
+@dataclass
+class _Reply:
+    """A response produced in a pool thread, handed back to the connection's greenlet."""
+
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class Front:
+    """Wrap a WSGI app; call it from greenlets (one per connection) of a gevent worker."""
+
+    def __init__(self, app: WsgiApp, limits: Limits) -> None:
+        self.app = app
+        self.limits = limits
+        self.pool = ThreadPool(limits.threads)
+        self.in_flight = 0  # touched by greenlets of one event loop only: no lock needed
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(_INLINE_PREFIXES):
+            return self.app(environ, start_response)
+        refusal = self._buffer_body(environ)
+        if refusal is not None:
+            return _error(start_response, environ, *refusal)
+        if self.in_flight >= self.limits.threads + self.limits.max_queue:
+            return _error(
+                start_response,
+                environ,
+                503,
+                "overloaded",
+                "the server is at capacity; retry after a second",
+                [("Retry-After", "1")],
+            )
+        self.in_flight += 1
+        try:
+            task = self.pool.spawn(_run, self.app, environ)
+            try:
+                reply: _Reply = task.get(timeout=self.limits.request_timeout)
+            except gevent.Timeout:
+                return _error(
+                    start_response,
+                    environ,
+                    504,
+                    "timeout",
+                    f"the request took over {self.limits.request_timeout:g} s and was abandoned",
+                )
+        finally:
+            self.in_flight -= 1
+        start_response(reply.status, reply.headers)
+        return [reply.body]
+
+    def _buffer_body(self, environ: Environ) -> tuple[int, str, str] | None:
+        """Read the body into memory; a reason to refuse the request, or ``None``."""
+        limit = self.limits.max_body_bytes
+        length = environ.get("CONTENT_LENGTH") or None
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if length is None and not chunked:
+            return None
+        if length is not None and not chunked:
+            try:
+                declared = int(length)
+            except ValueError:
+                return 400, "bad_request", f"Content-Length {length!r} is not a number"
+            if declared > limit:
+                return None  # the app refuses it by its length, without reading it
+        stream = environ["wsgi.input"]
+        parts: list[bytes] = []
+        size = 0
+        while chunk := stream.read(min(_READ_SIZE, limit + 1 - size)):
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return 413, "payload_too_large", _too_large(limit)
+        body = b"".join(parts)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ["wsgi.input_terminated"] = False
+        return None
+
+
+def _run(app: WsgiApp, environ: Environ) -> _Reply:
+    """Run the app in a pool thread and collect its whole response."""
+    captured: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        captured[:] = [status, headers]
+        return lambda data: None  # the legacy write() callable; Flask never uses it
+
+    result = app(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return _Reply(captured[0], captured[1], body)
+
+
+def _too_large(limit: int) -> str:
+    return f"request body is over the limit of {limit} bytes"
+
+
+def _error(
+    start_response: StartResponse,
+    environ: Environ,
+    status: int,
+    code: str,
+    message: str,
+    extra: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    """A JSON error in the route's shape; the connection closes after a refused body."""
+    payload: dict[str, Any] = (
+        {"error": message}
+        if environ.get("PATH_INFO", "").startswith("/v2/")
+        else {"error": {"code": code, "message": message}}
+    )
+    body = json.dumps(payload).encode()
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        *(extra or []),
+    ]
+    headers.append((request_id.HEADER, request_id.request_id(environ.get("HTTP_X_REQUEST_ID"))))
+    if status == 413:
+        headers.append(("Connection", "close"))  # the rest of the body is never read
+    start_response(f"{status} {_REASONS[status]}", headers)
+    return [body]
+
+
+_REASONS = {
+    400: "Bad Request",
+    413: "Content Too Large",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}

@@ -1,0 +1,47 @@
+"""The gunicorn worker class: gevent greenlets hold connections, :mod:`service.front` runs the app.
+
+A thread-per-connection worker (gthread) lets a handful of clients that send their headers
+or body slowly hold every thread, so nothing else, probes included, is answered until they
+give up. Here each connection costs a greenlet while it is read, and only complete requests
+reach the bounded thread pool.
+
+Threads stay real (gevent patches sockets, not ``threading``): the app runs in them, where
+ONNX Runtime and the image decoders release the GIL and run in parallel with the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gevent import monkey
+from gunicorn.workers.ggevent import GeventWorker
+
+from service.front import Front, Limits
+from service.settings import Settings
+
+
+class ServiceWorker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's gevent worker with the app wrapped in :class:`service.front.Front`."""
+
+    def patch(self) -> None:
+        # As GeventWorker.patch, but with real threads for the pool the app runs in.
+        monkey.patch_all(thread=False)
+        from gevent import socket
+
+        self.sockets: list[Any] = [
+            socket.socket(s.FAMILY, socket.SOCK_STREAM, fileno=s.sock.detach())
+            for s in self.sockets
+        ]
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        settings = Settings()
+        self.wsgi: Any = Front(
+            self.wsgi,
+            Limits(
+                threads=settings.threads,
+                max_queue=settings.max_queue,
+                request_timeout=settings.request_timeout,
+                max_body_bytes=settings.max_body_bytes,
+            ),
+        )
