@@ -34,7 +34,7 @@ Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
-_INLINE_PREFIXES = ("/health/", "/metrics")
+_INLINE_PREFIXES = ("/health/", "/v2/health/", "/metrics")
 """Cheap routes answered on the event loop: probes must answer under load."""
 
 _READ_SIZE = 64 * 1024

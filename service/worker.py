@@ -11,9 +11,11 @@ ONNX Runtime and the image decoders release the GIL and run in parallel with the
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from gevent import monkey
+from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
 
 from service.front import Front, Limits
@@ -26,6 +28,9 @@ class ServiceWorker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no ty
     def patch(self) -> None:
         # As GeventWorker.patch, but with real threads for the pool the app runs in.
         monkey.patch_all(thread=False)
+        # gunicorn answers what its parser refuses (400, 414, 431, 501) with an HTML page and
+        # offers no hook for the body; its workers write it through this one function.
+        util.write_error = write_json_error
         from gevent import socket
 
         self.sockets: list[Any] = [
@@ -45,3 +50,18 @@ class ServiceWorker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no ty
                 max_body_bytes=settings.max_body_bytes,
             ),
         )
+
+
+def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own error response (``util.write_error``) with a JSON body in the v1 shape.
+
+    The request line may be what was refused, so the route, and with it the V2 shape, is
+    unknown here.
+    """
+    code = reason.lower().replace(" ", "_")
+    body = json.dumps({"error": {"code": code, "message": mesg or reason}}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)

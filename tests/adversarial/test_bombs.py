@@ -1,0 +1,128 @@
+"""Bombs in every accepted format and encoding: each is refused quickly, memory stays bounded."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from tests.adversarial.attacks import ATTACKS, CLASSIFY, INFER, MiB, chunks, raw_request
+from tests.adversarial.conftest import Server, peak_rss_mib, rss_mib
+from tests.images import png
+
+pytestmark = pytest.mark.system
+
+QUICK_S = 2.0
+"""Longest any attack may take to be answered (a 16 MiB upload over loopback included)."""
+
+RSS_CEILING_MIB = 400.0
+"""Most resident memory a worker may hold at any time, the bombs' peaks included; a worker
+serving the test's tiny model starts near 95 MiB."""
+
+SETTLED_MIB = 100.0
+"""How far above its memory before the bombs a worker may stay once they are over."""
+
+
+def _assert_error_shape(response: requests.Response) -> None:
+    assert response.headers["Content-Type"] == "application/json", response.text[:200]
+    error = response.json()["error"]
+    if response.url.split("/", 3)[3].startswith("v2/"):
+        assert isinstance(error, str)
+        assert error
+    else:
+        assert set(error) >= {"code", "message"}
+        assert error["message"]
+
+
+@pytest.fixture(scope="module")
+def baseline(server: Server) -> dict[int, float]:
+    """Each worker's resident memory before any attack."""
+    return {pid: rss_mib(pid) for pid in server.workers()}
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_attack_is_answered_quickly_and_clearly(
+    name: str, server: Server, baseline: dict[int, float], http: requests.Session
+) -> None:
+    attack = ATTACKS[name]
+    body = attack.body()
+    started = time.monotonic()
+    response = http.post(
+        f"{server.url}{attack.path}",
+        data=body,
+        headers={"Content-Type": attack.content_type, **attack.headers},
+        timeout=30,
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code in attack.statuses, response.text[:300]
+    if response.status_code >= 400:
+        _assert_error_shape(response)
+    assert elapsed < QUICK_S, f"{name}: {len(body)} bytes answered in {elapsed:.2f}s"
+    for pid in server.workers():
+        assert peak_rss_mib(pid) < RSS_CEILING_MIB, f"{name}: worker {pid} peaked too high"
+
+
+@pytest.mark.parametrize("path", [CLASSIFY, INFER])
+def test_chunked_body_over_the_limit_is_413(
+    path: str, server: Server, baseline: dict[int, float], http: requests.Session
+) -> None:
+    started = time.monotonic()
+    response = http.post(
+        f"{server.url}{path}",
+        data=chunks(17 * MiB),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 413, response.text[:300]
+    _assert_error_shape(response)
+    assert "over the limit of 16777216 bytes" in response.text
+    assert time.monotonic() - started < QUICK_S
+
+
+def test_chunked_body_under_the_limit_is_read_whole(server: Server, http: requests.Session) -> None:
+    image = png(np.eye(28, dtype=np.uint8) * 255)
+    response = http.post(
+        f"{server.url}{CLASSIFY}",
+        data=iter([image[:10], image[10:]]),
+        headers={"Content-Type": "image/png"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text[:300]
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /" + b"x" * 10_000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+        (b"GET /health/live HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", 431),
+        (
+            b"GET /health/live HTTP/1.1\r\nHost: a\r\n"
+            + b"".join(b"X-%d: 1\r\n" % i for i in range(200))
+            + b"\r\n",
+            431,
+        ),
+        (b"GET /health/live HTTP/1.1\r\nHost: a\r\nX-Fold: a\r\n b\r\n\r\n", 400),
+        (
+            b"GET /health/live HTTP/1.1\r\nHost: a\r\n"
+            + b"X-Fold: a\r\n"
+            + b" b\r\n" * 5000
+            + b"\r\n",
+            400,
+        ),
+    ],
+    ids=["long-request-line", "oversized-header", "too-many-headers", "folded", "folded-many"],
+)
+def test_gunicorn_refusals_are_json(server: Server, request_bytes: bytes, status: int) -> None:
+    got, head, body = raw_request(server.url, request_bytes)
+    assert got == status, body[:300]
+    assert b"content-type: application/json" in head.lower()
+    assert body.startswith(b'{"error": {"code": ')
+
+
+def test_memory_returns_near_baseline(server: Server, baseline: dict[int, float]) -> None:
+    """Runs after the attacks above (pytest keeps a module's order)."""
+    for pid, before in baseline.items():
+        assert pid in server.workers(), f"worker {pid} died during the attacks"
+        assert rss_mib(pid) < before + SETTLED_MIB, (pid, before, rss_mib(pid))
