@@ -11,7 +11,11 @@ ONNX Runtime release the GIL and never stall the event loop. Around that:
 - a request not answered within ``request_timeout`` seconds is 504 and its connection is
   freed; the thread finishes the (bounded) work it started and takes the next request;
 - probes (``/health/…``) and ``/metrics`` run on the event loop, outside the queue, so
-  they answer while the pool is saturated.
+  they answer while the pool is saturated;
+- a kept-alive connection is closed after ``keepalive_requests`` responses: its client
+  reconnects, and the kernel hands the new connection to whichever worker accepts first,
+  so load spreads over the workers (a replacement worker included) instead of staying
+  wherever the connections happened to land.
 
 Errors are JSON in the shape of the route: ``{"error": "…"}`` under ``/v2/``, else
 ``{"error": {"code", "message"}}``.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import io
 import json
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +53,7 @@ class Limits:
     max_queue: int
     request_timeout: float
     max_body_bytes: int
+    keepalive_requests: int
 
 
 @dataclass
@@ -67,6 +73,7 @@ class Front:
         self.limits = limits
         self.pool = ThreadPool(limits.threads)
         self.in_flight = 0  # touched by greenlets of one event loop only: no lock needed
+        self.served: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -100,7 +107,22 @@ class Front:
         finally:
             self.in_flight -= 1
         start_response(reply.status, reply.headers)
+        self._count(environ, start_response)
         return [reply.body]
+
+    def _count(self, environ: Environ, start_response: StartResponse) -> None:
+        """Close the connection once it has carried ``keepalive_requests`` responses."""
+        connection = environ.get("gunicorn.socket")
+        if connection is None:
+            return
+        served = self.served.get(connection, 0) + 1
+        self.served[connection] = served
+        if served >= self.limits.keepalive_requests:
+            # gunicorn drops a Connection header set by the app; its response object, whose
+            # method start_response is, closes the connection after this response instead.
+            close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+            if close is not None:
+                close()
 
     def _buffer_body(self, environ: Environ) -> tuple[int, str, str] | None:
         """Read the body into memory; a reason to refuse the request, or ``None``."""
@@ -162,7 +184,7 @@ def _error(
     message: str,
     extra: list[tuple[str, str]] | None = None,
 ) -> list[bytes]:
-    """A JSON error in the route's shape; the connection closes after a refused body."""
+    """A JSON error in the route's shape."""
     payload: dict[str, Any] = (
         {"error": message}
         if environ.get("PATH_INFO", "").startswith("/v2/")
@@ -175,8 +197,6 @@ def _error(
         *(extra or []),
     ]
     headers.append((request_id.HEADER, request_id.request_id(environ.get("HTTP_X_REQUEST_ID"))))
-    if status == 413:
-        headers.append(("Connection", "close"))  # the rest of the body is never read
     start_response(f"{status} {_REASONS[status]}", headers)
     return [body]
 

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     """Requests per worker that may wait for a free thread; past it a request gets 503 with
     ``Retry-After`` at once instead of a growing wait."""
 
+    keepalive_requests: int = Field(default=100, ge=1)
+    """Responses one kept-alive connection carries before the server closes it, so clients
+    reconnect and their connections spread over the workers."""
+
     request_timeout: float = Field(default=20.0, gt=0)
     """Seconds a request may take before it is answered 504 and its connection freed; keep it
     under ``timeout``."""

@@ -48,6 +48,7 @@ class ServiceWorker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no ty
                 max_queue=settings.max_queue,
                 request_timeout=settings.request_timeout,
                 max_body_bytes=settings.max_body_bytes,
+                keepalive_requests=settings.keepalive_requests,
             ),
         )
 
