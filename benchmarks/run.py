@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmarks import loadgen, machine, report, scenarios, servers
+from benchmarks import loadgen, machine, report, scenarios, servers, workers
 from benchmarks.reference import measure
 from service.decode import DecodeOptions, decode_batch
 from service.repository import ModelEntry, scan_repository
@@ -204,7 +204,8 @@ def _measure_servers(
                 for stack, url in urls.items()
                 if stack != report.BATCHED or name in SINGLE_IMAGE
             }
-            _measure_scenario(config, setup, name, taking_part, rows, echo)
+            access_log = Path(scratch) / f"{report.HEADSTART}.log"
+            _measure_scenario(config, setup, name, taking_part, access_log, rows, echo)
         if config.soak > 0 and "classify" in setup.names:
             rows.append(_soak(config, setup, urls[report.HEADSTART], echo))
     return rows
@@ -215,10 +216,15 @@ def _measure_scenario(
     setup: _Setup,
     name: str,
     taking_part: dict[str, str],
+    access_log: Path,
     rows: list[dict[str, Any]],
     echo: Callable[[str], None],
 ) -> None:
-    """Warm every stack up on scenario ``name``, then measure it at each concurrency."""
+    """Warm every stack up on scenario ``name``, then measure it at each concurrency.
+
+    headstart's rows also say how many requests each of its workers served (from
+    ``access_log``), so an imbalance shows next to the throughput it explains.
+    """
     scenario = setup.every[name]
     for stack, url in taking_part.items():
         request = _request(stack, scenario)
@@ -227,9 +233,12 @@ def _measure_scenario(
         # compare's target is a ratio to classify's median: measure classify in the
         # same rounds, so the two medians come from the same minutes of the machine.
         beside = setup.every["classify"] if name == "compare" and concurrency == 1 else None
+        served_before = workers.served_by(access_log)
         rounds, paired = _rounds(config, setup.tool, taking_part, scenario, beside, concurrency)
         for stack, results in rounds.items():
             rows.append(_row(stack, scenario, loadgen.combine(results)))
+            if stack == report.HEADSTART:
+                rows[-1]["per_worker"] = workers.share(served_before, workers.served_by(access_log))
             echo(_progress(rows[-1]))
             if beside is not None:
                 row = _row(stack, beside, loadgen.combine(paired[stack]))
@@ -403,8 +412,10 @@ def _row(stack: str, scenario: scenarios.Scenario, result: loadgen.LoadResult) -
 
 
 def _progress(row: dict[str, Any]) -> str:
+    per_worker = row.get("per_worker")
     return (
         f"  {row['stack']:<20} {row['scenario']:<18} c={row['concurrency']:<3} "
         f"{row['requests_per_s']:8.0f} req/s  p50 {row['p50_ms']:7.2f} ms  "
         f"p99 {row['p99_ms']:7.2f} ms  failed {row['failures']}"
+        + (f"  per worker {' / '.join(map(str, per_worker.values()))}" if per_worker else "")
     )
