@@ -1,0 +1,137 @@
+"""The worker's WSGI front, driven from greenlets as gunicorn's gevent worker drives it."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import gevent
+import pytest
+
+from service.front import Front, Limits
+
+LIMITS = Limits(
+    threads=1, max_queue=0, request_timeout=5.0, max_body_bytes=100, keepalive_requests=3
+)
+
+
+class Echo:
+    """A WSGI app that sleeps ``delay`` seconds in its thread, then echoes the body it got."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.seen: list[dict[str, Any]] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        time.sleep(self.delay)  # a real thread: time is not patched in the tests
+        self.seen.append(environ)
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+
+
+class Response:
+    """What the front started: status, headers, and whether it asked for the close."""
+
+    def __init__(self) -> None:
+        self.status = ""
+        self.headers: dict[str, str] = {}
+        self.closed = False
+
+    def start_response(self, status: str, headers: list[tuple[str, str]]) -> None:
+        self.status, self.headers = status, dict(headers)
+
+    def force_close(self) -> None:  # what gunicorn's response object offers
+        self.closed = True
+
+
+def _call(
+    front: Front, path: str = "/v1/models/m/classify", body: bytes = b"", **environ: Any
+) -> tuple[Response, bytes]:
+    response = Response()
+    env = {
+        "PATH_INFO": path,
+        "REQUEST_METHOD": "POST",
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_LENGTH": str(len(body)),
+        **environ,
+    }
+    out = b"".join(front(env, response.start_response))
+    return response, out
+
+
+def test_a_request_runs_in_the_pool_and_returns_the_apps_answer() -> None:
+    app = Echo()
+    response, body = _call(Front(app, LIMITS), body=b"hello")
+    assert response.status == "200 OK"
+    assert body == b"hello"
+
+
+def test_a_chunked_body_is_read_whole_before_the_app_runs() -> None:
+    app = Echo()
+    response, body = _call(
+        Front(app, LIMITS), body=b"x" * 100, CONTENT_LENGTH="", HTTP_TRANSFER_ENCODING="chunked"
+    )
+    assert (response.status, body) == ("200 OK", b"x" * 100)
+    assert app.seen[0]["CONTENT_LENGTH"] == "100"
+    assert "HTTP_TRANSFER_ENCODING" not in app.seen[0]
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        (
+            "/v1/models/m/classify",
+            {"code": "payload_too_large", "message": "request body is over the limit of 100 bytes"},
+        ),
+        ("/v2/models/m/infer", "request body is over the limit of 100 bytes"),
+    ],
+)
+def test_a_chunked_body_over_the_limit_is_413_in_the_routes_shape(path: str, error: object) -> None:
+    app = Echo()
+    response, body = _call(
+        Front(app, LIMITS), path, b"x" * 101, CONTENT_LENGTH="", HTTP_TRANSFER_ENCODING="chunked"
+    )
+    assert response.status == "413 Content Too Large"
+    assert json.loads(body) == {"error": error}
+    assert "X-Request-ID" in response.headers
+    assert app.seen == []
+
+
+def test_a_request_past_its_deadline_is_504_and_frees_the_connection() -> None:
+    front = Front(Echo(delay=0.5), Limits(**{**LIMITS.__dict__, "request_timeout": 0.05}))
+    started = time.monotonic()
+    response, body = _call(front)
+    assert time.monotonic() - started < 0.4
+    assert response.status == "504 Gateway Timeout"
+    assert json.loads(body)["error"]["code"] == "timeout"
+
+
+def test_a_full_queue_sheds_load_with_503_and_retry_after() -> None:
+    front = Front(Echo(delay=0.3), LIMITS)  # one thread, no queue
+    first = gevent.spawn(_call, front)
+    gevent.sleep(0.05)
+    shed, body = _call(front)
+    assert shed.status == "503 Service Unavailable"
+    assert shed.headers["Retry-After"] == "1"
+    assert json.loads(body)["error"]["code"] == "overloaded"
+    assert first.get(timeout=5)[0].status == "200 OK"
+
+
+def test_probes_answer_while_the_pool_is_saturated() -> None:
+    front = Front(Echo(delay=0.3), LIMITS)
+    busy = gevent.spawn(_call, front)
+    gevent.sleep(0.05)
+    probe, _ = _call(front, "/health/ready")
+    assert probe.status == "200 OK"
+    busy.get(timeout=5)
+
+
+def test_a_connection_is_closed_after_its_share_of_responses() -> None:
+    front = Front(Echo(), LIMITS)
+    connection = io.BytesIO()  # any object standing for gunicorn's socket
+    closed = [_call(front, **{"gunicorn.socket": connection})[0].closed for _ in range(4)]
+    assert closed == [False, False, True, True]
