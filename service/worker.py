@@ -11,6 +11,8 @@ ONNX Runtime and the image decoders release the GIL and run in parallel with the
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 from typing import Any
 
@@ -39,6 +41,7 @@ class ServiceWorker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no ty
         ]
 
     def load_wsgi(self) -> None:
+        _return_large_buffers_to_the_system()
         super().load_wsgi()
         settings = Settings()
         self.wsgi: Any = Front(
@@ -66,3 +69,23 @@ def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
+_MMAP_THRESHOLD = 256 * 1024
+
+
+def _return_large_buffers_to_the_system() -> None:
+    """Give every buffer of 256 KiB or more its own mapping, unmapped when it is freed.
+
+    glibc raises this threshold each time a large buffer is freed, up to 32 MiB, after which
+    request bodies come from the heap and stay with the process: a worker that had served
+    eight 15 MiB bodies at once kept 200 MiB instead of returning near its 90 MiB. A fixed
+    threshold keeps it from moving. Other C libraries are left as they are.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    libc = ctypes.CDLL(name)
+    if hasattr(libc, "mallopt"):
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
