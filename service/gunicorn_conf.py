@@ -25,6 +25,18 @@ _OWN_METRICS_DIR = _METRICS_ENV not in os.environ
 if _OWN_METRICS_DIR:
     os.environ[_METRICS_ENV] = tempfile.mkdtemp(prefix="headstart-metrics-")
 
+# The libraries every worker needs, imported once here so that a worker forked to replace
+# one that died serves within a second instead of two or more on a busy machine (their import
+# is most of a worker's start). No session is opened here: the app, with its ONNX Runtime
+# sessions and their thread pools, is still created in each worker after the fork. numpy's
+# OpenBLAS starts threads at import; it is fork-safe (fork handlers stop them and the child
+# starts its own on first use).
+import flask  # noqa: F401
+import numpy  # noqa: F401
+import onnxruntime  # noqa: F401
+import PIL.Image  # noqa: F401
+import pydantic  # noqa: F401
+
 from service import access_log  # after the environment set-up above, on purpose
 from service.settings import Settings
 
