@@ -91,24 +91,27 @@ class Front:
                 "the server is at capacity; retry after a second",
                 [("Retry-After", "1")],
             )
+        # Counted until its thread is done, not until its client is answered: a request
+        # answered 504 still holds its thread, and the queue must not forget it.
         self.in_flight += 1
+        task = self.pool.spawn(_run, self.app, environ)
+        task.rawlink(self._finished)
         try:
-            task = self.pool.spawn(_run, self.app, environ)
-            try:
-                reply: _Reply = task.get(timeout=self.limits.request_timeout)
-            except gevent.Timeout:
-                return _error(
-                    start_response,
-                    environ,
-                    504,
-                    "timeout",
-                    f"the request took over {self.limits.request_timeout:g} s and was abandoned",
-                )
-        finally:
-            self.in_flight -= 1
+            reply: _Reply = task.get(timeout=self.limits.request_timeout)
+        except gevent.Timeout:
+            return _error(
+                start_response,
+                environ,
+                504,
+                "timeout",
+                f"the request took over {self.limits.request_timeout:g} s and was abandoned",
+            )
         start_response(reply.status, reply.headers)
         self._count(environ, start_response)
         return [reply.body]
+
+    def _finished(self, task: Any) -> None:
+        self.in_flight -= 1  # called on the event loop when the pool thread is done
 
     def _count(self, environ: Environ, start_response: StartResponse) -> None:
         """Close the connection once it has carried ``keepalive_requests`` responses."""

@@ -135,3 +135,14 @@ def test_a_connection_is_closed_after_its_share_of_responses() -> None:
     connection = io.BytesIO()  # any object standing for gunicorn's socket
     closed = [_call(front, **{"gunicorn.socket": connection})[0].closed for _ in range(4)]
     assert closed == [False, False, True, True]
+
+
+def test_a_request_answered_504_still_counts_until_its_thread_is_done() -> None:
+    front = Front(Echo(delay=0.3), Limits(**{**LIMITS.__dict__, "request_timeout": 0.05}))
+    timed_out, _ = _call(front)
+    assert timed_out.status.startswith("504")
+    shed, _ = _call(front)  # the one thread is still busy with the first request
+    assert shed.status.startswith("503")
+    gevent.sleep(0.4)
+    assert front.in_flight == 0
+    assert _call(front)[0].status.startswith("504")  # taken by the free thread, not shed
