@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.errors import DataError
+from service.manifest import Framing
 
 Polarity = str  # "light_on_dark" | "dark_on_light", as in service.manifest
 
@@ -27,6 +28,9 @@ class ImageSet:
     labels: NDArray[np.int64]
     class_names: tuple[str, ...]
     polarity: Polarity = "light_on_dark"
+    framing: Framing | None = None
+    """How the images were framed (MNIST's ink box and centre of mass), recorded in the
+    manifest so the service frames what it is sent the same way; ``None``: not framed."""
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or self.images.dtype != np.uint8:

@@ -24,7 +24,7 @@ from models.checkpoint import plain_json
 from models.errors import ExportError
 from models.evaluate import Metrics
 from models.nets import Classifier, Exportable, arch_kind
-from service.manifest import ONNX_FILE, Manifest, sha256_file
+from service.manifest import ONNX_FILE, Framing, Manifest, sha256_file
 from service.version import __version__
 
 OPSET = 18
@@ -130,6 +130,7 @@ class Provenance:
     pretrain_settings: dict[str, Any]
     class_names: list[str]
     polarity: str
+    framing: Framing | None
     dataset: str
     labels_per_class: int | None
     num_labeled: int
@@ -153,7 +154,13 @@ def build_manifest(
                 "settings": plain_json(model.config.__dict__),
             },
             "pretraining": {"method": provenance.method, "settings": provenance.pretrain_settings},
-            "input": {"channels": c, "height": h, "width": w, "polarity": provenance.polarity},
+            "input": {
+                "channels": c,
+                "height": h,
+                "width": w,
+                "polarity": provenance.polarity,
+                "framing": provenance.framing,
+            },
             "class_names": provenance.class_names,
             "embedding_dim": model.embedding_dim,
             "training": {

@@ -121,6 +121,7 @@ def export_trained(
         pretrain_settings=pretrain_settings,
         class_names=list(prepared.data.class_names),
         polarity=prepared.data.polarity,
+        framing=prepared.data.framing,
         dataset=config.dataset,
         labels_per_class=config.labels_per_class,
         num_labeled=config.labels_per_class * prepared.data.num_classes,

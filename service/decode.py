@@ -1,13 +1,17 @@
 """Turn image bytes into the ``uint8 [C, H, W]`` array a model's input spec asks for.
 
 Any size and colour mode goes in; the image is converted to the model's
-channels, scaled to fit into H x W with its aspect ratio kept, padded with the
-background colour and, when its polarity differs from the model's (dark strokes
-on a light page versus MNIST's light strokes on black), inverted.
+channels and, when its polarity differs from the model's (dark strokes on a light
+page versus MNIST's light strokes on black), inverted. Then, for a model whose
+manifest records how its training images were framed (MNIST's: the ink cropped,
+fitted into 20x20 and centred by mass in 28x28), it is framed the same way by
+:mod:`service.framing`; otherwise it is scaled to fit into H x W with its aspect
+ratio kept and padded with the background colour.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import zlib
@@ -21,9 +25,11 @@ from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from service.errors import InvalidImage, PayloadTooLarge
+from service.framing import frame
 from service.manifest import InputSpec
 
 Invert = Literal["auto", "true", "false"]
+FramingChoice = Literal["auto", "none"]
 
 FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
 """The decoders Pillow may use; nothing else is even tried on client bytes."""
@@ -50,11 +56,17 @@ class DecodeOptions:
     """How to decode every image of one request."""
 
     invert: Invert = "auto"
+    framing: FramingChoice = "auto"
+    """``auto`` frames as the model's manifest records (if it records any); ``none`` never."""
     max_pixels: int = 16_000_000
     max_jpeg_scans: int = 64
     """Most scans a JPEG may have: libjpeg redoes the work of a progressive image once per
     scan, so a few hundred KB of crafted scans would hold a worker for tens of seconds.
     Encoders write at most about a dozen."""
+
+    def frames(self, spec: InputSpec) -> bool:
+        """Whether images decoded for ``spec`` are framed."""
+        return self.framing == "auto" and spec.framing is not None
 
 
 def decode_image(
@@ -66,7 +78,7 @@ def decode_image(
     pixels = _plain_png(data, spec.channels, options.max_pixels)
     if pixels is None:
         return _decode_with_pillow(data, spec, options, index)
-    return _lay_out(pixels, spec, options.invert)
+    return _lay_out(pixels, spec, options)
 
 
 def decode_batch(
@@ -106,7 +118,7 @@ def _decode_with_pillow(
             image=index,
         )
     try:
-        return _lay_out(_upright_and_flat(image, spec), spec, options.invert)
+        return _lay_out(_upright_and_flat(image, spec, options), spec, options)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         # Truncated or corrupt data surfaces only when the pixels are read.
         raise InvalidImage(f"{where} cannot be decoded ({exc})", image=index) from None
@@ -128,22 +140,32 @@ def _check_scans(data: bytes, limit: int, where: str, index: int) -> None:
         )
 
 
-def _upright_and_flat(image: Image.Image, spec: InputSpec) -> Image.Image:
+def _upright_and_flat(image: Image.Image, spec: InputSpec, options: DecodeOptions) -> Image.Image:
     """Turn ``image`` by its EXIF orientation and convert it to the model's channels."""
     mode = "L" if spec.channels == 1 else "RGB"
     if image.format == "JPEG":
         # Let libjpeg scale a big photo down while decoding: far less work than a full decode.
-        image.draft(mode, (spec.width, spec.height))
+        # Framing crops to the ink first, so it needs the detail of a larger picture.
+        scale = _FRAMING_DETAIL if options.frames(spec) else 1
+        image.draft(mode, (spec.width * scale, spec.height * scale))
     if image.format in _EXIF_FORMATS and image.getexif().get(_ORIENTATION, 1) != 1:
         # Phone photos are stored sideways with a tag saying how to turn them upright.
         image = ImageOps.exif_transpose(image)
     return _flatten(image, mode)
 
 
+_FRAMING_DETAIL = 8
+"""How many times the frame's size a JPEG is decoded at, at least, when it is to be framed."""
+
+
 def _lay_out(
-    picture: Image.Image | NDArray[np.uint8], spec: InputSpec, invert: Invert
+    picture: Image.Image | NDArray[np.uint8], spec: InputSpec, options: DecodeOptions
 ) -> NDArray[np.uint8]:
     """Fit an ``L``/``RGB`` picture into the spec, fix its polarity, pad it, go ``[C, H, W]``."""
+    if options.framing == "auto" and spec.framing is not None:
+        pixels = np.asarray(picture, dtype=np.uint8)
+        return _framed(pixels, spec, options.invert, spec.framing.box)
+    invert = options.invert
     height, width = picture.shape[:2] if isinstance(picture, np.ndarray) else picture.size[::-1]
     if (width, height) != (spec.width, spec.height):
         image = Image.fromarray(picture) if isinstance(picture, np.ndarray) else picture
@@ -283,6 +305,14 @@ def _stretch_to_8_bits(image: Image.Image) -> Image.Image:
     return Image.fromarray(((values - low) * (255.0 / span)).round().astype(np.uint8), "L")
 
 
+def encode_png(pixels: NDArray[np.uint8]) -> str:
+    """A ``uint8 [C, H, W]`` image (C = 1 or 3) as a base64 PNG, as JSON carries it."""
+    picture = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(picture)).save(out, "PNG")
+    return base64.b64encode(out.getvalue()).decode("ascii")
+
+
 def border_brightness(pixels: NDArray[np.uint8]) -> float:
     """Mean grey level of an ``[H, W]`` or ``[H, W, 3]`` image's outer ring (~1/14 of each side)."""
     h, w = pixels.shape[:2]
@@ -294,6 +324,19 @@ def border_brightness(pixels: NDArray[np.uint8]) -> float:
     channels = int(pixels.shape[2]) if pixels.ndim == 3 else 1
     ring_values = (h * w - (h - 2 * ring) * (w - 2 * ring)) * channels
     return float((total - inner) / ring_values)
+
+
+def _framed(
+    pixels: NDArray[np.uint8], spec: InputSpec, invert: Invert, box: int
+) -> NDArray[np.uint8]:
+    """Fix the polarity of a full-size picture, then frame it as the model's training data were."""
+    if _needs_inversion(pixels, spec.polarity, invert):
+        pixels = 255 - pixels
+    light_strokes = spec.polarity == "light_on_dark"
+    framed = frame(pixels, spec.height, spec.width, light_strokes=light_strokes, box=box).pixels
+    if framed.ndim == 2:
+        return framed[np.newaxis]
+    return np.ascontiguousarray(framed.transpose(2, 0, 1))
 
 
 def _needs_inversion(pixels: NDArray[np.uint8], polarity: str, invert: Invert) -> bool:

@@ -32,6 +32,20 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Framing(_Frozen):
+    """How the training images were framed; the service frames every v1 image the same way."""
+
+    method: Literal["ink_box_mass_centre"] = "ink_box_mass_centre"
+    """MNIST's: crop to the ink's bounding box, fit into ``box`` x ``box`` keeping the aspect
+    ratio, place in the frame so the ink's centre of mass is at its centre."""
+    box: int = Field(default=20, gt=0, le=4096)
+    """The side of the square the ink is fitted into (20 in MNIST's 28x28)."""
+
+
+MNIST_FRAMING = Framing()
+"""MNIST's framing: the ink fitted into 20x20 and centred by mass in 28x28."""
+
+
 class InputSpec(_Frozen):
     """What the ONNX graph's ``image`` input expects: ``uint8 [N, C, H, W]``."""
 
@@ -41,6 +55,17 @@ class InputSpec(_Frozen):
     dtype: Literal["uint8"] = "uint8"
     polarity: Polarity = "light_on_dark"
     """``light_on_dark`` for MNIST-like strokes; the service inverts other images."""
+    framing: Framing | None = None
+    """How the training images were framed; ``None`` (and manifests that predate the field):
+    not framed, so the service only scales each image into the frame."""
+
+    @model_validator(mode="after")
+    def _box_fits(self) -> InputSpec:
+        if self.framing is not None and self.framing.box > min(self.height, self.width):
+            raise ValueError(
+                f"framing.box {self.framing.box} does not fit the {self.height}x{self.width} input"
+            )
+        return self
 
 
 class Architecture(_Frozen):

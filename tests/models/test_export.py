@@ -25,6 +25,7 @@ def _provenance(variant: str = "pretrained") -> Provenance:
         pretrain_settings={"epochs": 1},
         class_names=[str(i) for i in range(10)],
         polarity="light_on_dark",
+        framing=None,
         dataset="tiny-digits",
         labels_per_class=5,
         num_labeled=50,

@@ -1,0 +1,205 @@
+"""Frame a picture the way MNIST's digits were framed, and tell a blank picture from a digit.
+
+MNIST's digits were cropped to their ink, scaled to fit a 20x20 box with their aspect ratio
+kept, and placed in the 28x28 image so that their centre of mass sits at its centre. A model
+trained on them has never seen a small digit in a corner or a digit filling the frame, so the
+service frames every picture the same way before the model sees it, and the training side
+frames folder data sets with this same code: the two cannot drift apart.
+
+The steps, on a picture whose polarity already matches the model's:
+
+1. ink strength per pixel (grey level, or its inverse for dark strokes on a light page);
+2. a plane fitted to the background and subtracted, so uneven lighting leaves no haze;
+3. blank test: too little ink contrast left means no digit, and an empty frame comes back;
+4. crop to the bounding box of the pixels with at least :data:`INK_FRACTION` of the ink level;
+5. stretch the levels so the strokes reach full strength, as MNIST's do;
+6. fit into ``box`` x ``box`` with the aspect ratio kept, anti-aliased;
+7. place in the ``height`` x ``width`` frame with the centre of mass at the centre.
+
+Needs numpy and Pillow only (both serving dependencies), never torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+MNIST_BOX = 20
+"""The side of the square MNIST fitted each digit's ink into (in a 28x28 frame)."""
+
+BLANK_CONTRAST = 40.0
+"""Ink contrast (0..255 grey levels, after the background is removed) below which a picture
+is blank. Measured with ``python -m benchmarks.realistic_digits --blank-levels``: blank pages
+(flat, noisy, unevenly lit, JPEG-compressed) reach at most ~20, faint real digits at least ~90."""
+
+INK_FRACTION = 0.1
+"""Pixels with at least this share of the ink level count for the bounding box: low enough
+to keep a stroke's anti-aliased edge (as MNIST's crop did), high enough to skip page noise."""
+
+WORKING_SIDE = 512
+"""Larger pictures are scaled down to this longest side first: the digit keeps far more than
+20 pixels of detail, and the per-pixel work stays bounded for phone photos."""
+
+_STRONG = 0.5  # share of the ink level that certainly is stroke, not edge or noise
+_LEVEL_PERCENTILE = 90.0  # of the stroke pixels: "full strength" ink, robust to a few spikes
+
+
+@dataclass(frozen=True)
+class Framed:
+    """The framed picture and whether it held any ink at all."""
+
+    pixels: NDArray[np.uint8]
+    """``[H, W]`` or ``[H, W, C]``, the frame's size, background 0 after :func:`frame`'s polarity."""
+    blank: bool
+
+
+def ink_strength(pixels: NDArray[np.uint8], light_strokes: bool) -> NDArray[np.float32]:
+    """Per-pixel ink ``[H, W]`` in 0..255: the grey level, inverted for dark strokes."""
+    grey = pixels.astype(np.float32)
+    if grey.ndim == 3:
+        grey = grey.mean(axis=2)
+    return grey if light_strokes else 255.0 - grey
+
+
+def remove_background(ink: NDArray[np.float32]) -> NDArray[np.float32]:
+    """``ink`` minus a plane fitted to its background pixels, clipped at zero.
+
+    A plane, not a constant, so that a page lit from one side comes out as flat as a scan.
+    The fit is repeated on the pixels it explains (strokes are outliers above it), on a
+    subsample: a few thousand points fix three numbers."""
+    h, w = ink.shape
+    step = max(1, int(np.sqrt(h * w / 4096)))
+    ys, xs = np.mgrid[0:h:step, 0:w:step]
+    values = ink[::step, ::step].ravel().astype(np.float64)
+    design = np.stack([np.ones(values.size), ys.ravel() / h, xs.ravel() / w], axis=1)
+    keep = np.ones(values.size, dtype=bool)
+    coef = np.array([float(np.median(values)), 0.0, 0.0])
+    for _ in range(3):
+        if keep.sum() < 3:
+            break
+        coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+        residual = values - design @ coef
+        # Background residuals are noise around zero; strokes sit far above.
+        spread = float(np.median(np.abs(residual[keep]))) + 1.0
+        keep = residual < 3.0 * spread
+    plane = (
+        coef[0]
+        + coef[1] * (np.arange(h, dtype=np.float64)[:, None] / h)
+        + coef[2] * (np.arange(w, dtype=np.float64)[None, :] / w)
+    )
+    flat: NDArray[np.float32] = np.clip(ink - plane.astype(np.float32), 0.0, None)
+    return flat
+
+
+def ink_contrast(ink: NDArray[np.float32]) -> float:
+    """How far the strongest ink rises above the background: the 8th highest value.
+
+    The 8th, not the highest, so that a few noisy pixels (JPEG ringing, dust) are not ink."""
+    flat = ink.ravel()
+    k = min(8, flat.size)
+    return float(np.partition(flat, flat.size - k)[flat.size - k])
+
+
+def measure_contrast(pixels: NDArray[np.uint8], light_strokes: bool = True) -> float:
+    """The ink contrast :func:`frame` compares with :data:`BLANK_CONTRAST`, for ``[h, w(, C)]``."""
+    pixels = _working_size(pixels)
+    return ink_contrast(remove_background(ink_strength(pixels, light_strokes)))
+
+
+def is_blank(pixels: NDArray[np.uint8], light_strokes: bool = True) -> bool:
+    """Whether a picture (``[H, W]``, ``[H, W, C]`` or ``[C, H, W]`` with C in 1, 3) holds no ink."""
+    if pixels.ndim == 3 and pixels.shape[0] in (1, 3) and pixels.shape[2] not in (1, 3):
+        pixels = np.moveaxis(pixels, 0, 2)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    return ink_contrast(remove_background(ink_strength(pixels, light_strokes))) < BLANK_CONTRAST
+
+
+def frame(
+    pixels: NDArray[np.uint8],
+    height: int,
+    width: int,
+    *,
+    light_strokes: bool = True,
+    box: int = MNIST_BOX,
+) -> Framed:
+    """Frame ``pixels`` (``[h, w]`` or ``[h, w, C]``, any size) into ``height`` x ``width``.
+
+    ``light_strokes`` says the polarity the picture already has (MNIST's light strokes on
+    black by default); the result keeps it, with the background at full strength (0 for
+    light strokes, 255 for dark). ``box`` is the side the ink is fitted into."""
+    pixels = _working_size(pixels)
+    ink = remove_background(ink_strength(pixels, light_strokes))
+    shape = (height, width, *pixels.shape[2:])
+    contrast = ink_contrast(ink)  # as measure_contrast, keeping the ink for what follows
+    if contrast < BLANK_CONTRAST:
+        return Framed(np.full(shape, 0 if light_strokes else 255, np.uint8), blank=True)
+    strong = ink >= _STRONG * contrast
+    level = float(np.percentile(ink[strong], _LEVEL_PERCENTILE))
+    top, bottom, left, right = _bounding_box(ink >= INK_FRACTION * level)
+    strength = np.clip(ink[top:bottom, left:right] * (255.0 / level), 0.0, 255.0)
+    if pixels.ndim == 3:
+        # Colour pictures keep their hue: each channel is blended from background to stroke.
+        crop = pixels[top:bottom, left:right].astype(np.float32)
+        share = (strength / 255.0)[:, :, None]
+        background = 0.0 if light_strokes else 255.0
+        patch = np.rint(background + share * (crop - background)).clip(0, 255).astype(np.uint8)
+    else:
+        patch = np.rint(strength).astype(np.uint8)  # ink strength: light on dark for now
+    fitted = _fit(patch, box)
+    placed = _place_by_mass(fitted, height, width, light_strokes or pixels.ndim == 2)
+    if pixels.ndim == 2 and not light_strokes:
+        placed = 255 - placed
+    return Framed(placed, blank=False)
+
+
+def _working_size(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    h, w = pixels.shape[:2]
+    if max(h, w) <= WORKING_SIDE:
+        return pixels
+    scale = WORKING_SIDE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    # BOX averages every source pixel: a thin stroke fades a little but never vanishes.
+    shrunk = Image.fromarray(pixels).resize(size, Image.Resampling.BOX)
+    return np.asarray(shrunk, dtype=np.uint8)
+
+
+def _bounding_box(mask: NDArray[np.bool_]) -> tuple[int, int, int, int]:
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _fit(patch: NDArray[np.uint8], box: int) -> NDArray[np.uint8]:
+    """Scale so the longer side is ``box``, aspect ratio kept, anti-aliased like MNIST's."""
+    h, w = patch.shape[:2]
+    scale = box / max(h, w)
+    size = (max(1, min(box, round(w * scale))), max(1, min(box, round(h * scale))))
+    if size == (w, h):
+        return patch
+    return np.asarray(Image.fromarray(patch).resize(size, Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def _place_by_mass(
+    patch: NDArray[np.uint8], height: int, width: int, dark_background: bool
+) -> NDArray[np.uint8]:
+    """Put ``patch`` into a blank frame so its centre of mass lands on the frame's centre."""
+    ink = patch.astype(np.float64)
+    if ink.ndim == 3:
+        ink = ink.mean(axis=2)
+    if not dark_background:
+        ink = 255.0 - ink
+    total = float(ink.sum())
+    h, w = patch.shape[:2]
+    cy = float((ink.sum(axis=1) * np.arange(h)).sum() / total) if total else (h - 1) / 2
+    cx = float((ink.sum(axis=0) * np.arange(w)).sum() / total) if total else (w - 1) / 2
+    # MNIST's digits have their centre of mass at pixel (14, 14) of 28x28: (h / 2, w / 2).
+    top = min(max(round(height / 2 - cy), 0), max(height - h, 0))
+    left = min(max(round(width / 2 - cx), 0), max(width - w, 0))
+    canvas = np.full((height, width, *patch.shape[2:]), 0 if dark_background else 255, np.uint8)
+    part = patch[: height - top, : width - left]
+    canvas[top : top + part.shape[0], left : left + part.shape[1]] = part
+    return canvas
