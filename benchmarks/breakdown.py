@@ -130,7 +130,7 @@ def _run_and_rank(plane: Any, variant: Any, decoded: Any) -> object:
     from service import results
 
     probabilities = plane.run(variant, decoded, ("probabilities",))["probabilities"]
-    return results.classification(variant.manifest, probabilities, 5)
+    return results.classification(variant.manifest, probabilities, 5, decoded)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,12 +122,15 @@ class DataPlane:
         images: Sequence[bytes],
         options: DecodeOptions,
         top_k: int,
+        include_input: bool = False,
     ) -> dict[str, Any]:
-        """Per image: the most likely class, its probability and the ``top_k`` classes."""
+        """Per image: the most likely class, its probability and the ``top_k`` classes.
+
+        Blank images are flagged; ``include_input`` adds the image the model received."""
         loaded = self.variant(model, variant)
         pixels = self.decode(loaded, images, options)
         probabilities = self.run(loaded, pixels, ("probabilities",))["probabilities"]
-        return results.classification(loaded.manifest, probabilities, top_k)
+        return results.classification(loaded.manifest, probabilities, top_k, pixels, include_input)
 
     def embed(
         self,
@@ -149,8 +152,11 @@ class DataPlane:
         images: Sequence[bytes],
         options: DecodeOptions,
         labels: Sequence[results.Label] | None = None,
+        include_input: bool = False,
     ) -> dict[str, Any]:
-        """Run both variants on the same images; with labels, accuracy and McNemar's test."""
+        """Run both variants on the same images; with labels, accuracy and McNemar's test.
+
+        Blank images are flagged; ``include_input`` adds the image the models received."""
         first, second = self.compared(model)
         truth = None if labels is None else results.label_indices(labels, first.manifest)
         pixels = self.decode(first, images, options)
@@ -159,7 +165,9 @@ class DataPlane:
         if second.manifest.input != first.manifest.input:
             second_pixels = self.decode(second, images, options)
         runs = (self._timed(first, pixels), self._timed(second, second_pixels))
-        return results.comparison(first.manifest, second.manifest, runs, truth)
+        return results.comparison(
+            first.manifest, second.manifest, runs, pixels, truth, include_input
+        )
 
     def compared(self, model: str) -> tuple[LoadedVariant, LoadedVariant]:
         """The two variants ``compare`` runs; 404 or 503 if either is not served."""

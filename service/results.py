@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from service.decode import encode_png
 from service.errors import ValidationFailed
+from service.framing import is_blank
 from service.manifest import Manifest
 from service.ranking import top_k
 from service.statistics import js_divergence, paired_outcomes
@@ -21,16 +23,46 @@ from service.statistics import js_divergence, paired_outcomes
 Label = int | str
 
 
+NO_CLASS: dict[str, Any] = {"label": None, "class_index": None, "probability": None, "top_k": []}
+"""A blank image's prediction: there is no digit to name, however sure the model would be."""
+
+
+def blanks(manifest: Manifest, pixels: NDArray[np.uint8]) -> list[bool]:
+    """Whether each decoded image holds no ink at all (see :mod:`service.framing`)."""
+    light = manifest.input.polarity == "light_on_dark"
+    return [is_blank(image, light) for image in pixels]
+
+
+def inputs(pixels: NDArray[np.uint8]) -> list[str]:
+    """Each image as the model received it: a base64 PNG."""
+    return [encode_png(image) for image in pixels]
+
+
 def classification(
-    manifest: Manifest, probabilities: NDArray[np.float32], k: int
+    manifest: Manifest,
+    probabilities: NDArray[np.float32],
+    k: int,
+    pixels: NDArray[np.uint8],
+    include_input: bool = False,
 ) -> dict[str, Any]:
-    """Per image: the most likely class, its probability and the ``k`` most likely classes."""
+    """Per image: the most likely class, its probability and the ``k`` most likely classes.
+
+    ``pixels`` are the images the model ran on: a blank one gets ``blank: true`` and no
+    class, and ``include_input`` adds each as a base64 PNG."""
     names = manifest.class_names
     order = top_k(probabilities, k)
+    empty = blanks(manifest, pixels)
+    shown = inputs(pixels) if include_input else None
     predictions = []
-    for row, ranked in zip(probabilities.tolist(), order.tolist(), strict=True):
-        top = [{"label": names[c], "class_index": c, "probability": row[c]} for c in ranked]
-        predictions.append({**top[0], "top_k": top})
+    for i, (row, ranked) in enumerate(zip(probabilities.tolist(), order.tolist(), strict=True)):
+        if empty[i]:
+            prediction = {**NO_CLASS, "blank": True}
+        else:
+            top = [{"label": names[c], "class_index": c, "probability": row[c]} for c in ranked]
+            prediction = {**top[0], "top_k": top, "blank": False}
+        if shown is not None:
+            prediction["input"] = shown[i]
+        predictions.append(prediction)
     return {"model": manifest.name, "variant": manifest.variant, "predictions": predictions}
 
 
@@ -75,10 +107,16 @@ def comparison(
     first: Manifest,
     second: Manifest,
     runs: tuple[tuple[NDArray[np.float32], float], tuple[NDArray[np.float32], float]],
+    pixels: NDArray[np.uint8],
     truth: NDArray[np.int64] | None = None,
+    include_input: bool = False,
 ) -> dict[str, Any]:
     """Compare two variants' ``(probabilities, milliseconds)`` runs on the same images,
-    with McNemar's test when the true classes (``label_indices``) are given."""
+    with McNemar's test when the true classes (``label_indices``) are given.
+
+    ``pixels`` are the images the first variant ran on: blank ones are flagged (and still
+    compared: the comparison is of the models, whatever they are shown), and
+    ``include_input`` adds each as a base64 PNG."""
     names = first.class_names
     (p_first, ms_first), (p_second, ms_second) = runs
     a, b = first.variant, second.variant
@@ -92,6 +130,8 @@ def comparison(
     conf_first = p_first.max(axis=1).tolist()
     conf_second = p_second.max(axis=1).tolist()
     true_names = None if truth is None else [names[t] for t in truth.tolist()]
+    empty = blanks(first, pixels)
+    shown = inputs(pixels) if include_input else None
     results = []
     for i, (ca, cb) in enumerate(zip(pred_first.tolist(), pred_second.tolist(), strict=True)):
         result: dict[str, Any] = {
@@ -100,7 +140,10 @@ def comparison(
             "agree": agree[i],
             "js_divergence": divergence[i],
             "latency_ms": share,
+            "blank": empty[i],
         }
+        if shown is not None:
+            result["input"] = shown[i]
         if true_names is not None:
             result["true_label"] = true_names[i]
         results.append(result)

@@ -25,24 +25,30 @@ class _Schema(BaseModel):
 # --- requests ---------------------------------------------------------------------------------
 
 
-class _Query(BaseModel):
+class DecodeQuery(BaseModel):
+    """Query parameters of every endpoint that takes images: how to decode them."""
+
     # Unknown query parameters are ignored, as HTTP clients and proxies add their own.
     model_config = ConfigDict(extra="ignore", use_attribute_docstrings=True)
 
     invert: Literal["auto", "true", "false"] = "auto"
     """Colour polarity: ``auto`` inverts when the image's border says its polarity is not the model's."""
+    framing: Literal["auto", "none"] = "auto"
+    """``auto`` frames each image as the model's training images were framed, if its manifest records it (MNIST's: crop to the ink, fit into 20x20, centre by mass in 28x28); ``none`` only scales the whole image into the input size."""
 
 
-class ClassifyQuery(_Query):
+class ClassifyQuery(DecodeQuery):
     """Query parameters of ``classify``."""
 
     variant: str = DEFAULT_VARIANT
     """``pretrained`` or ``baseline``."""
     top_k: int = Field(default=5, ge=1, le=1000)
     """How many of the most likely classes to return per image (at most the number of classes)."""
+    include_input: bool = False
+    """Add each image as the model received it (decoded, inverted, framed) as a base64 PNG."""
 
 
-class EmbedQuery(_Query):
+class EmbedQuery(DecodeQuery):
     """Query parameters of ``embed``."""
 
     variant: str = DEFAULT_VARIANT
@@ -50,8 +56,11 @@ class EmbedQuery(_Query):
     """Scale each embedding to unit L2 length."""
 
 
-class CompareQuery(_Query):
+class CompareQuery(DecodeQuery):
     """Query parameters of ``compare``."""
+
+    include_input: bool = False
+    """Add each image as the models received it (decoded, inverted, framed) as a base64 PNG."""
 
 
 class ImagesRequest(_Schema):
@@ -73,10 +82,21 @@ class ClassScore(_Schema):
     probability: float
 
 
-class Prediction(ClassScore):
-    """The most likely class of one image, and the ``top_k`` most likely ones."""
+class Prediction(_Schema):
+    """The most likely class of one image, and the ``top_k`` most likely ones.
 
+    A blank image (no ink stands out from the page) has ``blank: true``, no class (``null``
+    label, index and probability) and an empty ``top_k``."""
+
+    label: str | None
+    """The class name; ``null`` for a blank image."""
+    class_index: int | None
+    probability: float | None
     top_k: list[ClassScore]
+    blank: bool
+    """Whether the image is blank: its ink contrast, after the background is removed, is under 40 of 255 grey levels."""
+    input: str | None = None
+    """With ``include_input=true``: the ``uint8`` image the model received, as a base64 PNG."""
 
 
 class ClassifyResponse(_Schema):
@@ -117,6 +137,10 @@ class ComparedImage(_Schema):
     """Each variant's model time for this image: its batch run time divided by the batch size."""
     true_label: str | None = None
     """The label sent with the image, as a class name."""
+    blank: bool
+    """Whether the image is blank (no ink stands out from the page); both variants still ran."""
+    input: str | None = None
+    """With ``include_input=true``: the ``uint8`` image the models received, as a base64 PNG."""
 
 
 class McNemar(_Schema):

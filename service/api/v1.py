@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 
 from service.api.payload import Payload, read_payload
-from service.api.schemas import ClassifyQuery, CompareQuery, EmbedQuery
+from service.api.schemas import ClassifyQuery, CompareQuery, DecodeQuery, EmbedQuery
 from service.decode import DecodeOptions
 from service.errors import ValidationFailed
 from service.metrics import record_images
@@ -39,7 +39,7 @@ def classify(model: str) -> ResponseReturnValue:
     plane().variant(model, query.variant)  # an unknown model is named before the body is read
     payload = _payload()
     answer = plane().classify(
-        model, query.variant, payload.images, DecodeOptions(invert=query.invert), query.top_k
+        model, query.variant, payload.images, _options(query), query.top_k, query.include_input
     )
     record_images(len(payload.images))
     return jsonify(answer)
@@ -51,9 +51,7 @@ def embed(model: str) -> ResponseReturnValue:
     query = _query(EmbedQuery)
     plane().variant(model, query.variant)  # an unknown model is named before the body is read
     payload = _payload()
-    answer = plane().embed(
-        model, query.variant, payload.images, DecodeOptions(invert=query.invert), query.normalize
-    )
+    answer = plane().embed(model, query.variant, payload.images, _options(query), query.normalize)
     record_images(len(payload.images))
     return jsonify(answer)
 
@@ -65,7 +63,7 @@ def compare(model: str) -> ResponseReturnValue:
     plane().compared(model)  # unknown models and variants are named before the body is read
     payload = _payload()
     answer = plane().compare(
-        model, payload.images, DecodeOptions(invert=query.invert), payload.labels
+        model, payload.images, _options(query), payload.labels, query.include_input
     )
     record_images(len(payload.images))
     return jsonify(answer)
@@ -80,6 +78,11 @@ def _query(schema: type[Q]) -> Q:
         raise ValidationFailed(
             f"query parameter {field}: {err['msg']} (got {err.get('input')!r})", field=field
         ) from None
+
+
+def _options(query: DecodeQuery) -> DecodeOptions:
+    """How the query asks every image to be decoded: polarity and framing."""
+    return DecodeOptions(invert=query.invert, framing=query.framing)
 
 
 def _payload() -> Payload:
