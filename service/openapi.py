@@ -6,6 +6,7 @@ v1 and the probes come from :mod:`service.api.schemas`, V2's request from
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
@@ -145,7 +146,7 @@ def document() -> dict[str, Any]:
                 "requestBody": _request_body(action),
             }
         }
-    return {
+    spec: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "headstart",
@@ -158,6 +159,32 @@ def document() -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": defs["$defs"]},
     }
+    rendered: dict[str, Any] = _markdown_descriptions(spec)
+    return rendered
+
+
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")  # :mod:`service.framing` -> `service.framing`
+_LITERAL = re.compile(r"``(.+?)``")  # reST's inline literal -> CommonMark's code span
+_LINE_BREAK = re.compile(r"(?<!\n)\n(?!\n)\s*")  # a docstring's wrapped lines: one paragraph
+
+
+def markdown(text: str) -> str:
+    """A docstring's reStructuredText inline markup as the CommonMark OpenAPI descriptions use."""
+    return _LINE_BREAK.sub(" ", _LITERAL.sub(r"`\1`", _ROLE.sub(r"`\1`", text))).strip()
+
+
+def _markdown_descriptions(node: Any) -> Any:
+    """``node`` with every ``description`` string under it turned into CommonMark."""
+    if isinstance(node, dict):
+        return {
+            key: markdown(value)
+            if key == "description" and isinstance(value, str)
+            else _markdown_descriptions(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_markdown_descriptions(item) for item in node]
+    return node
 
 
 _V2_ERRORS: dict[str, str] = {

@@ -9,7 +9,7 @@ from openapi_spec_validator import validate
 
 from service import create_app
 from service.api import schemas
-from service.openapi import document
+from service.openapi import document, markdown
 from service.settings import Settings
 
 
@@ -36,10 +36,9 @@ def test_every_reference_resolves() -> None:
 def test_schemas_come_from_the_pydantic_models() -> None:
     components = document()["components"]["schemas"]
     images = components["ImagesRequest"]
-    assert (
-        images["properties"]["images"]
-        == schemas.ImagesRequest.model_json_schema()["properties"]["images"]
-    )
+    expected = dict(schemas.ImagesRequest.model_json_schema()["properties"]["images"])
+    expected["description"] = markdown(expected["description"])
+    assert images["properties"]["images"] == expected
     assert images["additionalProperties"] is False
     assert set(components["CompareSummary"]["properties"]) == set(
         schemas.CompareSummary.model_fields
@@ -49,7 +48,7 @@ def test_schemas_come_from_the_pydantic_models() -> None:
 def test_query_parameters_follow_the_query_models() -> None:
     post = document()["paths"]["/v1/models/{model}/classify"]["post"]
     params = {p["name"]: p for p in post["parameters"]}
-    assert set(params) == {"model", "invert", "variant", "top_k"}
+    assert set(params) == {"model", "invert", "framing", "variant", "top_k", "include_input"}
     assert params["top_k"]["schema"]["minimum"] == 1
     assert params["top_k"]["schema"]["default"] == 5
     assert params["invert"]["schema"]["enum"] == ["auto", "true", "false"]
@@ -92,3 +91,25 @@ def test_json_answers_declare_a_schema() -> None:
 
 def test_the_document_is_valid_openapi() -> None:
     validate(document())
+
+
+def _descriptions(node: object) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["description"]] if isinstance(node.get("description"), str) else []
+        return own + [d for value in node.values() for d in _descriptions(value)]
+    if isinstance(node, list):
+        return [d for item in node for d in _descriptions(item)]
+    return []
+
+
+def test_descriptions_are_commonmark_not_restructuredtext() -> None:
+    texts = _descriptions(document())
+    assert len(texts) > 50
+    assert not [t for t in texts if "``" in t or ":mod:`" in t or ":data:`" in t]
+    # The docstrings' code literals survive as CommonMark code spans.
+    assert any("`auto`" in t for t in texts)
+
+
+def test_markdown_turns_rest_literals_roles_and_wrapped_lines_into_commonmark() -> None:
+    text = "Uses ``auto`` and :mod:`service.framing`\n    on two lines.\n\nNew paragraph."
+    assert markdown(text) == "Uses `auto` and `service.framing` on two lines.\n\nNew paragraph."
