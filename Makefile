@@ -1,11 +1,14 @@
 # Two entry points, both self-installing into ./.venv:
-#   make serve   build the default models if the repository is empty, then serve on :8000
+#   make serve   build the default models unless model_repository/mnist exists, then serve
+#                on http://127.0.0.1:8000 (make serve HOST=0.0.0.0 PORT=8080 to choose;
+#                HEADSTART_HOST / HEADSTART_PORT are honoured when set)
 #   make test    install the test tools, lint, type-check and run the test suite
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-PORT   ?= 8000
+HOST   ?= $(or $(HEADSTART_HOST),127.0.0.1)
+PORT   ?= $(or $(HEADSTART_PORT),8000)
 
 TRAIN_STAMP := $(VENV)/.train-installed
 DEV_STAMP   := $(VENV)/.dev-installed
@@ -31,7 +34,8 @@ $(DEV_STAMP): pyproject.toml deploy/constraints.txt | $(BIN)/python
 
 serve: $(TRAIN_STAMP)
 	$(BIN)/headstart build --if-missing
-	$(BIN)/headstart serve --port $(PORT)
+	@# A busy port is one line from headstart (exit 75), not a make error on top of it.
+	@$(BIN)/headstart serve --host $(HOST) --port $(PORT) || [ $$? -eq 75 ]
 
 test: system-packages lint typecheck pytest
 

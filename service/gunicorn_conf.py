@@ -10,6 +10,7 @@ preloaded: each worker creates its own ONNX Runtime sessions after the fork.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -22,8 +23,19 @@ from typing import Any
 # inherit it from this master process.
 _METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _OWN_METRICS_DIR = _METRICS_ENV not in os.environ
+_MASTER = os.getpid()
 if _OWN_METRICS_DIR:
     os.environ[_METRICS_ENV] = tempfile.mkdtemp(prefix="headstart-metrics-")
+
+def _remove_own_metrics_dir() -> None:
+    """Remove the metrics directory this master made; forked workers leave it alone."""
+    if _OWN_METRICS_DIR and os.getpid() == _MASTER:
+        shutil.rmtree(os.environ[_METRICS_ENV], ignore_errors=True)
+
+
+# gunicorn calls on_exit only after a clean run; when it cannot bind its address it exits
+# straight away, and this hook is what still removes the directory.
+atexit.register(_remove_own_metrics_dir)
 
 # The libraries every worker needs, imported once here so that a worker forked to replace
 # one that died serves within a second instead of two or more on a busy machine (their import
@@ -93,5 +105,4 @@ def child_exit(server: Any, worker: Any) -> None:
 
 def on_exit(server: Any) -> None:
     """Remove the metrics directory this master created."""
-    if _OWN_METRICS_DIR:
-        shutil.rmtree(os.environ[_METRICS_ENV], ignore_errors=True)
+    _remove_own_metrics_dir()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +31,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="DIR",
         help="repository root (default: $HEADSTART_MODEL_REPOSITORY or ./model_repository)",
     )
-    parser.add_argument("--host", help="address to bind (default: $HEADSTART_HOST or 0.0.0.0)")
+    parser.add_argument(
+        "--host",
+        help="address to bind (default: $HEADSTART_HOST or 0.0.0.0; `make serve`: 127.0.0.1)",
+    )
     parser.add_argument("--port", type=int, help="port to bind, 0 for any free one (default: 8000)")
     parser.add_argument(
         "--workers",
@@ -79,7 +84,37 @@ def serve_environment(settings: Settings, base: dict[str, str]) -> dict[str, str
     return env
 
 
+PORT_IN_USE = 75
+"""Exit status for a busy port (EX_TEMPFAIL: try again, or elsewhere); `make serve` knows it."""
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Stop with one line when ``host:port`` is taken, instead of gunicorn's retries and traceback."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CommandError(f"--host {host!r}: cannot be resolved ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # gunicorn binds with SO_REUSEADDR too, so a port in TIME_WAIT is free for both.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise CommandError(f"cannot bind {host}:{port} ({exc.strerror})") from None
+            raise CommandError(
+                f"port {port} on {host} is already in use; choose another with "
+                f"`make serve PORT={port + 1}` or `headstart serve --port {port + 1}`",
+                exit_code=PORT_IN_USE,
+            ) from None
+
+
 def run(args: argparse.Namespace) -> int:
-    env = serve_environment(resolve_settings(args), dict(os.environ))
+    settings = resolve_settings(args)
+    require_free_port(settings.host, settings.port)
+    env = serve_environment(settings, dict(os.environ))
     command = serve_command()
     os.execve(command[0], command, env)  # replaces this process; never returns
