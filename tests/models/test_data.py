@@ -9,7 +9,9 @@ from PIL import Image
 
 from models.data import ImageSet, SplitConfig, make_splits
 from models.errors import DataError
-from models.sources import load_dataset
+from models.sources import framed_like_mnist, load_dataset
+from service.framing import frame
+from service.manifest import MNIST_FRAMING
 from tests.models.helpers import write_idx, write_image_folder
 
 
@@ -56,8 +58,10 @@ def test_builtin_sources_load() -> None:
     mnist = load_dataset("mnist-5k")
     assert mnist.images.shape == (5000, 1, 28, 28)
     assert mnist.num_classes == 10
+    assert mnist.framing == MNIST_FRAMING
     digits = load_dataset("digits")
     assert digits.shape == (1, 8, 8)
+    assert digits.framing is None
     assert digits.images.max() == 255
 
 
@@ -90,11 +94,13 @@ def test_image_folder_reads_png_and_jpeg(tmp_path: Path, digits300: ImageSet) ->
     write_image_folder(tmp_path / "imgs", digits300)
     data = load_dataset(f"folder:{tmp_path / 'imgs'}")
     assert len(data) == 300
-    assert data.shape == (1, 8, 8)
+    assert data.shape == (1, 28, 28)
     assert data.class_names == tuple(str(i) for i in range(10))
     assert data.polarity == "light_on_dark"
+    assert data.framing == MNIST_FRAMING
     png = data.images[0]  # index 0 was written losslessly as PNG
-    assert np.array_equal(png, digits300.images[0])
+    # Framed by the service's own code: what a served image of it would become.
+    assert np.array_equal(png[0], frame(digits300.images[0, 0], 28, 28).pixels)
 
 
 def test_image_folder_detects_dark_strokes_on_light(tmp_path: Path, digits300: ImageSet) -> None:
@@ -117,12 +123,38 @@ def test_corrupt_image_is_named(tmp_path: Path, digits300: ImageSet) -> None:
         load_dataset(f"folder:{tmp_path}")
 
 
-def test_images_of_different_sizes_are_named(tmp_path: Path, digits300: ImageSet) -> None:
+def test_images_of_any_size_are_framed_alike(tmp_path: Path, digits300: ImageSet) -> None:
     write_image_folder(tmp_path, digits300)
-    odd = tmp_path / "5" / "odd.png"
-    Image.new("L", (9, 8)).save(odd)
-    with pytest.raises(DataError, match=rf"{odd}: image size 9x8 differs"):
+    digit = Image.fromarray(digits300.images[5, 0]).resize((80, 80), Image.Resampling.NEAREST)
+    # The same digit in a corner of a large black picture frames as it does centred in a
+    # small one: position and page size do not matter.
+    picture = Image.new("L", (400, 300))
+    picture.paste(digit, (300, 200))
+    small = Image.new("L", (120, 120))
+    small.paste(digit, (20, 20))
+    picture.save(tmp_path / "9" / "large.png")  # the last class: its image comes last
+    data = load_dataset(f"folder:{tmp_path}")
+    assert data.shape == (1, 28, 28)
+    large = data.images[-1, 0].astype(int)
+    alone = frame(np.asarray(small), 28, 28).pixels.astype(int)
+    assert np.abs(large - alone).mean() < 3  # measured: 2.3 grey levels of 255
+
+
+def test_a_blank_image_in_a_folder_is_named(tmp_path: Path, digits300: ImageSet) -> None:
+    write_image_folder(tmp_path, digits300)
+    blank = tmp_path / "5" / "blank.png"
+    Image.new("L", (9, 8)).save(blank)
+    with pytest.raises(DataError, match=rf"{blank}: the image is blank"):
         load_dataset(f"folder:{tmp_path}")
+
+
+def test_idx_framing_is_measured(digits300: ImageSet) -> None:
+    assert framed_like_mnist(load_dataset("mnist-5k").images)
+    assert not framed_like_mnist(digits300.images)
+    # 28x28, but garments scaled to fill the frame: not MNIST's 20x20 box.
+    filled = np.zeros((50, 1, 28, 28), np.uint8)
+    filled[:, :, 1:27, 2:26] = 200
+    assert not framed_like_mnist(filled)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from PIL import Image
+
+from service.decode import DecodeOptions, decode_image
+from service.framing import BLANK_CONTRAST, frame, is_blank, measure_contrast
+from service.manifest import MNIST_FRAMING, InputSpec
+from tests.images import encode, mnist
+
+FRAMED_SPEC = InputSpec(channels=1, height=28, width=28, framing=MNIST_FRAMING)
+UNFRAMED_SPEC = InputSpec(channels=1, height=28, width=28)
+
+
+def _centre_of_mass(pixels: NDArray[np.uint8]) -> tuple[float, float]:
+    ink = pixels.astype(np.float64)
+    steps = np.arange(28)
+    total = ink.sum()
+    return float((ink.sum(axis=1) * steps).sum() / total), float(
+        (ink.sum(axis=0) * steps).sum() / total
+    )
+
+
+def _on_page(digit: NDArray[np.uint8], side: int, top: int, left: int) -> Image.Image:
+    """``digit`` as dark strokes ``side`` pixels tall at (top, left) on a light 800x600 page."""
+    ink = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC))
+    page = np.full((600, 800), 235.0)
+    page[top : top + side, left : left + side] -= ink * (200 / 255)
+    noise = np.random.default_rng(0).normal(0.0, 3.0, page.shape)
+    return Image.fromarray((page + noise).clip(0, 255).astype(np.uint8))
+
+
+def test_reframing_mnist_digits_leaves_them_nearly_unchanged() -> None:
+    digits, _ = mnist()
+    diffs = np.array(
+        [np.abs(frame(d, 28, 28).pixels.astype(int) - d).mean() for d in digits[:2000]]
+    )
+    # Measured on these 2,000 (and on all 5,000): mean 0.33 grey levels of 255, 99% under 4.9; the
+    # rest are digits whose ink MNIST itself did not fit into exactly 20x20.
+    assert diffs.mean() < 0.5
+    assert (diffs > 5).mean() < 0.02
+
+
+def test_a_small_digit_off_centre_on_a_big_page_is_framed_like_mnist() -> None:
+    digits, _ = mnist()
+    digit = digits[0]
+    page = _on_page(digit, side=70, top=480, left=20)  # 70 pixels, bottom-left corner
+    framed = decode_image(encode(page), FRAMED_SPEC, DecodeOptions())[0]
+    cy, cx = _centre_of_mass(framed)
+    assert abs(cy - 14) <= 0.5
+    assert abs(cx - 14) <= 0.5
+    # Close to the test image itself; unframed, the digit is a few pixels in a corner.
+    assert np.abs(framed.astype(int) - digit).mean() < 12
+    unframed = decode_image(encode(page), FRAMED_SPEC, DecodeOptions(framing="none"))[0]
+    assert np.abs(unframed.astype(int) - digit).mean() > 25
+
+
+def test_framing_follows_the_manifest() -> None:
+    page = encode(_on_page(mnist()[0][1], side=100, top=50, left=600))
+    unframed = decode_image(page, UNFRAMED_SPEC, DecodeOptions())
+    assert np.array_equal(unframed, decode_image(page, FRAMED_SPEC, DecodeOptions(framing="none")))
+    assert not np.array_equal(unframed, decode_image(page, FRAMED_SPEC, DecodeOptions()))
+
+
+def test_a_digit_filling_the_frame_is_shrunk_into_the_box() -> None:
+    digit = mnist()[0][2]
+    big = np.asarray(Image.fromarray(digit[4:24, 4:24]).resize((600, 600)))
+    framed = frame(big, 28, 28).pixels
+    rows = np.flatnonzero(framed.max(axis=1) > 25)
+    cols = np.flatnonzero(framed.max(axis=0) > 25)
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (19, 20, 21)
+
+
+def _pages() -> dict[str, NDArray[np.uint8]]:
+    rng = np.random.default_rng(1)
+    ys, xs = np.mgrid[0:600, 0:800]
+    lit = 235.0 * (1 - 0.45 * (xs / 800 + ys / 600) / 2)
+    return {
+        "flat pad": np.zeros((280, 280), np.uint8),
+        "noisy page": (20 + rng.normal(0, 8, (600, 800))).clip(0, 255).astype(np.uint8),
+        "unevenly lit page": (255 - lit + rng.normal(0, 3, lit.shape))
+        .clip(0, 255)
+        .astype(np.uint8),
+        "28x28 black": np.zeros((28, 28), np.uint8),
+    }
+
+
+@pytest.mark.parametrize("name", list(_pages()))
+def test_blank_pages_are_blank(name: str) -> None:
+    page = _pages()[name]
+    assert measure_contrast(page) < BLANK_CONTRAST / 2
+    result = frame(page, 28, 28)
+    assert result.blank
+    assert not result.pixels.any()
+    assert is_blank(page)
+
+
+def test_no_mnist_digit_is_blank_and_one_faint_stroke_is_not_either() -> None:
+    digits, _ = mnist()
+    assert not any(is_blank(d) for d in digits)
+    stroke = np.zeros((200, 200), np.uint8)
+    stroke[50:150, 98:103] = 70  # a faint pencil line, 70 grey levels above the page
+    assert not frame(stroke, 28, 28).blank
+
+
+def test_dark_strokes_keep_their_polarity_and_colour_keeps_its_channels() -> None:
+    digit = mnist()[0][3]
+    dark = frame(255 - digit, 28, 28, light_strokes=False).pixels
+    assert np.abs((255 - dark).astype(int) - digit).mean() < 1
+    colour = np.stack([digit, digit // 2, np.zeros_like(digit)], axis=2)
+    framed = frame(colour, 28, 28).pixels
+    assert framed.shape == (28, 28, 3)
+    assert not framed[:, :, 2].any()
+    assert framed[:, :, 0].max() > framed[:, :, 1].max()
+
+
+def test_is_blank_takes_the_models_channel_first_layout() -> None:
+    assert is_blank(np.zeros((1, 28, 28), np.uint8))
+    assert not is_blank(mnist()[0][:1])
+    assert is_blank(np.full((3, 28, 28), 255, np.uint8), light_strokes=False)
