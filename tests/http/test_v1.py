@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 from typing import Any
 
 import numpy as np
@@ -414,3 +415,63 @@ def test_pages_work_offline(live_server: str, http: requests.Session, path: str)
     assert 'src="http' not in html
     assert 'href="http' not in html
     assert "@import" not in html
+
+
+# --- blank images, framing and the model's input ------------------------------------------------
+
+
+def test_a_blank_image_is_flagged_not_named(live_server: str, http: requests.Session) -> None:
+    from PIL import Image
+
+    blank = encode(Image.new("L", (280, 280), 255))  # the web page's empty pad
+    digit = png(mnist()[0][0])
+    url = f"{live_server}/v1/models/tiny/classify"
+    body = ClassifyResponse.model_validate(
+        _ok(http.post(url, files=[("image", blank), ("image", digit)]))
+    )
+    empty, drawn = body.predictions
+    assert empty.blank
+    assert (empty.label, empty.class_index, empty.probability, empty.top_k) == (
+        None,
+        None,
+        None,
+        [],
+    )
+    assert not drawn.blank
+    assert drawn.label is not None
+    compared = CompareResponse.model_validate(
+        _ok(http.post(f"{live_server}/v1/models/tiny/compare", files=[("image", blank)]))
+    )
+    assert compared.results[0].blank
+
+
+def test_include_input_returns_what_the_model_received(
+    live_server: str, http: requests.Session, local_store: ModelStore
+) -> None:
+    from PIL import Image
+
+    image = photo_of_digit(mnist()[0][3])
+    spec = local_store.variant("tiny", "pretrained").manifest.input
+    expected = decode_batch([image], spec, DecodeOptions())[0, 0]
+    for action in ("classify", "compare"):
+        url = f"{live_server}/v1/models/tiny/{action}?include_input=true"
+        body = _ok(http.post(url, files={"image": image}))
+        item = (body.get("predictions") or body["results"])[0]
+        with Image.open(io.BytesIO(base64.b64decode(item["input"]))) as shown:
+            assert shown.format == "PNG"
+            np.testing.assert_array_equal(np.asarray(shown), expected)
+    plain = _ok(http.post(f"{live_server}/v1/models/tiny/classify", files={"image": image}))
+    assert "input" not in plain["predictions"][0]
+
+
+def test_framing_is_a_query_choice(live_server: str, http: requests.Session) -> None:
+    image = photo_of_digit(mnist()[0][3])
+    url = f"{live_server}/v1/models/tiny/classify"
+    # The tiny models' manifests record no framing: auto and none are the same here.
+    auto = _ok(http.post(f"{url}?framing=auto", files={"image": image}))
+    none = _ok(http.post(f"{url}?framing=none", files={"image": image}))
+    assert auto == none
+    message = _error(
+        http.post(f"{url}?framing=mnist", files={"image": image}), 422, "validation_failed"
+    )
+    assert "framing" in message
