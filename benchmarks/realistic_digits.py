@@ -136,13 +136,15 @@ SETS: dict[str, Render] = {
 }
 
 
-def test_digits(store: ModelStore, model: str) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
-    """mnist-5k's held-out test split, cut with the split seed the model's manifest records."""
+def held_out_digits(
+    store: ModelStore, model: str, dataset: str | None = None
+) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """The held-out test split of the model's data set, cut with the split seed it records."""
     from models.data import SplitConfig, make_splits
     from models.sources import load_dataset
 
     manifest = next(iter(store.model(model).values())).manifest
-    data = load_dataset(manifest.training.dataset)
+    data = load_dataset(dataset or manifest.training.dataset)
     splits = make_splits(data, SplitConfig(split_seed=manifest.training.split_seed))
     return data.images[splits.test, 0], data.labels[splits.test]
 
@@ -166,13 +168,13 @@ def accuracies(
 
 
 def measure(
-    root: Path, model: str, count: int, seed: int
+    root: Path, model: str, count: int, seed: int, dataset: str | None = None
 ) -> tuple[dict[str, dict[str, float]], int]:
     """Accuracy per set, per ``<variant> framing=<choice>``, and the number of test digits."""
     store = ModelStore.load(root)
     if not store.ready:
         raise SystemExit(f"{root}: no model could be loaded ({store.not_ready_reason})")
-    digits, labels = test_digits(store, model)
+    digits, labels = held_out_digits(store, model, dataset)
     digits, labels = digits[:count], labels[:count]
     results: dict[str, dict[str, float]] = {}
     choices: tuple[FramingChoice, ...] = ("none", "auto")
@@ -247,7 +249,7 @@ def blank_levels(count: int, seed: int, root: Path, model: str) -> str:
         row(f"blank: {name} (PNG)", [_contrast(_encode(p, Look(), rng)) for p in pages])
         row(f"blank: {name} (JPEG)", [_contrast(_encode(p, Look(jpeg=True), rng)) for p in pages])
     store = ModelStore.load(root)
-    digits, _ = test_digits(store, model)
+    digits, _ = held_out_digits(store, model)
     for name, render in SETS.items():
         row(f"digit: {name}", [_contrast(render(d, rng)) for d in digits[:count]])
     lines.append(f"\nBLANK_CONTRAST = {BLANK_CONTRAST:g}")
@@ -266,6 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--count", type=int, default=1000, help="test digits per set (default: 1000, all of them)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the distortions (default: 0)")
+    parser.add_argument(
+        "--dataset", help="the digits' data set (default: the one the manifest records)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument(
         "--blank-levels", action="store_true", help="print the ink contrast table instead"
@@ -276,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.blank_levels:
         print(blank_levels(args.count, args.seed, args.model_repository, args.model))
         return 0
-    results, count = measure(args.model_repository, args.model, args.count, args.seed)
+    results, count = measure(args.model_repository, args.model, args.count, args.seed, args.dataset)
     print(table(results, count))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

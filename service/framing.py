@@ -44,6 +44,7 @@ WORKING_SIDE = 512
 20 pixels of detail, and the per-pixel work stays bounded for phone photos."""
 
 _STRONG = 0.5  # share of the ink level that certainly is stroke, not edge or noise
+_NOISE_SIGMAS = 6.0  # a background pixel of Gaussian noise exceeds this about once in 10^9
 _LEVEL_PERCENTILE = 90.0  # of the stroke pixels: "full strength" ink, robust to a few spikes
 
 
@@ -92,6 +93,20 @@ def remove_background(ink: NDArray[np.float32]) -> NDArray[np.float32]:
     )
     flat: NDArray[np.float32] = np.clip(ink - plane.astype(np.float32), 0.0, None)
     return flat
+
+
+def noise_sigma(ink: NDArray[np.float32]) -> float:
+    """The background's noise (standard deviation) in ink with the background removed.
+
+    Measured on the picture's outer ring (1/14 of each side, as the polarity test reads it),
+    which is background. Clipped at zero, background noise is half zeros and half the upper
+    half of a normal distribution, whose 75th percentile is 0.674 sigma."""
+    h, w = ink.shape
+    ring = max(1, min(h, w) // 14)
+    edges = np.concatenate(
+        [ink[:ring].ravel(), ink[-ring:].ravel(), ink[:, :ring].ravel(), ink[:, -ring:].ravel()]
+    )
+    return float(np.percentile(edges, 75)) / 0.674
 
 
 def ink_contrast(ink: NDArray[np.float32]) -> float:
@@ -145,7 +160,9 @@ def frame(
         return Framed(np.full(shape, 0 if light_strokes else 255, np.uint8), blank=True)
     strong = ink >= _STRONG * contrast
     level = float(np.percentile(ink[strong], _LEVEL_PERCENTILE))
-    top, bottom, left, right = _bounding_box(ink >= INK_FRACTION * level)
+    # Sensor noise must not stretch the box across the page: stay 6 sigmas above it.
+    floor = min(_NOISE_SIGMAS * noise_sigma(ink), _STRONG * level)
+    top, bottom, left, right = _bounding_box(ink >= max(INK_FRACTION * level, floor))
     strength = np.clip(ink[top:bottom, left:right] * (255.0 / level), 0.0, 255.0)
     if pixels.ndim == 3:
         # Colour pictures keep their hue: each channel is blended from background to stroke.
