@@ -175,7 +175,9 @@ def measure(
     if not store.ready:
         raise SystemExit(f"{root}: no model could be loaded ({store.not_ready_reason})")
     digits, labels = held_out_digits(store, model, dataset)
-    digits, labels = digits[:count], labels[:count]
+    # The split lists its images class by class: a subset must be drawn, not cut off the top.
+    chosen = np.sort(np.random.default_rng(seed).permutation(len(digits))[:count])
+    digits, labels = digits[chosen], labels[chosen]
     results: dict[str, dict[str, float]] = {}
     choices: tuple[FramingChoice, ...] = ("none", "auto")
     for name, render in SETS.items():
@@ -228,7 +230,10 @@ BLANKS.update(
 
 
 def _contrast(data: bytes) -> float:
-    with Image.open(io.BytesIO(data)) as image:
+    with Image.open(io.BytesIO(data)) as opened:
+        image: Image.Image = opened
+        if image.mode == "RGBA":  # the pad's strokes on transparency: put them on white
+            image = Image.alpha_composite(Image.new("RGBA", image.size, (255,) * 4), image)
         pixels = np.asarray(image.convert("L"), dtype=np.uint8)
     if border_brightness(pixels) > 127.5:
         pixels = 255 - pixels
@@ -250,8 +255,9 @@ def blank_levels(count: int, seed: int, root: Path, model: str) -> str:
         row(f"blank: {name} (JPEG)", [_contrast(_encode(p, Look(jpeg=True), rng)) for p in pages])
     store = ModelStore.load(root)
     digits, _ = held_out_digits(store, model)
+    chosen = np.random.default_rng(seed).permutation(len(digits))[:count]
     for name, render in SETS.items():
-        row(f"digit: {name}", [_contrast(render(d, rng)) for d in digits[:count]])
+        row(f"digit: {name}", [_contrast(render(d, rng)) for d in digits[chosen]])
     lines.append(f"\nBLANK_CONTRAST = {BLANK_CONTRAST:g}")
     return "\n".join(lines)
 
