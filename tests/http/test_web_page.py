@@ -27,6 +27,8 @@ from tests.system import require
 pytestmark = pytest.mark.system
 
 FRAMED_SPEC = InputSpec(channels=1, height=28, width=28, framing=MNIST_FRAMING)
+# The page draws a chosen picture onto the pad once it has loaded, and says so.
+PAD_HOLDS_FILE = "document.getElementById('pad').dataset.holds === 'file'"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -146,8 +148,7 @@ def test_draw_upload_classify_compare_and_clear(server: str, tmp_path: Path) -> 
 
             # An uploaded PNG is sent as it is: the page shows exactly what the service made of it.
             page.set_input_files("#file", str(digit_file))
-            page.wait_for_function("document.getElementById('file').files.length === 1")
-            page.wait_for_timeout(300)  # the picture is drawn onto the pad when it has loaded
+            page.wait_for_function(PAD_HOLDS_FILE)
             page.click("#classify")
             page.wait_for_function(
                 "document.getElementById('out').textContent.includes('(pretrained)')"
@@ -165,7 +166,7 @@ def test_draw_upload_classify_compare_and_clear(server: str, tmp_path: Path) -> 
 
             # A blank picture reaches the service, which says so; the page passes it on.
             page.set_input_files("#file", str(blank_file))
-            page.wait_for_timeout(300)
+            page.wait_for_function(PAD_HOLDS_FILE)
             page.click("#classify")
             page.wait_for_selector("#hint")
             assert "No digit found" in page.inner_text("#hint")
