@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from service.manifest import Manifest, ManifestError, parse_manifest, sha256_file
+from service.manifest import MNIST_FRAMING, Manifest, ManifestError, parse_manifest, sha256_file
 from tests.builders import manifest_for
 
 SHA = "0" * 64
@@ -104,3 +104,20 @@ def test_sha256_file(tmp_path: Path) -> None:
 def test_schema_is_exportable() -> None:
     schema = Manifest.model_json_schema()
     assert "onnx_sha256" in schema["required"]
+
+
+def test_a_manifest_without_framing_parses_as_not_framed() -> None:
+    raw = _raw()
+    spec = dict(raw["input"])  # type: ignore[call-overload]
+    del spec["framing"]  # as every manifest written before the field
+    assert parse_manifest(json.dumps({**raw, "input": spec})).input.framing is None
+
+
+def test_framing_is_recorded_and_must_fit_the_input() -> None:
+    raw = _raw()
+    spec = dict(raw["input"])  # type: ignore[call-overload]
+    spec["framing"] = {"method": "ink_box_mass_centre", "box": 20}
+    assert parse_manifest(json.dumps({**raw, "input": spec})).input.framing == MNIST_FRAMING
+    spec["framing"] = {"box": 40}
+    with pytest.raises(ManifestError, match=r"framing\.box 40 does not fit the 28x28 input"):
+        parse_manifest(json.dumps({**raw, "input": spec}))
