@@ -32,8 +32,9 @@ MNIST_BOX = 20
 
 BLANK_CONTRAST = 40.0
 """Ink contrast (0..255 grey levels, after the background is removed) below which a picture
-is blank. Measured with ``python -m benchmarks.realistic_digits --blank-levels``: blank pages
-(flat, noisy, unevenly lit, JPEG-compressed) reach at most ~20, faint real digits at least ~90."""
+is blank. Measured with ``python -m benchmarks.realistic_digits --model-repository DIR --count
+200 --blank-levels``: blank pages (flat, sensor noise of 3 or 8 grey levels, unevenly lit; PNG
+or JPEG) reach 0-12; the realistic test digits of every set, 99 or more (unevenly lit ones)."""
 
 INK_FRACTION = 0.1
 """Pixels with at least this share of the ink level count for the bounding box: low enough
