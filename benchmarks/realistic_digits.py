@@ -290,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results, count = measure(args.model_repository, args.model, args.count, args.seed, args.dataset)
     print(table(results, count))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        figures = {"count": count, "sets": results}
+        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

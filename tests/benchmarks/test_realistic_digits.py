@@ -12,6 +12,8 @@ from service.manifest import MNIST_FRAMING, InputSpec
 from tests.builders import write_repository
 from tests.images import mnist
 
+ROOT = Path(__file__).resolve().parents[2]
+
 FRAMED = InputSpec(channels=1, height=28, width=28, framing=MNIST_FRAMING)
 
 
@@ -37,7 +39,9 @@ def test_the_benchmark_reports_every_set_framed_and_not(
     argv = ["--model-repository", str(repository), "--model", "tiny", "--dataset", "mnist-5k"]
     assert realistic_digits.main([*argv, "--count", "6", "--json", str(out)]) == 0
     table = capsys.readouterr().out
-    figures = json.loads(out.read_text())
+    stored = json.loads(out.read_text())
+    assert stored["count"] == 6
+    figures = stored["sets"]
     assert list(figures) == list(realistic_digits.SETS)
     for name, row in figures.items():
         assert f"| {name} |" in table
@@ -48,3 +52,9 @@ def test_the_benchmark_reports_every_set_framed_and_not(
         }
         assert all(0.0 <= value <= 1.0 for value in row.values())
     assert "(6 test digits each)" in table
+
+
+def test_the_readme_table_is_the_stored_run() -> None:
+    stored = json.loads((ROOT / "benchmarks" / "results" / "realistic_digits.json").read_text())
+    printed = realistic_digits.table(stored["sets"], stored["count"])
+    assert printed in (ROOT / "README.md").read_text(encoding="utf-8")
