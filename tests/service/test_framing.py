@@ -37,8 +37,8 @@ def test_reframing_mnist_digits_leaves_them_nearly_unchanged() -> None:
     diffs = np.array(
         [np.abs(frame(d, 28, 28).pixels.astype(int) - d).mean() for d in digits[:2000]]
     )
-    # Measured on these 2,000 (and on all 5,000): mean 0.33 grey levels of 255, 99% under 4.9; the
-    # rest are digits whose ink MNIST itself did not fit into exactly 20x20.
+    # Measured on these 2,000: mean 0.39 grey levels of 255, 1.4% of digits over 5 (on all
+    # 5,000: 0.33 and 0.9%); those are digits whose ink MNIST did not fit into exactly 20x20.
     assert diffs.mean() < 0.5
     assert (diffs > 5).mean() < 0.02
 
