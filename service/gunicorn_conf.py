@@ -27,6 +27,7 @@ _MASTER = os.getpid()
 if _OWN_METRICS_DIR:
     os.environ[_METRICS_ENV] = tempfile.mkdtemp(prefix="headstart-metrics-")
 
+
 def _remove_own_metrics_dir() -> None:
     """Remove the metrics directory this master made; forked workers leave it alone."""
     if _OWN_METRICS_DIR and os.getpid() == _MASTER:
@@ -36,6 +37,10 @@ def _remove_own_metrics_dir() -> None:
 # gunicorn calls on_exit only after a clean run; when it cannot bind its address it exits
 # straight away, and this hook is what still removes the directory.
 atexit.register(_remove_own_metrics_dir)
+
+# ONNX Runtime's telemetry writes a session file into the temp dir at import and would try to
+# report usage; a service answers its clients and nobody else.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 # The libraries every worker needs, imported once here so that a worker forked to replace
 # one that died serves within a second instead of two or more on a busy machine (their import
