@@ -26,6 +26,18 @@ class InvalidImage(BadRequest):
     code = "invalid_image"
 
 
+class Unauthorized(ServiceError):
+    """No valid bearer token; the response carries ``WWW-Authenticate: Bearer``."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(ServiceError):
     status_code = 404
     code = "not_found"
@@ -37,6 +49,19 @@ class ModelNotFound(NotFound):
 
 class VariantNotFound(NotFound):
     code = "variant_not_found"
+
+
+class ExperimentNotFound(NotFound):
+    code = "experiment_not_found"
+
+
+class Conflict(ServiceError):
+    status_code = 409
+    code = "conflict"
+
+
+class ExperimentStopped(Conflict):
+    code = "experiment_stopped"
 
 
 class PayloadTooLarge(ServiceError):

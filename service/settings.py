@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -74,3 +74,20 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
     """How long a batch waits for more requests before it runs; 0 batches only the requests
     that queued while the previous batch ran."""
+
+    state_directory: Path = Path("state")
+    """Where the service keeps its SQLite database when ``database_url`` is not set."""
+
+    database_url: str | None = None
+    """SQLAlchemy URL of the experiments database, e.g.
+    ``postgresql+psycopg://user:password@db/headstart``; unset: SQLite in ``state_directory``."""
+
+    admin_token: SecretStr | None = None
+    """Bearer token of the experiment admin routes; unset turns them off (403)."""
+
+    feedback_token: SecretStr | None = None
+    """Bearer token of ``POST /v1/feedback`` (the admin token works too); unset with no admin
+    token turns feedback off (403)."""
+
+    shadow_threads: int = Field(default=2, ge=1)
+    """Threads per worker that run shadow arms off the response path."""

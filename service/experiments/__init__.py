@@ -1,0 +1,1 @@
+"""Online A/B experiments: definitions, assignment, storage, statistics and the decision."""

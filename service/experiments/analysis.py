@@ -1,0 +1,280 @@
+"""An experiment's live results, computed from its stored exposures and feedback."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+from service.experiments.decision import Contrast, decide
+from service.experiments.definition import Experiment
+from service.experiments.statistics import (
+    Moments,
+    Sequential,
+    fixed_horizon,
+    mean_interval,
+    sample_ratio,
+    wilson,
+)
+from service.experiments.store import ExperimentStore, Observation
+from service.statistics import mcnemar_exact
+
+MIN_PER_ARM = 10
+"""Observations each arm needs before the sequential test looks: the variance is estimated."""
+
+DEFAULT_TAU = {"accuracy": 0.05}
+"""Mixing scale without a minimum detectable effect: 5 accuracy points; outcomes use a quarter
+of their pooled standard deviation at the test's first look."""
+
+TRAJECTORY_POINTS = 200
+
+
+def results(store: ExperimentStore, experiment: Experiment) -> dict[str, Any]:
+    """Per-arm results, the comparison with the control and the decision."""
+    counts = store.arm_counts(experiment.id)
+    observations = store.observations(experiment.id)
+    metric = _metric(observations)
+    shadow = experiment.mode == "shadow"
+    arms_out: list[dict[str, Any]] = []
+    for index, arm in enumerate(experiment.arms):
+        role = "shadow" if shadow and index > 0 else "served"
+        c = counts.get(experiment.arms[0].name if role == "shadow" else arm.name)
+        mine = [o for o in observations if o.arm == arm.name and o.role == role]
+        labelled = [o for o in mine if o.label is not None]
+        correct = sum(o.label == o.predicted for o in labelled)
+        outcomes = Moments()
+        for o in mine:
+            if o.outcome is not None and role == "served":
+                outcomes.add(o.outcome)
+        arms_out.append(
+            {
+                "name": arm.name,
+                "variant": arm.variant,
+                "weight": arm.weight,
+                "role": role,
+                "exposures": 0 if c is None else c.exposures,
+                "units": 0 if c is None else c.units,
+                "exposures_without_unit": 0 if c is None else c.without_unit,
+                "feedback": len(mine),
+                "labelled": len(labelled),
+                "accuracy": correct / len(labelled) if labelled else None,
+                "accuracy_interval": list(wilson(correct, len(labelled))) if labelled else None,
+                "outcomes": outcomes.n,
+                "mean_outcome": outcomes.mean if outcomes.n else None,
+                "mean_outcome_interval": _list(mean_interval(outcomes)),
+            }
+        )
+    comparison = (
+        _shadow_comparison(store, experiment, observations)
+        if shadow
+        else _split_comparison(experiment, observations, metric, counts)
+    )
+    return {"metric": metric, "arms": arms_out, "comparison": comparison}
+
+
+def _metric(observations: list[Observation]) -> str:
+    if any(o.label is not None for o in observations):
+        return "accuracy"
+    if any(o.outcome is not None for o in observations):
+        return "outcome"
+    return "accuracy"
+
+
+def _value(o: Observation, metric: str) -> float | None:
+    if metric == "accuracy":
+        return None if o.label is None else float(o.label == o.predicted)
+    return o.outcome
+
+
+def _tau2(experiment: Experiment, metric: str, pooled_variance: float) -> float:
+    if experiment.mde is not None:
+        return experiment.mde**2
+    if metric in DEFAULT_TAU:
+        return DEFAULT_TAU[metric] ** 2
+    return 0.0625 * pooled_variance
+
+
+def _split_comparison(
+    experiment: Experiment, observations: list[Observation], metric: str, counts: Any
+) -> dict[str, Any]:
+    control = experiment.control.name
+    challengers = [arm.name for arm in experiment.arms[1:]]
+    alpha_each = experiment.alpha / len(challengers)
+    moments = {arm.name: Moments() for arm in experiment.arms}
+    tests: dict[str, Sequential] = {}
+    trajectory: dict[str, list[list[float]]] = {name: [] for name in challengers}
+    seen = 0
+    for o in observations:
+        value = _value(o, metric)
+        if value is None or o.arm not in moments:
+            continue
+        seen += 1
+        moments[o.arm].add(value)
+        a = moments[control]
+        pairs = challengers if o.arm == control else [o.arm]
+        for name in pairs:
+            b = moments[name]
+            if a.n < MIN_PER_ARM or b.n < MIN_PER_ARM:
+                continue
+            variance = a.variance / a.n + b.variance / b.n
+            if variance <= 0:
+                continue
+            if name not in tests:
+                pooled = (a.m2 + b.m2) / max(1, a.n + b.n - 2)
+                tests[name] = Sequential(alpha_each, _tau2(experiment, metric, pooled))
+            test = tests[name]
+            test.update(b.mean - a.mean, variance)
+            fixed = fixed_horizon(b.mean - a.mean, variance, alpha_each)
+            trajectory[name].append([seen, test.p_value, fixed.p_value])
+    contrasts_out = []
+    contrasts = []
+    for name in challengers:
+        a, b = moments[control], moments[name]
+        found = tests.get(name)
+        entry: dict[str, Any] = {
+            "arm": name,
+            "against": control,
+            "metric": metric,
+            "alpha": alpha_each,
+        }
+        if found is None:
+            entry.update(
+                difference=None,
+                interval=None,
+                p_value=None,
+                always_valid_p_value=None,
+                confidence_sequence=None,
+                trajectory=[],
+            )
+        else:
+            test = found
+            variance = a.variance / a.n + b.variance / b.n
+            fixed = fixed_horizon(b.mean - a.mean, variance, alpha_each)
+            entry.update(
+                difference=fixed.difference,
+                interval=list(fixed.interval),
+                p_value=fixed.p_value,
+                always_valid_p_value=test.p_value,
+                confidence_sequence=_list(test.interval),
+                mixing_tau=math.sqrt(test.tau2),
+                trajectory=_thin(trajectory[name]),
+            )
+            contrasts.append(Contrast(name, fixed.difference, test.p_value, test.interval))
+        contrasts_out.append(entry)
+    srm = sample_ratio(
+        [_srm_count(counts.get(arm.name)) for arm in experiment.arms],
+        [arm.weight for arm in experiment.arms],
+    )
+    decision = decide(
+        control,
+        contrasts,
+        alpha=experiment.alpha,
+        mde=experiment.mde,
+        metric=metric,
+        srm_p=srm.p_value,
+        srm_flagged=srm.mismatch,
+    )
+    return {
+        "control": control,
+        "contrasts": contrasts_out,
+        "sample_ratio": {
+            "observed": list(srm.observed),
+            "expected": list(srm.expected),
+            "chi2": srm.chi2,
+            "p_value": srm.p_value,
+            "mismatch": srm.mismatch,
+            "counted": "distinct units plus requests without a unit, per arm",
+        },
+        "decision": asdict(decision),
+    }
+
+
+def _srm_count(c: Any) -> int:
+    return 0 if c is None else int(c.units + c.without_unit)
+
+
+def _shadow_comparison(
+    store: ExperimentStore, experiment: Experiment, observations: list[Observation]
+) -> dict[str, Any]:
+    control, challenger = experiment.arms[0].name, experiment.arms[1].name
+    pairs = store.shadow_pairs(experiment.id)
+    agreement = sum(p.served == p.shadow for p in pairs) / len(pairs) if pairs else None
+    divergences = [p.divergence for p in pairs if p.divergence is not None]
+    # Labelled pairs: the label is about the input, so it judges both predictions.
+    by_request: dict[str, dict[str, Observation]] = {}
+    for o in observations:
+        if o.label is not None:
+            by_request.setdefault(o.request_id, {})[o.role] = o
+    diffs = Moments()
+    test: Sequential | None = None
+    trajectory: list[list[float]] = []
+    only_control = only_challenger = 0
+    for roles in by_request.values():
+        if "served" not in roles or "shadow" not in roles:
+            continue
+        right_a = roles["served"].label == roles["served"].predicted
+        right_b = roles["shadow"].label == roles["shadow"].predicted
+        only_control += right_a and not right_b
+        only_challenger += right_b and not right_a
+        diffs.add(float(right_b) - float(right_a))
+        if diffs.n >= MIN_PER_ARM and diffs.variance > 0:
+            if test is None:
+                test = Sequential(experiment.alpha, _tau2(experiment, "accuracy", 0.0))
+            test.update(diffs.mean, diffs.variance / diffs.n)
+            trajectory.append(
+                [diffs.n, test.p_value, mcnemar_exact(only_control, only_challenger).p_value]
+            )
+    mcnemar = mcnemar_exact(only_control, only_challenger)
+    contrasts = (
+        [] if test is None else [Contrast(challenger, diffs.mean, test.p_value, test.interval)]
+    )
+    decision = decide(
+        control,
+        contrasts,
+        alpha=experiment.alpha,
+        mde=experiment.mde,
+        metric="accuracy",
+        srm_p=None,
+        srm_flagged=False,
+    )
+    return {
+        "control": control,
+        "paired": {
+            "pairs": len(pairs),
+            "agreement": agreement,
+            "mean_divergence": sum(divergences) / len(divergences) if divergences else None,
+            "divergence": "Jensen-Shannon, bits",
+            "labelled_pairs": diffs.n,
+            "only_control_correct": only_control,
+            "only_challenger_correct": only_challenger,
+            "mcnemar_p_value": mcnemar.p_value,
+        },
+        "contrasts": [
+            {
+                "arm": challenger,
+                "against": control,
+                "metric": "accuracy",
+                "alpha": experiment.alpha,
+                "difference": diffs.mean if diffs.n else None,
+                "p_value": mcnemar.p_value,
+                "always_valid_p_value": None if test is None else test.p_value,
+                "confidence_sequence": None if test is None else _list(test.interval),
+                "trajectory": _thin(trajectory),
+            }
+        ],
+        "sample_ratio": None,
+        "decision": asdict(decision),
+    }
+
+
+def _list(pair: tuple[float, float] | None) -> list[float] | None:
+    return None if pair is None else [pair[0], pair[1]]
+
+
+def _thin(points: list[list[float]]) -> list[list[float]]:
+    """At most TRAJECTORY_POINTS points, evenly spaced, always with the last one."""
+    if len(points) <= TRAJECTORY_POINTS:
+        return points
+    step = len(points) / TRAJECTORY_POINTS
+    picked = [points[int(i * step)] for i in range(TRAJECTORY_POINTS - 1)]
+    return [*picked, points[-1]]

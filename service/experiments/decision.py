@@ -1,0 +1,77 @@
+"""The plain-words verdict on an experiment, from its tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """One challenger against the control, as the decision needs it."""
+
+    arm: str
+    difference: float
+    p_value: float
+    """The always-valid p-value: the decision may be read at any time."""
+    interval: tuple[float, float] | None
+    """The confidence sequence on the difference."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    state: str
+    """``collecting``, ``winner``, ``no_difference`` or ``sample_ratio_mismatch``."""
+    message: str
+    winner: str | None = None
+
+
+def decide(
+    control: str,
+    contrasts: list[Contrast],
+    *,
+    alpha: float,
+    mde: float | None,
+    metric: str,
+    srm_p: float | None,
+    srm_flagged: bool,
+) -> Decision:
+    """Verdict at level ``alpha`` (split evenly over the contrasts: Bonferroni)."""
+    if srm_flagged:
+        return Decision(
+            "sample_ratio_mismatch",
+            f"sample ratio mismatch (p = {srm_p:.2g} < 0.001): the arms did not get the "
+            "traffic their weights promise, so assignment or logging is broken; do not "
+            "trust these results",
+        )
+    level = alpha / max(1, len(contrasts))
+    significant = [c for c in contrasts if c.p_value <= level]
+    if significant:
+        best = max(significant, key=lambda c: c.difference)
+        if best.difference > 0:
+            return Decision(
+                "winner",
+                f"arm {best.arm} better than {control} on {metric} at level {alpha:g} "
+                f"(difference {best.difference:+.4g}, always-valid p = {best.p_value:.2g})",
+                winner=best.arm,
+            )
+        worst = min(significant, key=lambda c: c.difference)
+        return Decision(
+            "winner",
+            f"arm {control} better than {worst.arm} on {metric} at level {alpha:g} "
+            f"(difference {worst.difference:+.4g}, always-valid p = {worst.p_value:.2g})",
+            winner=control,
+        )
+    if (
+        mde is not None
+        and contrasts
+        and all(
+            c.interval is not None and -mde < c.interval[0] and c.interval[1] < mde
+            for c in contrasts
+        )
+    ):
+        return Decision(
+            "no_difference",
+            f"no difference larger than the minimum detectable effect {mde:g} on {metric}: "
+            "every confidence sequence lies inside it",
+        )
+    return Decision("collecting", "still collecting: no arm is better yet at this level")

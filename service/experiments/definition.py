@@ -1,0 +1,90 @@
+"""What an experiment is: its arms, mode and test settings, and how a request describes one."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MODES = ("split", "shadow")
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    variant: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A stored experiment; ``id`` is 0 until the store has written it."""
+
+    id: int
+    name: str
+    model: str
+    mode: str
+    salt: str
+    alpha: float
+    mde: float | None
+    status: str
+    created_at: float
+    stopped_at: float | None
+    arms: tuple[Arm, ...]
+
+    @property
+    def control(self) -> Arm:
+        """The first arm: the one every other arm is compared with (and, in shadow mode, serves)."""
+        return self.arms[0]
+
+
+class ArmSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    variant: str = Field(min_length=1, max_length=200)
+    weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+
+
+class ExperimentSpec(BaseModel):
+    """The body of ``POST /v1/experiments``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    model: str = Field(min_length=1, max_length=200)
+    mode: Literal["split", "shadow"] = "split"
+    arms: list[ArmSpec] = Field(min_length=2, max_length=16)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    """Significance level of the tests and the decision."""
+    minimum_detectable_effect: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """Smallest difference worth finding, on the metric's own scale (accuracy: 0.02 = 2 points)."""
+
+    @model_validator(mode="after")
+    def _distinct_arms(self) -> ExperimentSpec:
+        names = [arm.name for arm in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arm names must be distinct, got {names}")
+        if self.mode == "shadow" and len(self.arms) != 2:
+            raise ValueError(
+                "shadow mode takes exactly two arms: the first answers, the second runs in shadow"
+            )
+        return self
+
+    def to_experiment(self) -> Experiment:
+        return Experiment(
+            id=0,
+            name=self.name,
+            model=self.model,
+            mode=self.mode,
+            salt=secrets.token_hex(16),
+            alpha=self.alpha,
+            mde=self.minimum_detectable_effect,
+            status="running",
+            created_at=time.time(),
+            stopped_at=None,
+            arms=tuple(Arm(a.name, a.variant, a.weight) for a in self.arms),
+        )

@@ -1,0 +1,371 @@
+"""Experiments, exposures and feedback in a database (SQLite by default, PostgreSQL by URL).
+
+Every write commits before it returns, so a caller that answers its client after the call
+never acknowledges something a crash could lose. SQLite runs in WAL mode with
+``synchronous=NORMAL``: a committed transaction survives the process being killed (it is in
+the WAL file), and several gunicorn workers write to the same file, waiting on each other
+through ``busy_timeout``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError
+
+from service.errors import Conflict
+from service.experiments import schema
+from service.experiments.definition import Arm, Experiment
+
+_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_PG_MIGRATION_LOCK = 0x68656164  # any constant shared by every process migrating this database
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One request answered (or shadowed) by an arm."""
+
+    experiment_id: int
+    arm: str
+    role: str
+    unit: str | None
+    request_id: str
+    predicted: str
+    probability: float
+    latency_ms: float
+    divergence: float | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackItem:
+    request_id: str
+    label: str | None
+    outcome: float | None
+
+
+@dataclass(frozen=True)
+class ArmCounts:
+    exposures: int
+    units: int
+    without_unit: int
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A served (or shadow) exposure joined with its feedback, in the order feedback arrived."""
+
+    arm: str
+    role: str
+    request_id: str
+    predicted: str
+    label: str | None
+    outcome: float | None
+    received_at: float
+
+
+@dataclass(frozen=True)
+class ShadowPair:
+    request_id: str
+    served: str
+    shadow: str
+    divergence: float | None
+
+
+def default_url(state_directory: Path) -> str:
+    """The SQLite database in ``state_directory``."""
+    return f"sqlite:///{state_directory.resolve() / 'headstart.db'}"
+
+
+class ExperimentStore:
+    """All the service's persistent state, behind a few typed calls."""
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            database = self.url.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                self.url, connect_args={"timeout": 30.0}, pool_pre_ping=False
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=8)
+
+    def migrate(self) -> None:
+        """Bring the schema up to the newest version; safe when several workers start at once."""
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self._migration_lock(), self.engine.begin() as connection:
+            if not self.is_sqlite:
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def schema_version(self) -> str | None:
+        with self.engine.connect() as connection:
+            row = connection.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+        return None if row is None else str(row[0])
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        database = self.url.database
+        if not self.is_sqlite or not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate-lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- experiments -------------------------------------------------------------------
+
+    def create(self, experiment: Experiment) -> Experiment:
+        """Store a new experiment; :class:`Conflict` if its name is taken."""
+        try:
+            with self.engine.begin() as connection:
+                result = connection.execute(
+                    schema.experiments.insert().values(
+                        name=experiment.name,
+                        model=experiment.model,
+                        mode=experiment.mode,
+                        salt=experiment.salt,
+                        alpha=experiment.alpha,
+                        mde=experiment.mde,
+                        status=experiment.status,
+                        created_at=experiment.created_at,
+                        stopped_at=None,
+                    )
+                )
+                (experiment_id,) = result.inserted_primary_key or (None,)
+                connection.execute(
+                    schema.arms.insert(),
+                    [
+                        {
+                            "experiment_id": experiment_id,
+                            "position": i,
+                            "name": arm.name,
+                            "variant": arm.variant,
+                            "weight": arm.weight,
+                        }
+                        for i, arm in enumerate(experiment.arms)
+                    ],
+                )
+        except IntegrityError:
+            raise Conflict(
+                f"an experiment named {experiment.name!r} already exists; pick another name "
+                "(stopped experiments keep their names so their results stay readable)",
+                experiment=experiment.name,
+            ) from None
+        found = self.get(experiment.name)
+        assert found is not None  # just written in a committed transaction
+        return found
+
+    def get(self, name: str) -> Experiment | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(schema.experiments).where(schema.experiments.c.name == name)
+            ).first()
+            if row is None:
+                return None
+            return self._with_arms(connection, row._mapping)
+
+    def all(self) -> list[Experiment]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(schema.experiments).order_by(schema.experiments.c.id)
+            ).all()
+            return [self._with_arms(connection, row._mapping) for row in rows]
+
+    def stop(self, name: str) -> Experiment | None:
+        """Stop a running experiment (stopping a stopped one changes nothing)."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(schema.experiments)
+                .where(schema.experiments.c.name == name)
+                .where(schema.experiments.c.status == "running")
+                .values(status="stopped", stopped_at=time.time())
+            )
+        return self.get(name)
+
+    @staticmethod
+    def _with_arms(connection: Connection, row: Any) -> Experiment:
+        arm_rows = connection.execute(
+            select(schema.arms)
+            .where(schema.arms.c.experiment_id == row["id"])
+            .order_by(schema.arms.c.position)
+        ).all()
+        return Experiment(
+            id=int(row["id"]),
+            name=row["name"],
+            model=row["model"],
+            mode=row["mode"],
+            salt=row["salt"],
+            alpha=row["alpha"],
+            mde=row["mde"],
+            status=row["status"],
+            created_at=row["created_at"],
+            stopped_at=row["stopped_at"],
+            arms=tuple(Arm(a.name, a.variant, a.weight) for a in arm_rows),
+        )
+
+    # -- exposures ---------------------------------------------------------------------
+
+    def record_exposures(self, exposures: Sequence[Exposure]) -> None:
+        """Store exposures in one transaction; :class:`Conflict` if a request id was used."""
+        now = time.time()
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    schema.exposures.insert(),
+                    [
+                        {
+                            "experiment_id": e.experiment_id,
+                            "arm": e.arm,
+                            "role": e.role,
+                            "unit": e.unit,
+                            "request_id": e.request_id,
+                            "predicted": e.predicted,
+                            "probability": e.probability,
+                            "divergence": e.divergence,
+                            "latency_ms": e.latency_ms,
+                            "created_at": now,
+                        }
+                        for e in exposures
+                    ],
+                )
+        except IntegrityError:
+            raise Conflict(
+                "this X-Request-ID already has an exposure: send a fresh request id per "
+                "request (or none, and the service makes one)",
+                request_id=exposures[0].request_id,
+            ) from None
+
+    # -- feedback ----------------------------------------------------------------------
+
+    def record_feedback(self, items: Sequence[FeedbackItem]) -> list[bool]:
+        """Store feedback for known request ids; per item, whether its request id was known.
+
+        A repeated item overwrites the earlier value of the same field (label or outcome):
+        the latest one wins; ``received_at`` keeps the first arrival.
+        """
+        ids = list({item.request_id for item in items})
+        now = time.time()
+        with self.engine.begin() as connection:
+            known: set[str] = set()
+            for start in range(0, len(ids), 500):  # stay under every driver's parameter limit
+                chunk = ids[start : start + 500]
+                known.update(
+                    connection.execute(
+                        select(schema.exposures.c.request_id)
+                        .where(schema.exposures.c.request_id.in_(chunk))
+                        .where(schema.exposures.c.role == "served")
+                    ).scalars()
+                )
+            # The last item per request id and field wins within one batch, too.
+            merged: dict[str, dict[str, Any]] = {}
+            for item in items:
+                if item.request_id not in known:
+                    continue
+                row = merged.setdefault(item.request_id, {"request_id": item.request_id})
+                if item.label is not None:
+                    row["label"] = item.label
+                if item.outcome is not None:
+                    row["outcome"] = item.outcome
+            for fields in (("label",), ("outcome",), ("label", "outcome")):
+                rows = [
+                    {"label": None, "outcome": None, **r, "received_at": now, "updated_at": now}
+                    for r in merged.values()
+                    if tuple(k for k in ("label", "outcome") if k in r) == fields
+                ]
+                if rows:
+                    connection.execute(self._upsert(fields), rows)
+        return [item.request_id in known for item in items]
+
+    def _upsert(self, fields: tuple[str, ...]) -> Any:
+        insert = (sqlite.insert if self.is_sqlite else postgresql.insert)(schema.feedback)
+        values = {name: insert.excluded[name] for name in fields}
+        values["updated_at"] = insert.excluded.updated_at
+        return insert.on_conflict_do_update(index_elements=["request_id"], set_=values)
+
+    # -- what the statistics read --------------------------------------------------------
+
+    def arm_counts(self, experiment_id: int) -> dict[str, ArmCounts]:
+        """Per arm, served exposures, distinct units and exposures without a unit."""
+        e = schema.exposures
+        query = (
+            select(
+                e.c.arm,
+                func.count(),
+                func.count(func.distinct(e.c.unit)),
+                func.count() - func.count(e.c.unit),
+            )
+            .where(e.c.experiment_id == experiment_id)
+            .where(e.c.role == "served")
+            .group_by(e.c.arm)
+        )
+        with self.engine.connect() as connection:
+            return {
+                arm: ArmCounts(int(n), int(units), int(without))
+                for arm, n, units, without in connection.execute(query)
+            }
+
+    def observations(self, experiment_id: int) -> list[Observation]:
+        """Exposures with feedback, ordered by when their feedback first arrived."""
+        e, f = schema.exposures, schema.feedback
+        query = (
+            select(
+                e.c.arm,
+                e.c.role,
+                e.c.request_id,
+                e.c.predicted,
+                f.c.label,
+                f.c.outcome,
+                f.c.received_at,
+            )
+            .join(f, f.c.request_id == e.c.request_id)
+            .where(e.c.experiment_id == experiment_id)
+            .order_by(f.c.received_at, e.c.id)
+        )
+        with self.engine.connect() as connection:
+            return [Observation(*row) for row in connection.execute(query)]
+
+    def shadow_pairs(self, experiment_id: int) -> list[ShadowPair]:
+        """Served and shadow predictions on the same requests."""
+        served = schema.exposures.alias("served")
+        shadow = schema.exposures.alias("shadow")
+        query = (
+            select(served.c.request_id, served.c.predicted, shadow.c.predicted, shadow.c.divergence)
+            .join(shadow, shadow.c.request_id == served.c.request_id)
+            .where(served.c.experiment_id == experiment_id)
+            .where(served.c.role == "served")
+            .where(shadow.c.role == "shadow")
+        )
+        with self.engine.connect() as connection:
+            return [ShadowPair(*row) for row in connection.execute(query)]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import pytest
+
+from service.errors import Conflict
+from service.experiments.definition import ArmSpec, ExperimentSpec
+from service.experiments.store import ExperimentStore, Exposure, FeedbackItem
+
+
+def _spec(name: str = "ab", mode: str = "split") -> ExperimentSpec:
+    return ExperimentSpec(
+        name=name,
+        model="tiny",
+        mode=mode,  # type: ignore[arg-type]
+        arms=[
+            ArmSpec(name="a", variant="pretrained"),
+            ArmSpec(name="b", variant="baseline", weight=3),
+        ],
+    )
+
+
+def _exposure(experiment_id: int, request_id: str, arm: str = "a", **kw: object) -> Exposure:
+    fields: dict[str, object] = {
+        "role": "served",
+        "unit": None,
+        "predicted": "3",
+        "probability": 0.9,
+        "latency_ms": 1.0,
+    }
+    fields.update(kw)
+    return Exposure(experiment_id=experiment_id, arm=arm, request_id=request_id, **fields)  # type: ignore[arg-type]
+
+
+def test_migrate_creates_the_newest_schema_and_is_repeatable(store: ExperimentStore) -> None:
+    assert store.schema_version() == "0001"
+    store.migrate()
+    assert store.schema_version() == "0001"
+
+
+def test_an_experiment_round_trips_with_its_arms_in_order(store: ExperimentStore) -> None:
+    created = store.create(_spec().to_experiment())
+    assert created.id > 0
+    assert [(a.name, a.variant, a.weight) for a in created.arms] == [
+        ("a", "pretrained", 1.0),
+        ("b", "baseline", 3.0),
+    ]
+    assert store.get("ab") == created
+    assert [e.name for e in store.all()] == ["ab"]
+    assert store.get("missing") is None
+
+
+def test_a_taken_name_is_a_conflict(store: ExperimentStore) -> None:
+    store.create(_spec().to_experiment())
+    with pytest.raises(Conflict, match="already exists"):
+        store.create(_spec().to_experiment())
+
+
+def test_stop_records_the_time_once(store: ExperimentStore) -> None:
+    store.create(_spec().to_experiment())
+    stopped = store.stop("ab")
+    assert stopped is not None
+    assert stopped.status == "stopped"
+    assert stopped.stopped_at is not None
+    again = store.stop("ab")
+    assert again is not None
+    assert again.stopped_at == stopped.stopped_at
+    assert store.stop("missing") is None
+
+
+def test_a_reused_request_id_is_a_conflict(store: ExperimentStore) -> None:
+    e = store.create(_spec().to_experiment())
+    store.record_exposures([_exposure(e.id, "r1")])
+    with pytest.raises(Conflict, match="X-Request-ID"):
+        store.record_exposures([_exposure(e.id, "r1", arm="b")])
+
+
+def test_arm_counts_count_exposures_units_and_unitless(store: ExperimentStore) -> None:
+    e = store.create(_spec().to_experiment())
+    store.record_exposures(
+        [
+            _exposure(e.id, "r1", unit="u1"),
+            _exposure(e.id, "r2", unit="u1"),
+            _exposure(e.id, "r3", unit=None),
+            _exposure(e.id, "r4", arm="b", unit="u2"),
+        ]
+    )
+    counts = store.arm_counts(e.id)
+    assert (counts["a"].exposures, counts["a"].units, counts["a"].without_unit) == (3, 1, 1)
+    assert (counts["b"].exposures, counts["b"].units, counts["b"].without_unit) == (1, 1, 0)
+
+
+def test_feedback_reports_unknown_ids_and_the_latest_value_wins(store: ExperimentStore) -> None:
+    e = store.create(_spec().to_experiment())
+    store.record_exposures([_exposure(e.id, "r1"), _exposure(e.id, "r2", arm="b")])
+    known = store.record_feedback(
+        [
+            FeedbackItem("r1", "3", None),
+            FeedbackItem("nope", "1", None),
+            FeedbackItem("r2", None, 2.5),
+        ]
+    )
+    assert known == [True, False, True]
+    # Repeats: the same value changes nothing; a new value replaces the old one.
+    assert store.record_feedback([FeedbackItem("r1", "3", None)]) == [True]
+    assert store.record_feedback(
+        [FeedbackItem("r1", "5", None), FeedbackItem("r1", "4", None)]
+    ) == [
+        True,
+        True,
+    ]
+    store.record_feedback([FeedbackItem("r2", None, 1.0)])
+    rows = {o.request_id: o for o in store.observations(e.id)}
+    assert set(rows) == {"r1", "r2"}
+    assert (rows["r1"].label, rows["r1"].outcome, rows["r1"].predicted) == ("4", None, "3")
+    assert (rows["r2"].label, rows["r2"].outcome, rows["r2"].arm) == (None, 1.0, "b")
+
+
+def test_a_label_and_an_outcome_for_one_request_are_both_kept(store: ExperimentStore) -> None:
+    e = store.create(_spec().to_experiment())
+    store.record_exposures([_exposure(e.id, "r1")])
+    store.record_feedback([FeedbackItem("r1", "3", None)])
+    store.record_feedback([FeedbackItem("r1", None, 0.5)])
+    (row,) = store.observations(e.id)
+    assert (row.label, row.outcome) == ("3", 0.5)
+
+
+def test_a_thousand_feedback_items_in_one_call(store: ExperimentStore) -> None:
+    e = store.create(_spec().to_experiment())
+    store.record_exposures([_exposure(e.id, f"r{i}") for i in range(1000)])
+    known = store.record_feedback([FeedbackItem(f"r{i}", str(i % 10), None) for i in range(1000)])
+    assert all(known)
+    assert len(store.observations(e.id)) == 1000
+
+
+def test_shadow_pairs_join_served_and_shadow_predictions(store: ExperimentStore) -> None:
+    e = store.create(_spec(mode="shadow").to_experiment())
+    store.record_exposures([_exposure(e.id, "r1", predicted="3")])
+    store.record_exposures(
+        [_exposure(e.id, "r1", arm="b", role="shadow", predicted="5", divergence=0.25)]
+    )
+    (pair,) = store.shadow_pairs(e.id)
+    assert (pair.served, pair.shadow, pair.divergence) == ("3", "5", 0.25)
+    # Feedback on a request counts for both its served and its shadow prediction.
+    store.record_feedback([FeedbackItem("r1", "5", None)])
+    assert sorted(o.role for o in store.observations(e.id)) == ["served", "shadow"]
