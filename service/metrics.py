@@ -37,6 +37,17 @@ LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 IMAGES = Counter("headstart_images", "Images decoded and run through a model.", LABELS)
+# Label values are experiment and arm names an admin created, never a client's free text.
+EXPOSURES = Counter(
+    "headstart_experiment_exposures",
+    "Requests routed through an experiment and stored, by arm and role (served, shadow).",
+    ["experiment", "arm", "role"],
+)
+FEEDBACK = Counter(
+    "headstart_experiment_feedback",
+    "Feedback items stored, by experiment and arm.",
+    ["experiment", "arm"],
+)
 
 # Per variant, whichever route asked: what the V2 statistics extension reports.
 MODEL = ("model", "variant")
@@ -140,6 +151,16 @@ def variant_counts() -> dict[tuple[str, str], VariantCounts]:
 def record_images(count: int) -> None:
     """Note how many images this request ran; the after-request hook counts them."""
     g.headstart_images = count
+
+
+def record_exposure(experiment: str, arm: str, role: str) -> None:
+    """Count one stored exposure."""
+    EXPOSURES.labels(experiment, arm, role).inc()
+
+
+def record_feedback(experiment: str, arm: str, count: int) -> None:
+    """Count ``count`` stored feedback items for one arm."""
+    FEEDBACK.labels(experiment, arm).inc(count)
 
 
 def record_error(code: str) -> None:

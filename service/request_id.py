@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
 HEADER = "X-Request-ID"
 # Printable, no spaces or quotes: the id goes into log lines verbatim.
@@ -23,10 +23,18 @@ def request_id(client_value: str | None) -> str:
     return secrets.token_hex(16)
 
 
+def current() -> str:
+    """This request's id, fixed at first use: what is stored for it is what the client sees."""
+    value: str | None = g.get("headstart_request_id")
+    if value is None:
+        value = g.headstart_request_id = request_id(request.headers.get(HEADER))
+    return value
+
+
 def init_app(app: Flask) -> None:
     """Set the request id header on every response, errors included."""
 
     @app.after_request
     def _set_request_id(response: Response) -> Response:
-        response.headers[HEADER] = request_id(request.headers.get(HEADER))
+        response.headers[HEADER] = current()
         return response

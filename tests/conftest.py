@@ -9,6 +9,14 @@ from tests.builders import write_repository
 from tests.server import running_server
 
 
+@pytest.fixture(autouse=True)
+def _state_directory(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Apps a test creates keep their experiments database in a temp dir, not the checkout."""
+    monkeypatch.setenv("HEADSTART_STATE_DIRECTORY", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def repository(tmp_path: Path) -> Path:
     """A valid model repository with both variants of one tiny model, ``tiny``."""

@@ -59,8 +59,9 @@ def running_server(
             "PYTHONUNBUFFERED": "1",
         }
     )
-    full_env.update(env or {})
     with tempfile.TemporaryDirectory(prefix="headstart-server-") as scratch:
+        full_env["HEADSTART_STATE_DIRECTORY"] = str(Path(scratch) / "state")
+        full_env.update(env or {})
         log = log_path or Path(scratch) / "gunicorn.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(

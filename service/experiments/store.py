@@ -260,25 +260,26 @@ class ExperimentStore:
 
     # -- feedback ----------------------------------------------------------------------
 
-    def record_feedback(self, items: Sequence[FeedbackItem]) -> list[bool]:
-        """Store feedback for known request ids; per item, whether its request id was known.
+    def record_feedback(self, items: Sequence[FeedbackItem]) -> list[tuple[str, str] | None]:
+        """Store feedback for known request ids; per item, its (experiment, arm) or None if unknown.
 
         A repeated item overwrites the earlier value of the same field (label or outcome):
         the latest one wins; ``received_at`` keeps the first arrival.
         """
         ids = list({item.request_id for item in items})
         now = time.time()
+        e, x = schema.exposures, schema.experiments
         with self.engine.begin() as connection:
-            known: set[str] = set()
+            known: dict[str, tuple[str, str]] = {}
             for start in range(0, len(ids), 500):  # stay under every driver's parameter limit
                 chunk = ids[start : start + 500]
-                known.update(
-                    connection.execute(
-                        select(schema.exposures.c.request_id)
-                        .where(schema.exposures.c.request_id.in_(chunk))
-                        .where(schema.exposures.c.role == "served")
-                    ).scalars()
+                rows = connection.execute(
+                    select(e.c.request_id, x.c.name, e.c.arm)
+                    .join(x, x.c.id == e.c.experiment_id)
+                    .where(e.c.request_id.in_(chunk))
+                    .where(e.c.role == "served")
                 )
+                known.update((rid, (name, arm)) for rid, name, arm in rows)
             # The last item per request id and field wins within one batch, too.
             merged: dict[str, dict[str, Any]] = {}
             for item in items:
@@ -290,14 +291,14 @@ class ExperimentStore:
                 if item.outcome is not None:
                     row["outcome"] = item.outcome
             for fields in (("label",), ("outcome",), ("label", "outcome")):
-                rows = [
+                batch = [
                     {"label": None, "outcome": None, **r, "received_at": now, "updated_at": now}
                     for r in merged.values()
                     if tuple(k for k in ("label", "outcome") if k in r) == fields
                 ]
-                if rows:
-                    connection.execute(self._upsert(fields), rows)
-        return [item.request_id in known for item in items]
+                if batch:
+                    connection.execute(self._upsert(fields), batch)
+        return [known.get(item.request_id) for item in items]
 
     def _upsert(self, fields: tuple[str, ...]) -> Any:
         insert = (sqlite.insert if self.is_sqlite else postgresql.insert)(schema.feedback)

@@ -99,15 +99,12 @@ def test_feedback_reports_unknown_ids_and_the_latest_value_wins(store: Experimen
             FeedbackItem("r2", None, 2.5),
         ]
     )
-    assert known == [True, False, True]
+    assert known == [("ab", "a"), None, ("ab", "b")]
     # Repeats: the same value changes nothing; a new value replaces the old one.
-    assert store.record_feedback([FeedbackItem("r1", "3", None)]) == [True]
+    assert store.record_feedback([FeedbackItem("r1", "3", None)]) == [("ab", "a")]
     assert store.record_feedback(
         [FeedbackItem("r1", "5", None), FeedbackItem("r1", "4", None)]
-    ) == [
-        True,
-        True,
-    ]
+    ) == [("ab", "a"), ("ab", "a")]
     store.record_feedback([FeedbackItem("r2", None, 1.0)])
     rows = {o.request_id: o for o in store.observations(e.id)}
     assert set(rows) == {"r1", "r2"}
@@ -128,7 +125,7 @@ def test_a_thousand_feedback_items_in_one_call(store: ExperimentStore) -> None:
     e = store.create(_spec().to_experiment())
     store.record_exposures([_exposure(e.id, f"r{i}") for i in range(1000)])
     known = store.record_feedback([FeedbackItem(f"r{i}", str(i % 10), None) for i in range(1000)])
-    assert all(known)
+    assert all(k == ("ab", "a") for k in known)
     assert len(store.observations(e.id)) == 1000
 
 

@@ -1,0 +1,105 @@
+"""HTTP for the experiment admin routes (bearer token): create, list, show with results, stop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response
+from flask.typing import ResponseReturnValue
+
+from service import state
+from service.api.auth import require_admin
+from service.api.json_body import read_json
+from service.errors import ExperimentNotFound, NotFound, ValidationFailed
+from service.experiments import attach
+from service.experiments.analysis import results
+from service.experiments.definition import Experiment, ExperimentSpec
+from service.settings import Settings
+
+bp = Blueprint("experiments", __name__)
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Open (and upgrade) the experiments database and add the admin and feedback routes."""
+    from service.api import feedback
+
+    attach.attach(app, settings)
+    app.register_blueprint(bp)
+    app.register_blueprint(feedback.bp)
+
+
+@bp.after_request
+def _challenge(response: Response) -> Response:
+    if response.status_code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="headstart"'
+    return response
+
+
+@bp.post("/v1/experiments")
+def create() -> ResponseReturnValue:
+    require_admin()
+    spec = read_json(ExperimentSpec)
+    _check_variants(spec)
+    experiment = attach.experiment_store().create(spec.to_experiment())
+    return describe(experiment), 201
+
+
+@bp.get("/v1/experiments")
+def list_all() -> ResponseReturnValue:
+    require_admin()
+    return {"experiments": [describe(e) for e in attach.experiment_store().all()]}
+
+
+@bp.get("/v1/experiments/<name>")
+def show(name: str) -> ResponseReturnValue:
+    require_admin()
+    store = attach.experiment_store()
+    experiment = find(name)
+    return {**describe(experiment), **results(store, experiment)}
+
+
+@bp.post("/v1/experiments/<name>/stop")
+def stop(name: str) -> ResponseReturnValue:
+    require_admin()
+    find(name)
+    stopped = attach.experiment_store().stop(name)
+    assert stopped is not None  # experiments are never deleted
+    return describe(stopped)
+
+
+def find(name: str) -> Experiment:
+    """The stored experiment ``name``, or 404 naming the ones that exist."""
+    experiment = attach.experiment_store().get(name)
+    if experiment is None:
+        names = [e.name for e in attach.experiment_store().all()]
+        raise ExperimentNotFound(
+            f"no experiment named {name!r}; experiments: {', '.join(names) or 'none yet'}",
+            experiment=name,
+        )
+    return experiment
+
+
+def describe(e: Experiment) -> dict[str, Any]:
+    """An experiment's definition as the API shows it (the salt stays inside)."""
+    return {
+        "name": e.name,
+        "model": e.model,
+        "mode": e.mode,
+        "arms": [{"name": a.name, "variant": a.variant, "weight": a.weight} for a in e.arms],
+        "alpha": e.alpha,
+        "minimum_detectable_effect": e.mde,
+        "status": e.status,
+        "created_at": e.created_at,
+        "stopped_at": e.stopped_at,
+    }
+
+
+def _check_variants(spec: ExperimentSpec) -> None:
+    plane = state.plane()
+    for i, arm in enumerate(spec.arms):
+        try:
+            plane.variant(spec.model, arm.variant)
+        except NotFound as exc:
+            raise ValidationFailed(
+                f"arms.{i}.variant: {exc.message}", field=f"arms.{i}.variant"
+            ) from None

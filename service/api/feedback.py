@@ -1,0 +1,72 @@
+"""HTTP for ``POST /v1/feedback``: what really happened after a routed request."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from flask import Blueprint
+from flask.typing import ResponseReturnValue
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.api.auth import require_feedback
+from service.api.json_body import read_json
+from service.experiments.attach import experiment_store
+from service.experiments.store import FeedbackItem
+from service.metrics import record_feedback
+
+bp = Blueprint("feedback", __name__)
+
+MAX_ITEMS = 10_000
+
+
+class FeedbackEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=128)
+    """The X-Request-ID of the routed request."""
+    label: int | str | None = None
+    """The true class (its name, or the class index written as a number)."""
+    outcome: float | None = Field(default=None, allow_inf_nan=False)
+    """Any number measuring what happened (a click, revenue, a rating)."""
+
+    @model_validator(mode="after")
+    def _something(self) -> FeedbackEntry:
+        if self.label is None and self.outcome is None:
+            raise ValueError("give a label, an outcome or both")
+        return self
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[FeedbackEntry] = Field(min_length=1, max_length=MAX_ITEMS)
+
+
+@bp.post("/v1/feedback")
+def feedback() -> ResponseReturnValue:
+    """Store each item whose request id has an exposure; report the unknown ones per item.
+
+    A repeated item replaces the earlier value of the same field: the latest one wins.
+    """
+    require_feedback()
+    body = read_json(FeedbackRequest)
+    items = [
+        FeedbackItem(e.request_id, None if e.label is None else str(e.label), e.outcome)
+        for e in body.items
+    ]
+    found = experiment_store().record_feedback(items)
+    for (experiment, arm), count in Counter(f for f in found if f is not None).items():
+        record_feedback(experiment, arm, count)
+    stored = sum(f is not None for f in found)
+    return {
+        "stored": stored,
+        "unknown": len(found) - stored,
+        "items": [
+            {
+                "request_id": item.request_id,
+                "status": "stored" if f is not None else "unknown_request_id",
+                **({"experiment": f[0], "arm": f[1]} if f is not None else {}),
+            }
+            for item, f in zip(items, found, strict=True)
+        ],
+    }

@@ -1,0 +1,196 @@
+"""The experiment admin and feedback routes, through Flask's test client (one process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from service.app import create_app
+from service.experiments.attach import experiment_store
+from service.experiments.store import Exposure
+from service.settings import Settings
+
+ADMIN = {"Authorization": "Bearer admin-secret"}
+FEEDBACK = {"Authorization": "Bearer feedback-secret"}
+BODY: dict[str, Any] = {
+    "name": "rbm-vs-random",
+    "model": "tiny",
+    "mode": "split",
+    "arms": [
+        {"name": "a", "variant": "pretrained", "weight": 1},
+        {"name": "b", "variant": "baseline", "weight": 1},
+    ],
+}
+
+
+@pytest.fixture
+def app(repository: Path) -> Flask:
+    return create_app(
+        Settings(
+            model_repository=repository,
+            admin_token="admin-secret",  # type: ignore[arg-type]
+            feedback_token="feedback-secret",  # type: ignore[arg-type]
+        )
+    )
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def test_create_list_show_stop(client: FlaskClient) -> None:
+    created = client.post("/v1/experiments", json=BODY, headers=ADMIN)
+    assert created.status_code == 201, created.json
+    assert created.json is not None
+    assert created.json["status"] == "running"
+    assert created.json["alpha"] == 0.05
+    assert "salt" not in created.json
+    listed = client.get("/v1/experiments", headers=ADMIN).json
+    assert listed is not None
+    assert [e["name"] for e in listed["experiments"]] == ["rbm-vs-random"]
+    shown = client.get("/v1/experiments/rbm-vs-random", headers=ADMIN).json
+    assert shown is not None
+    assert [a["name"] for a in shown["arms"]] == ["a", "b"]
+    assert shown["arms"][0]["exposures"] == 0
+    assert shown["comparison"]["decision"]["state"] == "collecting"
+    stopped = client.post("/v1/experiments/rbm-vs-random/stop", headers=ADMIN)
+    assert stopped.status_code == 200
+    assert stopped.json is not None
+    assert stopped.json["status"] == "stopped"
+    assert stopped.json["stopped_at"] >= stopped.json["created_at"]
+
+
+def test_admin_routes_are_off_without_a_token(repository: Path) -> None:
+    client = create_app(Settings(model_repository=repository)).test_client()
+    response = client.get("/v1/experiments", headers=ADMIN)
+    assert response.status_code == 403
+    assert response.json is not None
+    assert "HEADSTART_ADMIN_TOKEN" in response.json["error"]["message"]
+    feedback = client.post("/v1/feedback", json={"items": [{"request_id": "x", "label": 1}]})
+    assert feedback.status_code == 403
+    assert "HEADSTART_FEEDBACK_TOKEN" in feedback.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic admin-secret"}, FEEDBACK],
+)
+def test_admin_routes_want_the_admin_token(client: FlaskClient, headers: dict[str, str]) -> None:
+    response = client.post("/v1/experiments", json=BODY, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.json is not None
+    assert response.json["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "field"),
+    [
+        ({"arms": [{"name": "a", "variant": "pretrained"}]}, 422, "arms"),
+        ({"arms": [{"name": "a", "variant": "pretrained", "weight": 0},
+                   {"name": "b", "variant": "baseline"}]}, 422, "arms.0.weight"),
+        ({"arms": [{"name": "a", "variant": "pretrained"},
+                   {"name": "b", "variant": "nope"}]}, 422, "arms.1.variant"),
+        ({"model": "nope"}, 422, "arms.0.variant"),
+        ({"mode": "bandit"}, 422, "mode"),
+        ({"alpha": 0.7}, 422, "alpha"),
+        ({"name": "has space"}, 422, "name"),
+        ({"colour": "red"}, 422, "colour"),
+    ],
+)  # fmt: skip
+def test_bad_definitions_are_refused_naming_the_field(
+    client: FlaskClient, change: dict[str, Any], status: int, field: str
+) -> None:
+    response = client.post("/v1/experiments", json={**BODY, **change}, headers=ADMIN)
+    assert response.status_code == status, response.json
+    assert response.json is not None
+    assert response.json["error"]["field"] == field
+
+
+def test_a_taken_name_is_409_and_an_unknown_one_404(client: FlaskClient) -> None:
+    assert client.post("/v1/experiments", json=BODY, headers=ADMIN).status_code == 201
+    again = client.post("/v1/experiments", json=BODY, headers=ADMIN)
+    assert again.status_code == 409
+    missing = client.get("/v1/experiments/missing", headers=ADMIN)
+    assert missing.status_code == 404
+    assert missing.json is not None
+    assert "rbm-vs-random" in missing.json["error"]["message"]
+    assert client.post("/v1/experiments/missing/stop", headers=ADMIN).status_code == 404
+
+
+def test_malformed_json_is_400_and_other_bodies_415(client: FlaskClient) -> None:
+    bad = client.post("/v1/experiments", data="{", content_type="application/json", headers=ADMIN)
+    assert bad.status_code == 400
+    form = client.post("/v1/experiments", data={"name": "x"}, headers=ADMIN)
+    assert form.status_code == 415
+
+
+def _expose(app: Flask, *request_ids: str) -> None:
+    with app.app_context():
+        store = experiment_store()
+        experiment = store.get("rbm-vs-random")
+        assert experiment is not None
+        store.record_exposures(
+            [Exposure(experiment.id, "a", "served", None, r, "3", 0.9, 1.0) for r in request_ids]
+        )
+
+
+def test_feedback_is_stored_per_item_and_counted(app: Flask, client: FlaskClient) -> None:
+    client.post("/v1/experiments", json=BODY, headers=ADMIN)
+    _expose(app, "r1", "r2")
+    items = [
+        {"request_id": "r1", "label": 3},
+        {"request_id": "r2", "outcome": 1.5},
+        {"request_id": "nope", "label": "3"},
+    ]
+    response = client.post("/v1/feedback", json={"items": items}, headers=FEEDBACK)
+    assert response.status_code == 200, response.json
+    assert response.json is not None
+    assert (response.json["stored"], response.json["unknown"]) == (2, 1)
+    statuses = [i["status"] for i in response.json["items"]]
+    assert statuses == ["stored", "stored", "unknown_request_id"]
+    assert response.json["items"][0]["arm"] == "a"
+    shown = client.get("/v1/experiments/rbm-vs-random", headers=ADMIN).json
+    assert shown is not None
+    assert shown["arms"][0]["feedback"] == 2
+    assert shown["arms"][0]["accuracy"] == 1.0
+    metrics = client.get("/metrics").text
+    assert 'headstart_experiment_feedback_total{arm="a",experiment="rbm-vs-random"} 2.0' in metrics
+
+
+def test_feedback_after_stop_is_still_accepted(app: Flask, client: FlaskClient) -> None:
+    client.post("/v1/experiments", json=BODY, headers=ADMIN)
+    _expose(app, "r1")
+    client.post("/v1/experiments/rbm-vs-random/stop", headers=ADMIN)
+    response = client.post(
+        "/v1/feedback", json={"items": [{"request_id": "r1", "label": 2}]}, headers=ADMIN
+    )
+    assert response.status_code == 200
+    assert response.get_json()["stored"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"items": []}, "items"),
+        ({"items": [{"request_id": "r1"}]}, "items.0"),
+        ({"items": [{"request_id": "r1", "outcome": "x"}]}, "items.0.outcome"),
+        ({"request_id": "r1", "label": 1}, "items"),
+    ],
+)
+def test_bad_feedback_is_422_naming_the_item(
+    client: FlaskClient, body: dict[str, Any], field: str
+) -> None:
+    response = client.post("/v1/feedback", json=body, headers=FEEDBACK)
+    assert response.status_code == 422
+    assert response.get_json()["error"]["field"] == field
+
+
+def test_feedback_wants_a_token(client: FlaskClient) -> None:
+    response = client.post("/v1/feedback", json={"items": [{"request_id": "r", "label": 1}]})
+    assert response.status_code == 401
