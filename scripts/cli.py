@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "scripts.commands.export",
     "scripts.commands.report",
     "scripts.commands.bench",
+    "scripts.commands.experiments",
 )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from service.experiments.decision import Contrast, decide
 from service.experiments.definition import Experiment
 from service.experiments.statistics import (
+    FixedHorizon,
     Moments,
     Sequential,
     fixed_horizon,
@@ -94,50 +96,81 @@ def _tau2(experiment: Experiment, metric: str, pooled_variance: float) -> float:
     return 0.0625 * pooled_variance
 
 
-def _split_comparison(
-    experiment: Experiment, observations: list[Observation], metric: str, counts: Any
-) -> dict[str, Any]:
-    control = experiment.control.name
-    challengers = [arm.name for arm in experiment.arms[1:]]
-    alpha_each = experiment.alpha / len(challengers)
-    moments = {arm.name: Moments() for arm in experiment.arms}
-    tests: dict[str, Sequential] = {}
-    trajectory: dict[str, list[list[float]]] = {name: [] for name in challengers}
-    seen = 0
-    for o in observations:
-        value = _value(o, metric)
-        if value is None or o.arm not in moments:
-            continue
-        seen += 1
-        moments[o.arm].add(value)
-        a = moments[control]
-        pairs = challengers if o.arm == control else [o.arm]
-        for name in pairs:
-            b = moments[name]
+class SplitReplay:
+    """The split-mode tests, fed one observation at a time in the order feedback arrived.
+
+    Each challenger is compared with the control after every observation of either
+    (from MIN_PER_ARM each on), so the always-valid p-value is the running minimum over
+    every moment someone could have looked. The simulation drives this same class.
+    """
+
+    def __init__(
+        self, control: str, challengers: list[str], alpha: float, tau2: Callable[[float], float]
+    ) -> None:
+        self.control = control
+        self.challengers = challengers
+        self.alpha_each = alpha / len(challengers)
+        self.tau2 = tau2
+        self.moments = {name: Moments() for name in [control, *challengers]}
+        self.tests: dict[str, Sequential] = {}
+        self.trajectory: dict[str, list[list[float]]] = {name: [] for name in challengers}
+        self.seen = 0
+
+    def add(self, arm: str, value: float) -> None:
+        if arm not in self.moments:
+            return
+        self.seen += 1
+        self.moments[arm].add(value)
+        a = self.moments[self.control]
+        for name in self.challengers if arm == self.control else [arm]:
+            b = self.moments[name]
             if a.n < MIN_PER_ARM or b.n < MIN_PER_ARM:
                 continue
             variance = a.variance / a.n + b.variance / b.n
             if variance <= 0:
                 continue
-            if name not in tests:
+            if name not in self.tests:
                 pooled = (a.m2 + b.m2) / max(1, a.n + b.n - 2)
-                tests[name] = Sequential(alpha_each, _tau2(experiment, metric, pooled))
-            test = tests[name]
+                self.tests[name] = Sequential(self.alpha_each, self.tau2(pooled))
+            test = self.tests[name]
             test.update(b.mean - a.mean, variance)
-            fixed = fixed_horizon(b.mean - a.mean, variance, alpha_each)
-            trajectory[name].append([seen, test.p_value, fixed.p_value])
+            fixed = fixed_horizon(b.mean - a.mean, variance, self.alpha_each)
+            self.trajectory[name].append([self.seen, test.p_value, fixed.p_value])
+
+    def fixed(self, name: str) -> FixedHorizon | None:
+        """The fixed-horizon test of ``name`` against the control on the data so far."""
+        if name not in self.tests:
+            return None
+        a, b = self.moments[self.control], self.moments[name]
+        variance = a.variance / a.n + b.variance / b.n
+        return fixed_horizon(b.mean - a.mean, variance, self.alpha_each)
+
+
+def _split_comparison(
+    experiment: Experiment, observations: list[Observation], metric: str, counts: Any
+) -> dict[str, Any]:
+    control = experiment.control.name
+    challengers = [arm.name for arm in experiment.arms[1:]]
+    replay = SplitReplay(
+        control, challengers, experiment.alpha, lambda pooled: _tau2(experiment, metric, pooled)
+    )
+    for o in observations:
+        value = _value(o, metric)
+        if value is not None:
+            replay.add(o.arm, value)
+    alpha_each = replay.alpha_each
     contrasts_out = []
     contrasts = []
     for name in challengers:
-        a, b = moments[control], moments[name]
-        found = tests.get(name)
+        found = replay.tests.get(name)
+        fixed = replay.fixed(name)
         entry: dict[str, Any] = {
             "arm": name,
             "against": control,
             "metric": metric,
             "alpha": alpha_each,
         }
-        if found is None:
+        if found is None or fixed is None:
             entry.update(
                 difference=None,
                 interval=None,
@@ -148,8 +181,6 @@ def _split_comparison(
             )
         else:
             test = found
-            variance = a.variance / a.n + b.variance / b.n
-            fixed = fixed_horizon(b.mean - a.mean, variance, alpha_each)
             entry.update(
                 difference=fixed.difference,
                 interval=list(fixed.interval),
@@ -157,7 +188,7 @@ def _split_comparison(
                 always_valid_p_value=test.p_value,
                 confidence_sequence=_list(test.interval),
                 mixing_tau=math.sqrt(test.tau2),
-                trajectory=_thin(trajectory[name]),
+                trajectory=_thin(replay.trajectory[name]),
             )
             contrasts.append(Contrast(name, fixed.difference, test.p_value, test.interval))
         contrasts_out.append(entry)

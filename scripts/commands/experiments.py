@@ -1,0 +1,218 @@
+"""``headstart experiments create|list|show|stop|simulate``: online A/B tests on a running server.
+
+The commands talk to the server's admin routes over HTTP with the admin token, so they work
+the same against one local server or a fleet of replicas behind a load balancer, and never
+bypass the checks the server makes (loaded variants, names, weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from scripts.commands._admin_client import AdminClient
+from scripts.errors import CommandError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "experiments", help="create, inspect and stop online A/B experiments on a running server"
+    )
+    actions = parser.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
+
+    create = actions.add_parser(
+        "create",
+        help="start an experiment",
+        description="Start an experiment that splits (or shadows) a model's traffic between arms.",
+    )
+    _connection(create)
+    create.add_argument("name", help="experiment name (letters, digits, . _ -)")
+    create.add_argument("--model", required=True, help="the model whose traffic is split")
+    create.add_argument(
+        "--arm",
+        action="append",
+        required=True,
+        metavar="NAME=VARIANT[:WEIGHT]",
+        help="an arm, e.g. a=pretrained:1 (give two or more; the first is the control)",
+    )
+    create.add_argument(
+        "--mode",
+        choices=("split", "shadow"),
+        default="split",
+        help="split: each request answered by its arm; shadow: the first arm answers and the "
+        "second runs unseen on the same input (default: split)",
+    )
+    create.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level (default: 0.05)"
+    )
+    create.add_argument(
+        "--mde",
+        type=float,
+        default=None,
+        help="minimum detectable effect on the metric's scale, e.g. 0.02 for 2 accuracy points",
+    )
+    create.set_defaults(func=run_create)
+
+    listing = actions.add_parser("list", help="list experiments")
+    _connection(listing)
+    listing.set_defaults(func=run_list)
+
+    show = actions.add_parser("show", help="an experiment's per-arm results and its verdict")
+    _connection(show)
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true", help="print the server's JSON as is")
+    show.set_defaults(func=run_show)
+
+    stop = actions.add_parser("stop", help="stop an experiment (its feedback is still accepted)")
+    _connection(stop)
+    stop.add_argument("name")
+    stop.set_defaults(func=run_stop)
+
+    from scripts.commands import _simulate
+
+    _simulate.register(actions, _connection)
+
+
+def _connection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("HEADSTART_URL", "http://127.0.0.1:8000"),
+        help="the server (default: $HEADSTART_URL or http://127.0.0.1:8000)",
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="admin token (default: $HEADSTART_ADMIN_TOKEN; prefer the variable: "
+        "command lines are visible to other users)",
+    )
+
+
+def client(args: argparse.Namespace) -> AdminClient:
+    token = args.token or os.environ.get("HEADSTART_ADMIN_TOKEN")
+    if not token:
+        raise CommandError("no admin token: set HEADSTART_ADMIN_TOKEN (or pass --token)", 2)
+    return AdminClient(args.url, token)
+
+
+def parse_arm(text: str) -> dict[str, Any]:
+    """``a=pretrained:2`` -> ``{"name": "a", "variant": "pretrained", "weight": 2.0}``."""
+    name, sep, rest = text.partition("=")
+    variant, _, weight = rest.partition(":")
+    if not sep or not name or not variant:
+        raise CommandError(f"--arm {text!r}: write NAME=VARIANT[:WEIGHT], e.g. a=pretrained:1", 2)
+    try:
+        value = float(weight) if weight else 1.0
+    except ValueError:
+        raise CommandError(f"--arm {text!r}: weight {weight!r} is not a number", 2) from None
+    return {"name": name, "variant": variant, "weight": value}
+
+
+def run_create(args: argparse.Namespace) -> int:
+    body = {
+        "name": args.name,
+        "model": args.model,
+        "mode": args.mode,
+        "arms": [parse_arm(a) for a in args.arm],
+        "alpha": args.alpha,
+        "minimum_detectable_effect": args.mde,
+    }
+    created = client(args).request("POST", "/v1/experiments", body)
+    print(
+        f"created {created['name']} on {created['model']} ({created['mode']}): "
+        + ", ".join(f"{a['name']}={a['variant']}:{a['weight']:g}" for a in created["arms"])
+    )
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    experiments = client(args).request("GET", "/v1/experiments")["experiments"]
+    if not experiments:
+        print("no experiments")
+        return 0
+    rows: list[tuple[str, ...]] = [("NAME", "MODEL", "MODE", "STATUS", "ARMS")]
+    for e in experiments:
+        arms = ", ".join(f"{a['name']}={a['variant']}:{a['weight']:g}" for a in e["arms"])
+        rows.append((e["name"], e["model"], e["mode"], e["status"], arms))
+    _table(rows)
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    report = client(args).request("GET", f"/v1/experiments/{args.name}")
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(
+        f"{report['name']} on {report['model']} ({report['mode']}, {report['status']}), "
+        f"alpha {report['alpha']:g}, metric {report['metric']}"
+    )
+    rows: list[tuple[str, ...]] = [
+        ("ARM", "VARIANT", "EXPOSURES", "UNITS", "FEEDBACK", "ACCURACY [95%]", "MEAN OUTCOME [95%]")
+    ]
+    for a in report["arms"]:
+        rows.append(
+            (
+                a["name"],
+                a["variant"],
+                str(a["exposures"]),
+                str(a["units"]),
+                str(a["feedback"]),
+                _estimate(a["accuracy"], a["accuracy_interval"]),
+                _estimate(a["mean_outcome"], a["mean_outcome_interval"]),
+            )
+        )
+    _table(rows)
+    comparison = report["comparison"]
+    for c in comparison["contrasts"]:
+        if c["difference"] is None:
+            print(f"{c['arm']} - {c['against']}: not enough feedback yet")
+            continue
+        cs = c["confidence_sequence"]
+        print(
+            f"{c['arm']} - {c['against']}: {_estimate(c['difference'], c.get('interval'))}; "
+            f"fixed-horizon p {c['p_value']:.3g}; always-valid p "
+            f"{_num(c['always_valid_p_value'])}, confidence sequence "
+            f"{'-' if cs is None else f'[{cs[0]:+.4f}, {cs[1]:+.4f}]'}"
+        )
+    srm = comparison.get("sample_ratio")
+    if srm:
+        print(
+            f"sample ratio: observed {srm['observed']}, expected "
+            f"{[round(x, 1) for x in srm['expected']]}, p {srm['p_value']:.3g}"
+            f"{' MISMATCH' if srm['mismatch'] else ''}"
+        )
+    paired = comparison.get("paired")
+    if paired:
+        print(
+            f"paired: {paired['pairs']} pairs, agreement {_num(paired['agreement'])}, "
+            f"mean JS divergence {_num(paired['mean_divergence'])}, McNemar p "
+            f"{paired['mcnemar_p_value']:.3g} on {paired['labelled_pairs']} labelled"
+        )
+    print(f"decision: {comparison['decision']['message']}")
+    return 0
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    stopped = client(args).request("POST", f"/v1/experiments/{args.name}/stop")
+    print(f"stopped {stopped['name']}")
+    return 0
+
+
+def _estimate(value: float | None, interval: list[float] | None) -> str:
+    if value is None:
+        return "-"
+    if interval is None:
+        return f"{value:.4f}"
+    return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

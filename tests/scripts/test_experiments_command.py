@@ -1,0 +1,155 @@
+"""``headstart experiments``: the admin commands against a real gunicorn, and the simulation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts.cli import main
+from tests.server import running_server
+
+TOKEN = "cli-admin-token"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.builders import write_repository
+
+    repo = write_repository(tmp_path_factory.mktemp("cli-repo"))
+    with running_server(repo, {"HEADSTART_ADMIN_TOKEN": TOKEN}) as url:
+        yield url
+
+
+@pytest.fixture
+def admin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADSTART_ADMIN_TOKEN", TOKEN)
+
+
+@pytest.mark.usefixtures("admin")
+def test_create_list_show_stop(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "experiments",
+            "create",
+            "cli-ab",
+            "--model",
+            "tiny",
+            "--arm",
+            "a=pretrained",
+            "--arm",
+            "b=baseline:3",
+            "--mde",
+            "0.02",
+            "--url",
+            server,
+        ]
+    )
+    assert code == 0
+    assert "created cli-ab on tiny (split): a=pretrained:1, b=baseline:3" in capsys.readouterr().out
+    assert main(["experiments", "list", "--url", server]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split() == ["NAME", "MODEL", "MODE", "STATUS", "ARMS"]
+    assert listing[1].split()[:4] == ["cli-ab", "tiny", "split", "running"]
+    assert main(["experiments", "show", "cli-ab", "--url", server]) == 0
+    shown = capsys.readouterr().out
+    assert "b - a: not enough feedback yet" in shown
+    assert "decision: still collecting" in shown
+    assert main(["experiments", "show", "cli-ab", "--json", "--url", server]) == 0
+    assert json.loads(capsys.readouterr().out)["minimum_detectable_effect"] == 0.02
+    assert main(["experiments", "stop", "cli-ab", "--url", server]) == 0
+    assert capsys.readouterr().out == "stopped cli-ab\n"
+
+
+@pytest.mark.usefixtures("admin")
+def test_server_errors_are_one_line(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["experiments", "show", "missing", "--url", server]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("headstart: error: GET /v1/experiments/missing: HTTP 404: no experiment")
+    code = main(
+        [
+            "experiments",
+            "create",
+            "x",
+            "--model",
+            "tiny",
+            "--arm",
+            "a=pretrained",
+            "--arm",
+            "b=nope",
+            "--url",
+            server,
+        ]
+    )
+    assert code == 1
+    assert "arms.1.variant" in capsys.readouterr().err
+
+
+def test_a_wrong_token_and_no_token(
+    server: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HEADSTART_ADMIN_TOKEN", raising=False)
+    assert main(["experiments", "list", "--url", server]) == 2
+    assert "HEADSTART_ADMIN_TOKEN" in capsys.readouterr().err
+    assert main(["experiments", "list", "--url", server, "--token", "wrong"]) == 1
+    assert "HTTP 401" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("admin")
+@pytest.mark.parametrize("arm", ["a", "=pretrained", "a=pretrained:x"])
+def test_bad_arms_are_usage_errors(arm: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "experiments",
+            "create",
+            "x",
+            "--model",
+            "m",
+            "--arm",
+            arm,
+            "--arm",
+            "b=c",
+            "--url",
+            "http://127.0.0.1:9",
+        ]
+    )
+    assert code == 2
+    assert "--arm" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("admin")
+def test_an_unreachable_server_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["experiments", "list", "--url", "http://127.0.0.1:9"]) == 1
+    assert "cannot reach the server at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_simulate_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_json, svg = tmp_path / "sim.json", tmp_path / "aa.svg"
+    code = main(
+        [
+            "experiments",
+            "simulate",
+            "--runs",
+            "30",
+            "--ab-runs",
+            "5",
+            "--items",
+            "1000",
+            "--json",
+            str(out_json),
+            "--svg",
+            str(svg),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| always-valid (mSPRT) |" in printed
+    figures = json.loads(out_json.read_text())
+    assert figures["aa"]["runs"] == 30
+    assert figures["aa"]["sequential"] <= figures["aa"]["fixed"]
+    assert figures["ab"]["wrong"] == 0
+    assert len(figures["ab"]["needed"]) + figures["ab"]["undecided"] == 5
+    assert figures["srm"]["healthy_flagged"] < figures["srm"]["broken_flagged"]
+    assert svg.read_text().startswith("<svg")
