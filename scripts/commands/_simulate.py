@@ -21,10 +21,16 @@ def register(
             "feedback: --runs A/A experiments watched after every --batch items (always-valid "
             "vs fixed-horizon false-positive rate), A/B runs at the default models' "
             "accuracies (feedback needed to call the better arm) and the sample-ratio check "
-            "on healthy and broken splits."
+            "on healthy and broken splits. With --live: drive the server at --url with "
+            "labelled MNIST digits as traffic and feedback, --runs A/A experiments (the same "
+            "variant in both arms) and --ab-runs baseline-vs-pretrained ones."
         ),
     )
     connection(parser)
+    parser.add_argument(
+        "--live", action="store_true", help="drive the server at --url instead (admin token)"
+    )
+    parser.add_argument("--model", default="mnist", help="live: the model (default: mnist)")
     parser.add_argument("--runs", type=int, default=200, help="A/A runs (default: 200)")
     parser.add_argument("--ab-runs", type=int, default=100, help="A/B runs (default: 100)")
     parser.add_argument(
@@ -41,6 +47,24 @@ def register(
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    if args.live:
+        from benchmarks import experiment_live
+        from scripts.commands.experiments import client
+
+        figures = experiment_live.run(
+            client(args),
+            args.model,
+            runs=args.runs,
+            ab_runs=args.ab_runs,
+            items=args.items,
+            batch=args.batch,
+            alpha=args.alpha,
+            seed=args.seed,
+        )
+        experiment_live.print_figures(figures)
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        return 0
     figures = in_process(args)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response
+from flask import Blueprint, Flask, Response, current_app
 from flask.typing import ResponseReturnValue
 
 from service import state
@@ -33,6 +33,12 @@ def _challenge(response: Response) -> Response:
     if response.status_code == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="headstart"'
     return response
+
+
+@bp.get("/experiments")
+def page() -> ResponseReturnValue:
+    """The experiments web page; it asks for the admin token and reads the routes below."""
+    return current_app.send_static_file("experiments.html")
 
 
 @bp.post("/v1/experiments")

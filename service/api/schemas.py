@@ -42,6 +42,9 @@ class ClassifyQuery(DecodeQuery):
 
     variant: str = DEFAULT_VARIANT
     """``pretrained`` or ``baseline``."""
+    experiment: str | None = None
+    """A running experiment on this model: its arm for the ``X-Experiment-Unit`` picks the
+    variant (do not send ``variant`` too); the request and its answer are recorded."""
     top_k: int = Field(default=5, ge=1, le=1000)
     """How many of the most likely classes to return per image (at most the number of classes)."""
     include_input: bool = False
@@ -52,6 +55,8 @@ class EmbedQuery(DecodeQuery):
     """Query parameters of ``embed``."""
 
     variant: str = DEFAULT_VARIANT
+    experiment: str | None = None
+    """As for ``classify``."""
     normalize: bool = False
     """Scale each embedding to unit L2 length."""
 
@@ -99,11 +104,23 @@ class Prediction(_Schema):
     """With ``include_input=true``: the ``uint8`` image the model received, as a base64 PNG."""
 
 
+class ExperimentArm(_Schema):
+    """Which arm of which experiment answered; also in the ``X-Experiment-Arm`` header."""
+
+    name: str
+    arm: str
+    variant: str
+    assignment: Literal["unit", "random"]
+    """``unit``: fixed by the ``X-Experiment-Unit`` header; ``random``: no unit was sent."""
+
+
 class ClassifyResponse(_Schema):
     model: str
     variant: Variant
     predictions: list[Prediction]
     """One per image, in request order."""
+    experiment: ExperimentArm | None = None
+    """Only on requests routed through ``?experiment=``."""
 
 
 class Embedding(_Schema):
@@ -117,6 +134,8 @@ class EmbedResponse(_Schema):
     normalized: bool
     embeddings: list[Embedding]
     """One per image, in request order."""
+    experiment: ExperimentArm | None = None
+    """Only on requests routed through ``?experiment=``."""
 
 
 class VariantLatency(_Schema):

@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 
+from service.api import routed
 from service.api.payload import Payload, read_payload
 from service.api.schemas import ClassifyQuery, CompareQuery, DecodeQuery, EmbedQuery
 from service.decode import DecodeOptions
@@ -36,6 +37,8 @@ def get_model(model: str) -> ResponseReturnValue:
 def classify(model: str) -> ResponseReturnValue:
     """Classify one or many images with one variant."""
     query = _query(ClassifyQuery)
+    if query.experiment is not None:
+        return routed.classify(model, query.experiment, query, _payload)
     plane().variant(model, query.variant)  # an unknown model is named before the body is read
     payload = _payload()
     answer = plane().classify(
@@ -49,6 +52,8 @@ def classify(model: str) -> ResponseReturnValue:
 def embed(model: str) -> ResponseReturnValue:
     """Extract one embedding vector per image with one variant."""
     query = _query(EmbedQuery)
+    if query.experiment is not None:
+        return routed.embed(model, query.experiment, query, _payload)
     plane().variant(model, query.variant)  # an unknown model is named before the body is read
     payload = _payload()
     answer = plane().embed(model, query.variant, payload.images, _options(query), query.normalize)

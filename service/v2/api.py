@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 
+from service.api import routed
 from service.errors import BadRequest
 from service.metrics import record_images, variant_counts
 from service.state import plane, settings
@@ -97,6 +98,8 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
         request.headers.get("Content-Encoding"),
         settings().max_body_bytes,
     )
+    if (inference.parameters or {}).get("experiment") is not None:
+        return routed.infer(name, inference, chunks)
     result = current.infer(name, version, inference, chunks)
     record_images(result.images)
     body, header_length = codec.encode_response(result.header, result.outputs)

@@ -48,7 +48,9 @@ def test_schemas_come_from_the_pydantic_models() -> None:
 def test_query_parameters_follow_the_query_models() -> None:
     post = document()["paths"]["/v1/models/{model}/classify"]["post"]
     params = {p["name"]: p for p in post["parameters"]}
-    assert set(params) == {"model", "invert", "framing", "variant", "top_k", "include_input"}
+    assert set(params) == {
+        "model", "invert", "framing", "variant", "top_k", "include_input", "experiment"
+    }
     assert params["top_k"]["schema"]["minimum"] == 1
     assert params["top_k"]["schema"]["default"] == 5
     assert params["invert"]["schema"]["enum"] == ["auto", "true", "false"]

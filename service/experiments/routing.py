@@ -1,0 +1,101 @@
+"""Route a request through an experiment: find it, pick the arm, and describe what was served."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from service.errors import ExperimentNotFound, ExperimentStopped, ValidationFailed
+from service.experiments.assignment import assign
+from service.experiments.definition import Arm, Experiment
+from service.experiments.store import ExperimentStore, Exposure
+
+MAX_UNIT = 256
+
+
+@dataclass(frozen=True)
+class Route:
+    """The experiment a request asked for and the arm that answers it."""
+
+    experiment: Experiment
+    arm: Arm
+    unit: str | None
+
+    @property
+    def shadow(self) -> Arm | None:
+        """The arm that runs unseen on the same input (shadow mode only)."""
+        return self.experiment.arms[1] if self.experiment.mode == "shadow" else None
+
+    def describe(self) -> dict[str, str]:
+        """What the response says about its arm."""
+        return {
+            "name": self.experiment.name,
+            "arm": self.arm.name,
+            "variant": self.arm.variant,
+            "assignment": "random" if self.unit is None else "unit",
+        }
+
+    def exposure(
+        self,
+        arm: Arm,
+        role: str,
+        request_id: str,
+        prediction: tuple[str, float],
+        latency_ms: float,
+        divergence: float | None = None,
+    ) -> Exposure:
+        return Exposure(
+            experiment_id=self.experiment.id,
+            arm=arm.name,
+            role=role,
+            unit=self.unit,
+            request_id=request_id,
+            predicted=prediction[0],
+            probability=prediction[1],
+            latency_ms=latency_ms,
+            divergence=divergence,
+        )
+
+
+def resolve(store: ExperimentStore, name: str, model: str, unit: str | None) -> Route:
+    """The route for ``unit``: 404 for an unknown experiment, 409 for a stopped one."""
+    experiment = store.get(name)
+    if experiment is None:
+        raise ExperimentNotFound(
+            f"no experiment named {name!r}; create it with POST /v1/experiments, or send the "
+            "request without ?experiment= to choose the variant yourself",
+            experiment=name,
+        )
+    if experiment.status != "running":
+        stopped = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(experiment.stopped_at or 0))
+        raise ExperimentStopped(
+            f"experiment {name!r} was stopped at {stopped}; it routes no more requests "
+            "(its feedback is still accepted)",
+            experiment=name,
+        )
+    if experiment.model != model:
+        raise ValidationFailed(
+            f"experiment {name!r} splits model {experiment.model!r}, not {model!r}",
+            field="experiment",
+        )
+    if unit is not None and not 0 < len(unit) <= MAX_UNIT:
+        raise ValidationFailed(
+            f"the experiment unit must be 1 to {MAX_UNIT} characters, got {len(unit)}",
+            field="unit",
+        )
+    arm = (
+        experiment.control
+        if experiment.mode == "shadow"
+        else assign(experiment.salt, experiment.arms, unit)
+    )
+    return Route(experiment, arm, unit)
+
+
+def top_prediction(answer: dict[str, Any]) -> tuple[str, float]:
+    """The predicted class and its probability of a one-image classify answer; embed has none."""
+    predictions = answer.get("predictions")
+    if not predictions:
+        return ("", 0.0)
+    first = predictions[0]
+    return (str(first["label"]), float(first["probability"]))
