@@ -86,6 +86,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "classify and V2 infer (default: 8,0; off skips the comparison)"
         ),
     )
+    parser.add_argument(
+        "--experiments",
+        action="store_true",
+        help=(
+            "instead of the scenarios: classify routed through an experiment against plain "
+            "classify (at the highest --concurrency up to 8), and 1,000 feedback items in one request"
+        ),
+    )
     parser.add_argument("--out", type=Path, metavar="FILE", help="write the report as JSON here")
     parser.set_defaults(func=run)
 
@@ -126,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
             f"model repository {repository} does not exist or is not a directory "
             "(build the default models with `headstart build`, or pass --model-repository)"
         )
+    if args.experiments:
+        return _experiments(args, repository)
     config = BenchConfig(
         repository=repository,
         model=args.model,
@@ -144,5 +154,28 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     if args.out is not None:
         write(result, args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _experiments(args: argparse.Namespace, repository: Path) -> int:
+    import json
+
+    from benchmarks import experiments_bench, loadgen
+    from benchmarks.run import BenchError
+
+    try:
+        result = experiments_bench.run(
+            repository,
+            args.model,
+            duration=args.duration,
+            rounds=args.rounds,
+            concurrency=min(8, max(args.concurrency)),
+            tool=loadgen.pick_tool(args.loadgen),
+        )
+    except (BenchError, FileNotFoundError) as exc:
+        raise CommandError(str(exc)) from None
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0

@@ -23,7 +23,7 @@ from service.errors import ValidationFailed
 from service.experiments import shadow
 from service.experiments.attach import experiment_store
 from service.experiments.definition import Arm
-from service.experiments.routing import Route, resolve, top_prediction
+from service.experiments.routing import Route, record_served, resolve, top_prediction
 from service.metrics import record_exposure, record_images
 from service.naming import split_v2_name
 from service.request_id import current as current_request_id
@@ -150,12 +150,12 @@ def answer(the_route: Route, protocol: Protocol[T]) -> T:
     start = time.perf_counter()
     served = protocol.run(the_route.arm.variant)
     latency_ms = (time.perf_counter() - start) * 1000.0
-    store.record_exposures(
-        [
-            the_route.exposure(
-                the_route.arm, "served", request_id, protocol.prediction(served), latency_ms
-            )
-        ]
+    record_served(
+        store,
+        the_route,
+        the_route.exposure(
+            the_route.arm, "served", request_id, protocol.prediction(served), latency_ms
+        ),
     )
     record_exposure(the_route.experiment.name, the_route.arm.name, "served")
     record_images(1)
@@ -187,7 +187,8 @@ def _start_shadow(
                 the_route.exposure(
                     arm, "shadow", request_id, protocol.prediction(result), latency_ms, divergence
                 )
-            ]
+            ],
+            while_running=False,  # the served request was in the experiment
         )
         record_exposure(the_route.experiment.name, arm.name, "shadow")
 

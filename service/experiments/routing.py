@@ -60,7 +60,7 @@ class Route:
 
 def resolve(store: ExperimentStore, name: str, model: str, unit: str | None) -> Route:
     """The route for ``unit``: 404 for an unknown experiment, 409 for a stopped one."""
-    experiment = store.get(name)
+    experiment = store.definition(name)
     if experiment is None:
         raise ExperimentNotFound(
             f"no experiment named {name!r}; create it with POST /v1/experiments, or send the "
@@ -68,12 +68,7 @@ def resolve(store: ExperimentStore, name: str, model: str, unit: str | None) -> 
             experiment=name,
         )
     if experiment.status != "running":
-        stopped = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(experiment.stopped_at or 0))
-        raise ExperimentStopped(
-            f"experiment {name!r} was stopped at {stopped}; it routes no more requests "
-            "(its feedback is still accepted)",
-            experiment=name,
-        )
+        raise stopped(experiment)
     if experiment.model != model:
         raise ValidationFailed(
             f"experiment {name!r} splits model {experiment.model!r}, not {model!r}",
@@ -90,6 +85,26 @@ def resolve(store: ExperimentStore, name: str, model: str, unit: str | None) -> 
         else assign(experiment.salt, experiment.arms, unit)
     )
     return Route(experiment, arm, unit)
+
+
+def stopped(experiment: Experiment) -> ExperimentStopped:
+    """The 409 for a request routed to a stopped experiment."""
+    at = ""
+    if experiment.stopped_at is not None:
+        at = time.strftime(" at %Y-%m-%dT%H:%M:%SZ", time.gmtime(experiment.stopped_at))
+    return ExperimentStopped(
+        f"experiment {experiment.name!r} was stopped{at}; it routes no more requests "
+        "(its feedback is still accepted)",
+        experiment=experiment.name,
+    )
+
+
+def record_served(store: ExperimentStore, route: Route, exposure: Exposure) -> None:
+    """Store the served exposure; 409 if the experiment was stopped meanwhile (nothing stored)."""
+    if not store.record_exposures([exposure]):
+        store.forget(route.experiment.name)
+        refreshed = store.get(route.experiment.name) or route.experiment
+        raise stopped(refreshed)
 
 
 def top_prediction(answer: dict[str, Any]) -> tuple[str, float]:

@@ -10,6 +10,8 @@ through ``busy_timeout``.
 from __future__ import annotations
 
 import fcntl
+import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +21,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +31,18 @@ from service.experiments import schema
 from service.experiments.definition import Arm, Experiment
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_PG_MIGRATION_LOCK = 0x68656164  # any constant shared by every process migrating this database
+_PG_MIGRATION_LOCK = 0x68656164
+
+# One exposure, written only while its experiment runs: the check and the write are one statement.
+# The casts type NULLs for PostgreSQL.
+_INSERT_WHILE_RUNNING = text(
+    "INSERT INTO exposures (experiment_id, arm, role, unit, request_id, predicted, probability, "
+    "divergence, latency_ms, created_at) "
+    "SELECT :experiment_id, :arm, :role, CAST(:unit AS VARCHAR(256)), :request_id, :predicted, "
+    "CAST(:probability AS DOUBLE PRECISION), CAST(:divergence AS DOUBLE PRECISION), "
+    "CAST(:latency_ms AS DOUBLE PRECISION), CAST(:created_at AS DOUBLE PRECISION) "
+    "FROM experiments WHERE id = :experiment_id AND status = 'running'"
+)  # any constant shared by every process migrating this database
 
 
 @dataclass(frozen=True)
@@ -103,6 +116,12 @@ class ExperimentStore:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=8)
+        self._write_lock = threading.Lock()
+        self._lock_path: str | None = None
+        database = self.url.database
+        if self.is_sqlite and database and database != ":memory:":
+            self._lock_path = f"{database}.write-lock"
+        self._definitions: dict[str, Experiment] = {}
 
     def migrate(self) -> None:
         """Bring the schema up to the newest version; safe when several workers start at once."""
@@ -178,6 +197,24 @@ class ExperimentStore:
         assert found is not None  # just written in a committed transaction
         return found
 
+    def definition(self, name: str) -> Experiment | None:
+        """``get`` through a per-process cache, for the request path.
+
+        Experiments are never deleted or redefined, so a cached definition stays right; only
+        its status may be stale, and writes check that in the database
+        (:meth:`record_exposures`).
+        """
+        found = self._definitions.get(name)
+        if found is None:
+            found = self.get(name)
+            if found is not None:
+                self._definitions[name] = found
+        return found
+
+    def forget(self, name: str) -> None:
+        """Drop ``name`` from the cache (it was found stopped)."""
+        self._definitions.pop(name, None)
+
     def get(self, name: str) -> Experiment | None:
         with self.engine.connect() as connection:
             row = connection.execute(
@@ -228,35 +265,67 @@ class ExperimentStore:
 
     # -- exposures ---------------------------------------------------------------------
 
-    def record_exposures(self, exposures: Sequence[Exposure]) -> None:
-        """Store exposures in one transaction; :class:`Conflict` if a request id was used."""
+    def record_exposures(
+        self, exposures: Sequence[Exposure], *, while_running: bool = True
+    ) -> bool:
+        """Store exposures in one transaction; :class:`Conflict` if a request id was used.
+
+        With ``while_running`` each row is written only if its experiment is still running,
+        in the same statement (so a concurrent stop cannot slip in between); returns False,
+        storing nothing, if it was stopped.
+        """
         now = time.time()
+        rows = [
+            {
+                "experiment_id": e.experiment_id,
+                "arm": e.arm,
+                "role": e.role,
+                "unit": e.unit,
+                "request_id": e.request_id,
+                "predicted": e.predicted,
+                "probability": e.probability,
+                "divergence": e.divergence,
+                "latency_ms": e.latency_ms,
+                "created_at": now,
+            }
+            for e in exposures
+        ]
         try:
-            with self.engine.begin() as connection:
-                connection.execute(
-                    schema.exposures.insert(),
-                    [
-                        {
-                            "experiment_id": e.experiment_id,
-                            "arm": e.arm,
-                            "role": e.role,
-                            "unit": e.unit,
-                            "request_id": e.request_id,
-                            "predicted": e.predicted,
-                            "probability": e.probability,
-                            "divergence": e.divergence,
-                            "latency_ms": e.latency_ms,
-                            "created_at": now,
-                        }
-                        for e in exposures
-                    ],
-                )
+            with self._writing(), self.engine.begin() as connection:
+                if not while_running:
+                    connection.execute(schema.exposures.insert(), rows)
+                    return True
+                for row in rows:
+                    if connection.execute(_INSERT_WHILE_RUNNING, row).rowcount != 1:
+                        connection.rollback()
+                        return False
+                return True
         except IntegrityError:
             raise Conflict(
                 "this X-Request-ID already has an exposure: send a fresh request id per "
                 "request (or none, and the service makes one)",
                 request_id=exposures[0].request_id,
             ) from None
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        # SQLite has one writer at a time, and a connection that finds the lock taken polls
+        # for it with sleeps of milliseconds. Writers queue instead: threads of this process
+        # on a lock, processes on an flock of a file beside the database, both woken the
+        # moment the holder is done. Anything else writing the file still meets the poll.
+        if not self.is_sqlite:
+            yield
+            return
+        with self._write_lock:
+            if self._lock_path is None:
+                yield
+                return
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the flock
 
     # -- feedback ----------------------------------------------------------------------
 
@@ -269,7 +338,7 @@ class ExperimentStore:
         ids = list({item.request_id for item in items})
         now = time.time()
         e, x = schema.exposures, schema.experiments
-        with self.engine.begin() as connection:
+        with self._writing(), self.engine.begin() as connection:
             known: dict[str, tuple[str, str]] = {}
             for start in range(0, len(ids), 500):  # stay under every driver's parameter limit
                 chunk = ids[start : start + 500]

@@ -132,10 +132,16 @@ def test_unknown_stopped_and_mismatched_experiments_are_refused(server: str) -> 
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "experiment_not_found"
     _create(server, "halted")
+    for _ in range(4):  # both workers have seen it running
+        assert _classify(server, "halted", "u").status_code == 200
     requests.post(f"{server}/v1/experiments/halted/stop", headers=ADMIN)
-    stopped = _classify(server, "halted", "u")
-    assert stopped.status_code == 409
-    assert stopped.json()["error"]["code"] == "experiment_stopped"
+    for _ in range(4):
+        stopped = _classify(server, "halted", "u")
+        assert stopped.status_code == 409
+        assert stopped.json()["error"]["code"] == "experiment_stopped"
+        assert "was stopped at" in stopped.json()["error"]["message"]
+    report = requests.get(f"{server}/v1/experiments/halted", headers=ADMIN).json()
+    assert sum(a["exposures"] for a in report["arms"]) == 4
     both = requests.post(
         f"{server}/v1/models/tiny/classify?experiment=sticky&variant=baseline",
         files={"image": ("d.png", _digit())},

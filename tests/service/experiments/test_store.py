@@ -140,3 +140,27 @@ def test_shadow_pairs_join_served_and_shadow_predictions(store: ExperimentStore)
     # Feedback on a request counts for both its served and its shadow prediction.
     store.record_feedback([FeedbackItem("r1", "5", None)])
     assert sorted(o.role for o in store.observations(e.id)) == ["served", "shadow"]
+
+
+def test_exposures_are_refused_once_the_experiment_stopped(store: ExperimentStore) -> None:
+    e = store.create(_spec().to_experiment())
+    assert store.record_exposures([_exposure(e.id, "r1", unit=None)]) is True
+    store.stop("ab")
+    assert store.record_exposures([_exposure(e.id, "r2", unit="u")]) is False
+    assert store.arm_counts(e.id)["a"].exposures == 1
+    # A shadow run of a request served before the stop is still recorded.
+    shadow = _exposure(e.id, "r1", arm="b", role="shadow", divergence=None)
+    assert store.record_exposures([shadow], while_running=False) is True
+
+
+def test_definitions_are_cached_but_stops_are_seen(store: ExperimentStore) -> None:
+    e = store.create(_spec().to_experiment())
+    assert store.definition("ab") == e
+    store.stop("ab")
+    assert store.definition("ab") == e  # cached: the write below checks the status
+    assert store.record_exposures([_exposure(e.id, "r1")]) is False
+    store.forget("ab")
+    cached = store.definition("ab")
+    assert cached is not None
+    assert cached.status == "stopped"
+    assert store.definition("missing") is None
