@@ -155,7 +155,12 @@ def record_images(count: int) -> None:
 
 def record_exposure(experiment: str, arm: str, role: str) -> None:
     """Count one stored exposure."""
-    EXPOSURES.labels(experiment, arm, role).inc()
+    _exposures(experiment, arm, role).inc()
+
+
+@functools.lru_cache(maxsize=1024)
+def _exposures(experiment: str, arm: str, role: str) -> Counter:
+    return EXPOSURES.labels(experiment, arm, role)
 
 
 def record_feedback(experiment: str, arm: str, count: int) -> None:
