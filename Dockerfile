@@ -103,13 +103,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     ORT_DISABLE_TELEMETRY=1 \
     HEADSTART_MODEL_REPOSITORY=/srv/headstart/model_repository \
+    HEADSTART_STATE_DIRECTORY=/var/lib/headstart \
     HEADSTART_HOST=0.0.0.0 \
     HEADSTART_PORT=8000
 # A regular (not --system) account: 10001 lies outside the system range, which makes
 # --system warn; --no-log-init keeps lastlog from growing a sparse file for the uid.
 RUN groupadd --gid 10001 headstart \
     && useradd --uid 10001 --gid headstart --no-create-home --no-log-init \
-        --home-dir /nonexistent --shell /usr/sbin/nologin headstart
+        --home-dir /nonexistent --shell /usr/sbin/nologin headstart \
+    && install -d -o 10001 -g 10001 -m 0700 /var/lib/headstart
 COPY --from=serve-env /opt/venv /opt/venv
 COPY --from=models /models /srv/headstart/model_repository
 COPY deploy/healthcheck.py /usr/local/bin/headstart-healthcheck
@@ -120,6 +122,8 @@ USER 10001:10001
 RUN headstart models list \
     && test -n "$(ls -A "$HEADSTART_MODEL_REPOSITORY")" \
     && ! python -c "import torch" 2>/dev/null
+# The SQLite experiments database, when HEADSTART_DATABASE_URL does not name a shared one.
+VOLUME ["/var/lib/headstart"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "/usr/local/bin/headstart-healthcheck"]

@@ -194,3 +194,26 @@ def test_bad_feedback_is_422_naming_the_item(
 def test_feedback_wants_a_token(client: FlaskClient) -> None:
     response = client.post("/v1/feedback", json={"items": [{"request_id": "r", "label": 1}]})
     assert response.status_code == 401
+
+
+def test_an_unusable_database_turns_experiments_off_not_the_service(
+    repository: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the state directory should be")
+    app = create_app(
+        Settings(
+            model_repository=repository,
+            state_directory=blocker / "state",
+            admin_token="admin-secret",  # type: ignore[arg-type]
+        )
+    )
+    client = app.test_client()
+    assert client.get("/health/ready").status_code == 200
+    response = client.get("/v1/experiments", headers=ADMIN)
+    assert response.status_code == 503
+    assert "HEADSTART_STATE_DIRECTORY" in response.get_json()["error"]["message"]
+    routed = client.post(
+        "/v1/models/tiny/classify?experiment=x", data=b"\x89PNG", content_type="image/png"
+    )
+    assert routed.status_code == 503
