@@ -14,7 +14,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from service.api import schemas
+from service.api.feedback import FeedbackRequest
 from service.decode import MEDIA_TYPES
+from service.experiments.definition import ExperimentSpec
 from service.v2 import schemas as v2
 from service.v2.codec import HEADER_LENGTH
 from service.v2.request import InferenceRequest
@@ -29,6 +31,16 @@ _ERRORS: dict[str, str] = {
     "415": "Unsupported content type.",
     "422": "A field or query parameter violates the schema (the message names it).",
     "503": "No model is loaded yet.",
+}
+
+_ADMIN_ERRORS: dict[str, str] = {
+    "401": "No bearer token, or a wrong one (WWW-Authenticate: Bearer).",
+    "403": "The route is off: no token is configured (the message says which variable to set).",
+    "404": "Unknown experiment (the message lists the existing ones).",
+    "409": "The experiment name is taken.",
+    "415": "Unsupported content type: send application/json.",
+    "422": "A field violates the schema (the message names it).",
+    "503": "The experiments database could not be opened (the message says why).",
 }
 
 _QUERY_MODELS: dict[str, type[BaseModel]] = {
@@ -65,6 +77,8 @@ def document() -> dict[str, Any]:
         schemas.Liveness,
         schemas.Readiness,
         schemas.NotReadyResponse,
+        ExperimentSpec,
+        FeedbackRequest,
         *_RESPONSES.values(),
         InferenceRequest,
         v2.V2Error,
@@ -135,6 +149,12 @@ def document() -> dict[str, Any]:
         "/docs": {"get": _page("A page that renders this document.")},
         "/": {"get": _page("A page to draw or upload a digit, classify it and compare.")},
         **_v2_paths(),
+        **_experiment_paths(),
+        "/experiments": {
+            "get": _page(
+                "The experiments page: arms, intervals, the always-valid p-value over time (asks for the admin token)."
+            )
+        },
     }
     for action, query_model in _QUERY_MODELS.items():
         paths[f"/v1/models/{{model}}/{action}"] = {
@@ -157,10 +177,81 @@ def document() -> dict[str, Any]:
             ),
         },
         "paths": paths,
-        "components": {"schemas": defs["$defs"]},
+        "components": {
+            "schemas": defs["$defs"],
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }
     rendered: dict[str, Any] = _markdown_descriptions(spec)
     return rendered
+
+
+def _admin(
+    summary: str, errors: tuple[str, ...], status: str = "200", body: str | None = None
+) -> dict[str, Any]:
+    ok = {"application/json": {"schema": {"type": "object"}}}
+    responses: dict[str, Any] = {status: {"description": "OK", "content": ok}}
+    for code in errors:
+        responses[code] = {
+            "description": _ADMIN_ERRORS[code],
+            "content": {"application/json": {"schema": _ref("ErrorResponse")}},
+        }
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "security": [{"bearer": []}],
+        "responses": responses,
+    }
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
+    return operation
+
+
+def _experiment_paths() -> dict[str, Any]:
+    """The admin (HEADSTART_ADMIN_TOKEN) and feedback (HEADSTART_FEEDBACK_TOKEN) routes."""
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    auth = ("401", "403", "503")
+    return {
+        "/v1/experiments": {
+            "get": _admin("List experiments (admin token).", auth),
+            "post": _admin(
+                "Create an experiment: arms (variant, weight), mode split or shadow, alpha, "
+                "minimum detectable effect (admin token).",
+                (*auth, "409", "415", "422"),
+                status="201",
+                body="ExperimentSpec",
+            ),
+        },
+        "/v1/experiments/{name}": {
+            "get": {
+                **_admin(
+                    "An experiment's definition and live results: per arm exposures, units, "
+                    "feedback, accuracy and mean outcome with intervals; against the control "
+                    "the difference, fixed-horizon and always-valid p-values, confidence "
+                    "sequence, sample-ratio check and the decision (admin token).",
+                    (*auth, "404"),
+                ),
+                "parameters": [name],
+            }
+        },
+        "/v1/experiments/{name}/stop": {
+            "post": {
+                **_admin("Stop routing requests to an experiment (admin token).", (*auth, "404")),
+                "parameters": [name],
+            }
+        },
+        "/v1/feedback": {
+            "post": _admin(
+                "Record what happened after routed requests: a label or an outcome per "
+                "request id; unknown ids are reported per item; the latest value wins "
+                "(feedback or admin token).",
+                (*auth, "415", "422"),
+                body="FeedbackRequest",
+            )
+        },
+    }
 
 
 _ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")  # :mod:`service.framing` -> `service.framing`

@@ -49,7 +49,13 @@ def test_query_parameters_follow_the_query_models() -> None:
     post = document()["paths"]["/v1/models/{model}/classify"]["post"]
     params = {p["name"]: p for p in post["parameters"]}
     assert set(params) == {
-        "model", "invert", "framing", "variant", "top_k", "include_input", "experiment"
+        "model",
+        "invert",
+        "framing",
+        "variant",
+        "top_k",
+        "include_input",
+        "experiment",
     }
     assert params["top_k"]["schema"]["minimum"] == 1
     assert params["top_k"]["schema"]["default"] == 5
@@ -115,3 +121,21 @@ def test_descriptions_are_commonmark_not_restructuredtext() -> None:
 def test_markdown_turns_rest_literals_roles_and_wrapped_lines_into_commonmark() -> None:
     text = "Uses ``auto`` and :mod:`service.framing`\n    on two lines.\n\nNew paragraph."
     assert markdown(text) == "Uses `auto` and `service.framing` on two lines.\n\nNew paragraph."
+
+
+def test_the_experiment_routes_are_documented_with_their_token() -> None:
+    doc = document()
+    paths = doc["paths"]
+    create = paths["/v1/experiments"]["post"]
+    assert create["security"] == [{"bearer": []}]
+    assert {"201", "401", "403", "409", "422"} <= set(create["responses"])
+    body = create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    spec = doc["components"]["schemas"][body.rsplit("/", 1)[1]]
+    assert {"name", "model", "arms"} <= set(spec["required"])
+    assert "minimum_detectable_effect" in spec["properties"]
+    assert "/v1/experiments/{name}/stop" in paths
+    feedback = paths["/v1/feedback"]["post"]
+    assert feedback["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "FeedbackRequest"
+    )
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
