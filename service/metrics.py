@@ -168,6 +168,11 @@ def record_feedback(experiment: str, arm: str, count: int) -> None:
     FEEDBACK.labels(experiment, arm).inc(count)
 
 
+def record_variant(variant: str) -> None:
+    """Note the variant that answered, when the request did not name it (experiments)."""
+    g.headstart_variant = variant
+
+
 def record_error(code: str) -> None:
     """Note the error code of this request's error response."""
     g.headstart_error = code
@@ -273,6 +278,7 @@ def _labels() -> tuple[str, str, str]:
     if model and endpoint.endswith("/compare"):
         variant = "both"
     elif model and endpoint.endswith(("/classify", "/embed")):
-        asked = request.args.get("variant", DEFAULT_VARIANT)
+        # A request routed through an experiment ran the variant its arm named.
+        asked = g.get("headstart_variant") or request.args.get("variant", DEFAULT_VARIANT)
         variant = asked if asked in VARIANTS else "unknown"
     return endpoint, model, variant

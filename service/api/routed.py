@@ -24,7 +24,7 @@ from service.experiments import shadow
 from service.experiments.attach import experiment_store
 from service.experiments.definition import Arm
 from service.experiments.routing import Route, record_served, resolve, top_prediction
-from service.metrics import record_exposure, record_images
+from service.metrics import record_exposure, record_images, record_variant
 from service.naming import split_v2_name
 from service.request_id import current as current_request_id
 from service.state import plane, settings
@@ -159,6 +159,7 @@ def answer(the_route: Route, protocol: Protocol[T]) -> T:
     )
     record_exposure(the_route.experiment.name, the_route.arm.name, "served")
     record_images(1)
+    record_variant(the_route.arm.variant)
     other = the_route.shadow
     if other is not None:
         _start_shadow(the_route, other, protocol, request_id, protocol.probabilities(served))

@@ -112,6 +112,10 @@ def test_exposures_and_feedback_reach_the_results(server: str) -> None:
     assert report["metric"] == "accuracy"
     assert "decision" in report["comparison"]
     metrics = requests.get(f"{server}/metrics").text
+    # Requests are counted under the variant their arm ran, not the default one.
+    assert arms["b"]["exposures"] > 0
+    baseline = 'endpoint="/v1/models/<model>/classify",model="tiny",variant="baseline"'
+    assert f"headstart_images_total{{{baseline}}}" in metrics
     assert (
         'headstart_experiment_exposures_total{arm="a",experiment="counted",role="served"}'
         in metrics
