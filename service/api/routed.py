@@ -1,34 +1,34 @@
 """HTTP for requests routed through an experiment (``?experiment=``, or V2 ``parameters``).
 
 The unit comes in (``X-Experiment-Unit``), the arm goes out (in the body and in
-``X-Experiment-Arm``). The exposure is stored before the answer leaves; in shadow mode the
-second arm runs on the same input in the background and only its prediction is stored.
+``X-Experiment-Arm``); :mod:`service.experiments.serving` runs the arm through the data
+plane and stores the exposure before the answer leaves.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
-import numpy as np
 from flask import Response, jsonify, request
-from numpy.typing import NDArray
 
 from service.api.payload import Payload
 from service.api.schemas import ClassifyQuery, EmbedQuery
 from service.decode import DecodeOptions
 from service.errors import ValidationFailed
-from service.experiments import shadow
 from service.experiments.attach import experiment_store
-from service.experiments.definition import Arm
-from service.experiments.routing import Route, record_served, resolve, top_prediction
-from service.metrics import record_exposure, record_images, record_variant
+from service.experiments.routing import Route, resolve, top_prediction
+from service.experiments.serving import (
+    Protocol,
+    answer_probabilities,
+    serve,
+    tensor_prediction,
+    tensor_probabilities,
+)
+from service.metrics import record_images, record_variant
 from service.naming import split_v2_name
 from service.request_id import current as current_request_id
 from service.state import plane, settings
-from service.statistics import js_divergence
 from service.v2 import codec
 from service.v2.inference import InferenceResult
 from service.v2.request import InferenceRequest
@@ -37,16 +37,6 @@ UNIT_HEADER = "X-Experiment-Unit"
 ARM_HEADER = "X-Experiment-Arm"
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Protocol(Generic[T]):
-    """How to run a variant on the request's input and read what it predicted."""
-
-    run: Callable[[str], T]
-    """Runs the input through a variant (by name)."""
-    prediction: Callable[[T], tuple[str, float]]
-    probabilities: Callable[[T], NDArray[np.float64] | None]
 
 
 def classify(
@@ -63,7 +53,7 @@ def classify(
     protocol = Protocol(
         lambda variant: current.classify(model, variant, payload.images, options, k),
         top_prediction,
-        _probabilities,
+        answer_probabilities,
     )
     served = answer(the_route, protocol)
     for prediction in served["predictions"]:
@@ -79,7 +69,7 @@ def embed(model: str, experiment: str, query: EmbedQuery, read: Callable[[], Pay
     protocol = Protocol(
         lambda variant: current.embed(model, variant, payload.images, options, query.normalize),
         top_prediction,
-        _probabilities,
+        answer_probabilities,
     )
     return _json(the_route, answer(the_route, protocol))
 
@@ -107,7 +97,7 @@ def infer(name: str, inference: InferenceRequest, chunks: Sequence[memoryview | 
         return result
 
     labels = current.variant(model, the_route.arm.variant).manifest.class_names
-    protocol = Protocol(run, lambda r: _v2_prediction(r, labels), _v2_probabilities)
+    protocol = Protocol(run, lambda r: tensor_prediction(r, labels), tensor_probabilities)
     result = answer(the_route, protocol)
     result.header.setdefault("parameters", {}).update(
         {f"experiment_{k}": v for k, v in the_route.describe().items()}
@@ -144,88 +134,16 @@ def one_image(payload: Payload) -> Payload:
 
 
 def answer(the_route: Route, protocol: Protocol[T]) -> T:
-    """Run the route's arm, store the exposure, start the shadow arm; return the served result."""
-    store = experiment_store()
-    request_id = current_request_id()
-    start = time.perf_counter()
-    served = protocol.run(the_route.arm.variant)
-    latency_ms = (time.perf_counter() - start) * 1000.0
-    record_served(
-        store,
-        the_route,
-        the_route.exposure(
-            the_route.arm, "served", request_id, protocol.prediction(served), latency_ms
-        ),
+    """Serve through the experiment, then count the image under the variant that ran."""
+    served = serve(
+        experiment_store(), the_route, protocol, current_request_id(), settings().shadow_threads
     )
-    record_exposure(the_route.experiment.name, the_route.arm.name, "served")
     record_images(1)
     record_variant(the_route.arm.variant)
-    other = the_route.shadow
-    if other is not None:
-        _start_shadow(the_route, other, protocol, request_id, protocol.probabilities(served))
     return served
-
-
-def _start_shadow(
-    the_route: Route,
-    arm: Arm,
-    protocol: Protocol[T],
-    request_id: str,
-    served: NDArray[np.float64] | None,
-) -> None:
-    store = experiment_store()
-
-    def task() -> None:
-        start = time.perf_counter()
-        result = protocol.run(arm.variant)
-        latency_ms = (time.perf_counter() - start) * 1000.0
-        mine = protocol.probabilities(result)
-        divergence = None
-        if served is not None and mine is not None and served.shape == mine.shape:
-            divergence = float(js_divergence(served, mine))
-        store.record_exposures(
-            [
-                the_route.exposure(
-                    arm, "shadow", request_id, protocol.prediction(result), latency_ms, divergence
-                )
-            ],
-            while_running=False,  # the served request was in the experiment
-        )
-        record_exposure(the_route.experiment.name, arm.name, "shadow")
-
-    shadow.submit(task, settings().shadow_threads)
 
 
 def _json(the_route: Route, served: dict[str, Any]) -> Response:
     response = jsonify({**served, "experiment": the_route.describe()})
     response.headers[ARM_HEADER] = the_route.arm.name
     return response
-
-
-def _probabilities(answer: dict[str, Any]) -> NDArray[np.float64] | None:
-    """The probability vector of a one-image classify answer that ranked every class."""
-    predictions = answer.get("predictions")
-    if not predictions:
-        return None
-    ranked = predictions[0]["top_k"]
-    vector = np.zeros(len(ranked), dtype=np.float64)
-    for score in ranked:
-        if score["class_index"] >= len(ranked):
-            return None  # not every class was ranked
-        vector[score["class_index"]] = score["probability"]
-    return vector
-
-
-def _v2_probabilities(result: InferenceResult) -> NDArray[np.float64] | None:
-    for output in result.outputs:
-        if output.name == "probabilities" and output.datatype == "FP32":
-            return np.asarray(output.array, dtype=np.float64).reshape(-1)
-    return None
-
-
-def _v2_prediction(result: InferenceResult, labels: Sequence[str]) -> tuple[str, float]:
-    vector = _v2_probabilities(result)
-    if vector is None or vector.size != len(labels):
-        return ("", 0.0)
-    best = int(np.argmax(vector))
-    return (labels[best], float(vector[best]))
