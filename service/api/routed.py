@@ -40,18 +40,24 @@ T = TypeVar("T")
 
 
 def classify(
-    model: str, experiment: str, query: ClassifyQuery, read: Callable[[], Payload]
+    model: str,
+    experiment: str,
+    query: ClassifyQuery,
+    options: DecodeOptions,
+    read: Callable[[], Payload],
 ) -> Response:
     """``classify?experiment=``: the arm's variant answers."""
     the_route = route(model, experiment, request.headers.get(UNIT_HEADER))
     payload = one_image(read())
-    current, options = plane(), DecodeOptions(invert=query.invert)
+    current = plane()
     # In shadow mode every class is ranked (the divergence needs them); trimmed below.
     k = query.top_k
     if the_route.shadow is not None:
         k = len(current.variant(model, the_route.arm.variant).manifest.class_names)
     protocol = Protocol(
-        lambda variant: current.classify(model, variant, payload.images, options, k),
+        lambda variant: current.classify(
+            model, variant, payload.images, options, k, query.include_input
+        ),
         top_prediction,
         answer_probabilities,
     )
@@ -61,11 +67,17 @@ def classify(
     return _json(the_route, served)
 
 
-def embed(model: str, experiment: str, query: EmbedQuery, read: Callable[[], Payload]) -> Response:
+def embed(
+    model: str,
+    experiment: str,
+    query: EmbedQuery,
+    options: DecodeOptions,
+    read: Callable[[], Payload],
+) -> Response:
     """``embed?experiment=``: the arm's variant answers (outcomes only: there is no class)."""
     the_route = route(model, experiment, request.headers.get(UNIT_HEADER))
     payload = one_image(read())
-    current, options = plane(), DecodeOptions(invert=query.invert)
+    current = plane()
     protocol = Protocol(
         lambda variant: current.embed(model, variant, payload.images, options, query.normalize),
         top_prediction,

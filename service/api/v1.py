@@ -38,7 +38,7 @@ def classify(model: str) -> ResponseReturnValue:
     """Classify one or many images with one variant."""
     query = _query(ClassifyQuery)
     if query.experiment is not None:
-        return routed.classify(model, query.experiment, query, _payload)
+        return routed.classify(model, query.experiment, query, _options(query), _payload)
     plane().variant(model, query.variant)  # an unknown model is named before the body is read
     payload = _payload()
     answer = plane().classify(
@@ -53,7 +53,7 @@ def embed(model: str) -> ResponseReturnValue:
     """Extract one embedding vector per image with one variant."""
     query = _query(EmbedQuery)
     if query.experiment is not None:
-        return routed.embed(model, query.experiment, query, _payload)
+        return routed.embed(model, query.experiment, query, _options(query), _payload)
     plane().variant(model, query.variant)  # an unknown model is named before the body is read
     payload = _payload()
     answer = plane().embed(model, query.variant, payload.images, _options(query), query.normalize)
