@@ -7,6 +7,21 @@ import math
 import torch
 import torch.nn.functional as F
 
+from models.distributed import world
+
+
+def _rows(n: int, global_rows: int | None) -> tuple[int, slice]:
+    """How many rows to draw random numbers for, and which of them are this batch's.
+
+    In data-parallel training a rank holds a slice of the global batch; it draws for the
+    whole global batch and keeps its slice, so every image gets the numbers it would get in
+    one process.
+    """
+    if global_rows is None:
+        return n, slice(0, n)
+    start, stop = world().part(global_rows)
+    return global_rows, slice(start, stop)
+
 
 def random_affine(
     x: torch.Tensor,
@@ -15,12 +30,18 @@ def random_affine(
     max_shift: float = 2.0,
     max_degrees: float = 0.0,
     scale: tuple[float, float] = (1.0, 1.0),
+    global_rows: int | None = None,
 ) -> torch.Tensor:
-    """Shift (pixels), rotate (degrees) and scale each image of ``[N, C, H, W]`` independently."""
-    n, _, h, w = x.shape
+    """Shift (pixels), rotate (degrees) and scale each image of ``[N, C, H, W]`` independently.
+
+    ``global_rows``: ``x`` is this rank's slice of a global batch of that many images.
+    """
+    _, _, h, w = x.shape
+    n, mine = _rows(x.shape[0], global_rows)
 
     def uniform(low: float, high: float) -> torch.Tensor:
-        return low + (high - low) * torch.rand(n, generator=generator, device=generator.device)
+        draw = torch.rand(n, generator=generator, device=generator.device)
+        return (low + (high - low) * draw)[mine]
 
     angle = uniform(-max_degrees, max_degrees) * (math.pi / 180)
     zoom = uniform(*scale)
@@ -35,24 +56,34 @@ def random_affine(
     return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
 
 
-def mask_noise(x: torch.Tensor, generator: torch.Generator, rate: float) -> torch.Tensor:
+def mask_noise(
+    x: torch.Tensor, generator: torch.Generator, rate: float, *, global_rows: int | None = None
+) -> torch.Tensor:
     """Zero each input value with probability ``rate`` (the denoising autoencoders' corruption)."""
     if rate <= 0:
         return x
-    keep = torch.rand(x.shape, generator=generator, device=generator.device) >= rate
+    n, mine = _rows(x.shape[0], global_rows)
+    draw = torch.rand((n, *x.shape[1:]), generator=generator, device=generator.device)
+    keep = draw[mine] >= rate
     return x * keep.to(x.device, x.dtype)
 
 
 def random_erase(
-    x: torch.Tensor, generator: torch.Generator, *, size: float = 0.35, p: float = 0.5
+    x: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    size: float = 0.35,
+    p: float = 0.5,
+    global_rows: int | None = None,
 ) -> torch.Tensor:
     """Blank one random square of side ``size * H`` in each image with probability ``p``."""
-    n, _, h, w = x.shape
+    _, _, h, w = x.shape
+    n, mine = _rows(x.shape[0], global_rows)
     side_h, side_w = max(1, round(h * size)), max(1, round(w * size))
     dev = generator.device
-    top = torch.randint(0, h - side_h + 1, (n,), generator=generator, device=dev)
-    left = torch.randint(0, w - side_w + 1, (n,), generator=generator, device=dev)
-    apply = torch.rand(n, generator=generator, device=dev) < p
+    top = torch.randint(0, h - side_h + 1, (n,), generator=generator, device=dev)[mine]
+    left = torch.randint(0, w - side_w + 1, (n,), generator=generator, device=dev)[mine]
+    apply = (torch.rand(n, generator=generator, device=dev) < p)[mine]
     rows = torch.arange(h, device=dev)[None, :]
     cols = torch.arange(w, device=dev)[None, :]
     in_rows = (rows >= top[:, None]) & (rows < top[:, None] + side_h)  # [N, H]

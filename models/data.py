@@ -9,6 +9,7 @@ held-out test split, a validation split and the unlabeled pool; the labeled trai
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,12 +20,30 @@ from service.manifest import Framing
 Polarity = str  # "light_on_dark" | "dark_on_light", as in service.manifest
 
 
+class ImageArray(Protocol):
+    """What an image set's images must offer: an array, or one that reads from disk on demand."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def ndim(self) -> int: ...
+
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: Any) -> Any: ...
+
+
 @dataclass(frozen=True)
 class ImageSet:
     """Images ``uint8 [N, C, H, W]`` with labels ``int64 [N]`` in ``range(len(class_names))``."""
 
     name: str
-    images: NDArray[np.uint8]
+    images: NDArray[np.uint8] | ImageArray
+    """In memory, or (a ``folder:`` set) decoded only when indexed, batch by batch."""
     labels: NDArray[np.int64]
     class_names: tuple[str, ...]
     polarity: Polarity = "light_on_dark"
@@ -42,6 +61,11 @@ class ImageSet:
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the pixels stay on disk until a batch asks for them."""
+        return not isinstance(self.images, np.ndarray)
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -29,13 +29,14 @@ import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
 from models import defaults
+from models.batches import LazyImages, Pool, loader_workers
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.data import ImageSet, SplitConfig, Splits, make_splits
 from models.device import resolve_device
@@ -131,7 +132,7 @@ class Prepared:
     splits: Splits
 
     def images(self, index: NDArray[np.int64]) -> torch.Tensor:
-        return torch.from_numpy(self.data.images[index])
+        return torch.from_numpy(np.asarray(self.data.images[index], dtype=np.uint8))
 
     def labels(self, index: NDArray[np.int64]) -> torch.Tensor:
         return torch.from_numpy(self.data.labels[index])
@@ -139,6 +140,13 @@ class Prepared:
     def pool_images(self) -> torch.Tensor:
         """The unlabeled pool (no test or validation image), which pre-training sees."""
         return self.images(self.splits.pool)
+
+    def pool(self, device: torch.device) -> Pool:
+        """The pool as pre-training walks it: on ``device``, or streamed from disk by workers."""
+        if self.data.streamed:
+            lazy = cast(LazyImages, self.data.images)
+            return Pool(lazy, device, workers=loader_workers(), subset=self.splits.pool)
+        return Pool(self.pool_images(), device)
 
     def labeled(self, labels_per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         index = self.splits.labeled(self.data, labels_per_class, seed)
@@ -212,8 +220,7 @@ def pretrained_start(
     model = fresh_model(config, prepared).to(device)
     model.train()
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    pool = prepared.pool_images().to(device)
-    report = pretrain(model, pool, config.method, config.pretrain, generator)
+    report = pretrain(model, prepared.pool(device), config.method, config.pretrain, generator)
     if cached is not None:
         save_checkpoint(
             cached,

@@ -40,6 +40,33 @@ def read_idx(path: Path) -> NDArray[np.uint8]:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
+def read_idx_header(path: Path) -> tuple[tuple[int, ...], int]:
+    """Shape and data offset of a plain (not gzipped) unsigned-byte IDX file, reading only its
+    header; the file's size must match the declared shape."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                raise DataError(f"{path}: not an IDX file (bad magic number)")
+            dtype, ndim = head[2], head[3]
+            if dtype != _UBYTE or ndim < 1:
+                raise DataError(f"{path}: unsupported IDX data type 0x{dtype:02x} or rank {ndim}")
+            dims = fh.read(4 * ndim)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc})") from None
+    if len(dims) < 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", dims)
+    header = 4 + 4 * ndim
+    expected = int(np.prod(shape))
+    if size - header != expected:
+        raise DataError(
+            f"{path}: IDX header declares {expected} bytes of data, file holds {size - header}"
+        )
+    return tuple(int(v) for v in shape), header
+
+
 def idx_pairs(folder: Path) -> list[tuple[Path, Path]]:
     """Find ``*-images-idx3-ubyte[.gz]`` files and their ``*-labels-idx1-ubyte[.gz]`` twins."""
     pairs: list[tuple[Path, Path]] = []

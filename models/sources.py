@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,7 +24,7 @@ from numpy.typing import NDArray
 from models.data import ImageSet
 from models.download import REMOTES, default_cache, fetch
 from models.errors import DataError
-from models.idx import idx_pairs, read_idx
+from models.idx import idx_pairs, read_idx, read_idx_header
 from service.framing import frame
 from service.manifest import MNIST_FRAMING
 
@@ -87,26 +88,44 @@ def load_idx(
     pairs = idx_pairs(folder)
     if not pairs:
         raise DataError(f"{folder}: no '*-images-idx3-ubyte[.gz]' files found")
+    # Plain files are read image by image when a batch asks (a set larger than memory trains);
+    # gzip cannot be read at an offset, so a gzipped set is decompressed into memory.
+    streamed = all(not p.name.endswith(".gz") for p, _ in pairs)
     images: list[NDArray[np.uint8]] = []
+    segments: list[tuple[Path, int, int]] = []
     labels: list[NDArray[np.uint8]] = []
+    sizes: list[tuple[int, ...]] = []
     for image_path, label_path in pairs:
-        x, y = read_idx(image_path), read_idx(label_path)
-        if x.ndim != 3:
-            raise DataError(f"{image_path}: expected images [N, H, W], found shape {x.shape}")
-        if y.ndim != 1 or len(y) != len(x):
-            raise DataError(f"{label_path}: {y.shape} labels for {len(x)} images in {image_path}")
-        if images and x.shape[1:] != images[0].shape[1:]:
-            raise DataError(f"{image_path}: image size {x.shape[1:]} differs from the others")
-        images.append(x)
+        if streamed:
+            shape, offset = read_idx_header(image_path)
+            segments.append((image_path, offset, shape[0]))
+        else:
+            x = read_idx(image_path)
+            shape = x.shape
+            images.append(x)
+        y = read_idx(label_path)
+        if len(shape) != 3:
+            raise DataError(f"{image_path}: expected images [N, H, W], found shape {shape}")
+        if y.ndim != 1 or len(y) != shape[0]:
+            raise DataError(f"{label_path}: {y.shape} labels for {shape[0]} images in {image_path}")
+        if sizes and shape[1:] != sizes[0][1:]:
+            raise DataError(f"{image_path}: image size {shape[1:]} differs from the others")
+        sizes.append(shape)
         labels.append(y)
     all_labels = np.concatenate(labels).astype(np.int64)
     num_classes = int(all_labels.max()) + 1
     names = class_names or tuple(str(i) for i in range(num_classes))
     if num_classes > len(names):
         raise DataError(f"{folder}: label {num_classes - 1} has no class name")
-    stacked = np.concatenate(images)[:, None]
-    framing = MNIST_FRAMING if framed_like_mnist(stacked) else None
-    return ImageSet(name or f"idx:{folder}", stacked, all_labels, names, framing=framing)
+    pixels: NDArray[np.uint8] | IdxImages = (
+        IdxImages(segments, (sizes[0][1], sizes[0][2]))
+        if streamed
+        else np.concatenate(images)[:, None]
+    )
+    # The framing test reads a fixed, evenly spread sample: the whole set when it is small.
+    sample = np.asarray(pixels[_spread(len(all_labels), FRAMING_SAMPLE)], dtype=np.uint8)
+    framing = MNIST_FRAMING if framed_like_mnist(sample) else None
+    return ImageSet(name or f"idx:{folder}", pixels, all_labels, names, framing=framing)
 
 
 FRAMED_SHARE = 0.9
@@ -141,7 +160,11 @@ def load_folder(root: Path, *, name: str | None = None) -> ImageSet:
     """Load one sub-folder of PNG/JPEG images per class, each framed the MNIST way.
 
     Pictures of any size are welcome: each is cropped to its ink, fitted into 20x20 and
-    centred by mass in 28x28 by the very code the service frames its requests with."""
+    centred by mass in 28x28 by the very code the service frames its requests with. The
+    pixels are not kept: each file is decoded here one at a time, to measure the polarity and
+    then to check that it frames, and decoded again only when a batch asks for it
+    (:class:`FolderImages`), so a folder larger than memory loads. The labels come from the
+    sub-folder names, so the splits do not depend on how the pixels are loaded."""
     from PIL import Image, UnidentifiedImageError
 
     if not root.is_dir():
@@ -151,48 +174,168 @@ def load_folder(root: Path, *, name: str | None = None) -> ImageSet:
         raise DataError(
             f"{root}: needs one sub-folder per class and at least 2 classes, found {len(classes)}"
         )
-    files: list[tuple[Path, int]] = []
+    names: list[str] = []
+    labels: list[int] = []
     for index, folder in enumerate(classes):
-        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        found = sorted(
+            entry.name
+            for entry in os.scandir(folder)
+            if os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
+        )
         if not found:
             raise DataError(f"{folder}: class folder holds no PNG or JPEG images")
-        files.extend((p, index) for p in found)
-    pictures = []
-    for path, _ in files:
+        names.extend(f"{folder.name}/{n}" for n in found)
+        labels.extend([index] * len(found))
+    modes = set()
+    for relative in names:  # headers only: is every file an image, and of which mode
+        try:
+            with Image.open(root / relative) as img:
+                modes.add(img.mode)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DataError(f"{root / relative}: not a readable image ({exc})") from None
+    mode = "L" if modes <= {"1", "L", "LA", "I", "I;16"} else "RGB"
+    border, count = 0.0, 0
+    for relative in names:  # one image at a time: the border's brightness decides polarity
+        path = root / relative
         try:
             with Image.open(path) as img:
-                img.load()
-                pictures.append(img.copy())
+                array = np.asarray(img.convert(mode), dtype=np.uint8)
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"{path}: not a readable image ({exc})") from None
-    grey = all(p.mode in ("1", "L", "LA", "I", "I;16") for p in pictures)
-    mode = "L" if grey else "RGB"
-    arrays = [np.asarray(picture.convert(mode), dtype=np.uint8) for picture in pictures]
-    polarity = _polarity(arrays)
-    framed = []
-    for (path, _), array in zip(files, arrays, strict=True):
-        result = frame(array, FOLDER_SIZE, FOLDER_SIZE, light_strokes=polarity == "light_on_dark")
-        if result.blank:
-            raise DataError(f"{path}: the image is blank (no strokes stand out from the page)")
-        pixels = result.pixels
-        framed.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
+        rows = array[[0, -1]].astype(np.float64)
+        cols = array[:, [0, -1]].astype(np.float64)
+        border += float(rows.sum() + cols.sum())
+        count += rows.size + cols.size
+    polarity = "dark_on_light" if border / count > 127.5 else "light_on_dark"
+    images = FolderImages(root, names, mode=mode, polarity=polarity)
+    for i in range(len(images)):  # a blank image is an error now, not in the middle of training
+        images.load(np.array([i]))
     return ImageSet(
         name or f"folder:{root}",
-        np.stack(framed),
-        np.array([label for _, label in files], dtype=np.int64),
+        images,
+        np.array(labels, dtype=np.int64),
         tuple(p.name for p in classes),
         polarity=polarity,
         framing=MNIST_FRAMING,
     )
 
 
-def _polarity(pictures: list[NDArray[np.uint8]]) -> str:
-    """Guess the background from the border pixels: bright borders mean dark strokes on light."""
-    total = 0.0
-    count = 0
-    for picture in pictures:
-        rows = picture[[0, -1]].astype(np.float64)
-        cols = picture[:, [0, -1]].astype(np.float64)
-        total += float(rows.sum() + cols.sum())
-        count += rows.size + cols.size
-    return "dark_on_light" if total / count > 127.5 else "light_on_dark"
+FRAMING_SAMPLE = 2000
+"""Images (evenly spread, so the same ones every time) whose framing decides an IDX set's."""
+
+
+def _spread(n: int, most: int) -> NDArray[np.int64]:
+    if n <= most:
+        return np.arange(n, dtype=np.int64)
+    return np.linspace(0, n - 1, most).round().astype(np.int64)
+
+
+class OnDemandImages:
+    """``uint8 [N, C, H, W]`` images read from disk only when indexed.
+
+    Indexing with an integer array (or a slice) reads just those images, so training can
+    stream through a set larger than memory with ``DataLoader`` workers.
+    """
+
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        raise NotImplementedError
+
+    def load(self, index: NDArray[np.int64]) -> NDArray[np.uint8]:
+        raise NotImplementedError
+
+    def __getitem__(self, index: Any) -> NDArray[np.uint8]:
+        if isinstance(index, tuple):  # images[i, c, ...]: pick the images, then index them
+            picked = self[index[0]]
+            rest = (
+                index[1:] if isinstance(index[0], int | np.integer) else (slice(None), *index[1:])
+            )
+            out: NDArray[np.uint8] = picked[rest]
+            return out
+        if isinstance(index, int | np.integer):
+            one: NDArray[np.uint8] = self.load(np.array([int(index)]))[0]
+            return one
+        rows = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index)
+        return self.load(rows)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
+        """Every image at once (what ``np.asarray`` asks for; small sets only)."""
+        images = self.load(np.arange(len(self)))
+        return images if dtype is None else images.astype(dtype)
+
+
+class IdxImages(OnDemandImages):
+    """Plain IDX image files, one ``pread`` per image."""
+
+    def __init__(self, segments: list[tuple[Path, int, int]], size: tuple[int, int]) -> None:
+        self.paths = [str(path) for path, _, _ in segments]
+        self.offsets = [offset for _, offset, _ in segments]
+        counts = [count for _, _, count in segments]
+        self.starts = np.cumsum([0, *counts])
+        self.size = size
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (int(self.starts[-1]), 1, *self.size)
+
+    def load(self, index: NDArray[np.int64]) -> NDArray[np.uint8]:
+        flat = np.asarray(index, dtype=np.int64).ravel()
+        out = np.empty((len(flat), 1, *self.size), dtype=np.uint8)
+        nbytes = self.size[0] * self.size[1]
+        files = np.searchsorted(self.starts, flat, side="right") - 1
+        handles: dict[int, int] = {}
+        try:
+            for row, (i, f) in enumerate(zip(flat, files, strict=True)):
+                if f not in handles:
+                    handles[f] = os.open(self.paths[f], os.O_RDONLY)
+                at = self.offsets[f] + (int(i) - int(self.starts[f])) * nbytes
+                raw = os.pread(handles[f], nbytes, at)
+                if len(raw) != nbytes:
+                    raise DataError(f"{self.paths[f]}: file shrank since it was opened")
+                out[row, 0] = np.frombuffer(raw, dtype=np.uint8).reshape(self.size)
+        except OSError as exc:
+            raise DataError(f"IDX images cannot be read ({exc})") from None
+        finally:
+            for fd in handles.values():
+                os.close(fd)
+        return out
+
+
+class FolderImages(OnDemandImages):
+    """A folder's images, each decoded and framed into 28x28 when it is indexed."""
+
+    def __init__(self, root: Path, names: list[str], *, mode: str, polarity: str) -> None:
+        self.root = root
+        # One string array rather than a list of Paths: a fraction of the memory per file.
+        self.names = np.array(names)
+        self.mode = mode
+        self.channels = 1 if mode == "L" else 3
+        self.light_strokes = polarity == "light_on_dark"
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.names), self.channels, FOLDER_SIZE, FOLDER_SIZE)
+
+    def load(self, index: NDArray[np.int64]) -> NDArray[np.uint8]:
+        from PIL import Image
+
+        out = np.empty((len(index), *self.shape[1:]), dtype=np.uint8)
+        for row, i in enumerate(np.asarray(index).ravel()):
+            path = self.root / str(self.names[int(i)])
+            try:
+                with Image.open(path) as img:
+                    array = np.asarray(img.convert(self.mode), dtype=np.uint8)
+            except OSError as exc:
+                raise DataError(f"{path}: not a readable image ({exc})") from None
+            result = frame(array, FOLDER_SIZE, FOLDER_SIZE, light_strokes=self.light_strokes)
+            if result.blank:
+                raise DataError(f"{path}: the image is blank (no strokes stand out from the page)")
+            pixels = result.pixels
+            out[row] = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+        return out

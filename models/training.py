@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from models import distributed
 from models.augment import random_affine
 from models.evaluate import predict_logits
 from models.nets import Classifier, to_unit
@@ -100,34 +101,51 @@ def finetune(
     *,
     label: str = "finetune",
 ) -> FinetuneResult:
-    """Train ``model`` on ``train`` (uint8 images, labels); early-stop on ``val`` loss."""
+    """Train ``model`` on ``train`` (uint8 images, labels); early-stop on ``val`` loss.
+
+    Under ``torchrun`` every rank walks the same shuffled global batches and trains on its
+    slice of each; ``DistributedDataParallel`` sums the slices' gradients, so the weights stay
+    identical on every rank and match a one-process run on the same global batch size.
+    """
+    world = distributed.world()
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     images, labels = train[0].to(device), train[1].to(device)
     start = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    net = distributed.data_parallel(model)
     optimiser = make_optimizer(model, config)
     result = FinetuneResult()
     best_loss, best_state = float("inf"), copy.deepcopy(model.state_dict())
     began = time.perf_counter()
-    bar = tqdm(range(1, config.max_epochs + 1), desc=label, unit="epoch", leave=False, disable=None)
+    quiet = None if world.main else True
+    bar = tqdm(
+        range(1, config.max_epochs + 1), desc=label, unit="epoch", leave=False, disable=quiet
+    )
     for epoch in bar:
         tick = time.perf_counter()
         model.train()
         total_loss, correct, seen, steps = 0.0, 0, 0, 0
         while steps < config.min_steps_per_epoch or seen < len(images):
-            for idx in minibatches(len(images), min(config.batch_size, len(images)), generator):
+            for batch in minibatches(len(images), min(config.batch_size, len(images)), generator):
+                idx = world.local(batch)
                 x = to_unit(images[idx])
                 if config.augment_shift > 0:
-                    x = random_affine(x, generator, max_shift=config.augment_shift)
-                logits = model(x)
-                loss = F.cross_entropy(logits, labels[idx])
+                    x = random_affine(
+                        x, generator, max_shift=config.augment_shift, global_rows=len(batch)
+                    )
+                logits = net(x)
+                # A sum over this rank's rows, over the global batch size, times the ranks
+                # that DDP averages over: the global batch's mean once the gradients meet.
+                loss_sum = F.cross_entropy(logits, labels[idx], reduction="sum")
                 optimiser.zero_grad(set_to_none=True)
-                torch.autograd.backward(loss)
+                torch.autograd.backward(loss_sum * (world.size / len(batch)))
                 optimiser.step()
-                total_loss += float(loss.detach()) * len(idx)
+                total_loss += float(loss_sum.detach())
                 correct += int((logits.argmax(1) == labels[idx]).sum())
-                seen += len(idx)
+                seen += len(batch)
                 steps += 1
+        total_loss = distributed.total(total_loss, device)
+        correct = int(distributed.total(correct, device))
         val_logits = predict_logits(model, val[0])
         val_loss = float(F.cross_entropy(val_logits, val[1].cpu()))
         val_acc = float((val_logits.argmax(1) == val[1].cpu()).float().mean())

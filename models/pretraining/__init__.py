@@ -13,12 +13,15 @@ import importlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
 from models.methods import Method, check_pairing
 from models.nets import Classifier, arch_kind
+
+if TYPE_CHECKING:
+    from models.batches import Pool
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ class Trainer(Protocol):
     def __call__(
         self,
         model: Classifier,
-        pool: torch.Tensor,
+        pool: Pool,
         config: PretrainConfig,
         generator: torch.Generator,
         *,
@@ -84,17 +87,26 @@ def trainer(method: Method) -> Trainer:
 
 def pretrain(
     model: Classifier,
-    pool: torch.Tensor,
+    pool: torch.Tensor | Pool,
     method: Method,
     config: PretrainConfig,
     generator: torch.Generator,
 ) -> PretrainReport:
-    """Pre-train ``model``'s encoder in place on ``pool`` (``uint8 [N, C, H, W]``, no labels)."""
+    """Pre-train ``model``'s encoder in place on ``pool`` (``uint8 [N, C, H, W]``, no labels).
+
+    ``pool`` is a tensor or a :class:`~models.batches.Pool` (which may stream from disk). Under
+    ``torchrun`` each rank trains on its slice of every global batch and the ranks' gradients
+    (or, for the RBM, its CD updates) are summed, so every rank ends with the same encoder.
+    """
     start = time.perf_counter()
     method = check_pairing(arch_kind(model.config), method)
     report = PretrainReport(method=method)
     if method is Method.none:
         return report
+    if isinstance(pool, torch.Tensor):
+        from models.batches import Pool
+
+        pool = Pool(pool, pool.device)
     lr = method.lr if config.lr is None else config.lr
     report.losses = trainer(method)(model, pool, config, generator, lr=lr, decoders=report.decoders)
     report.seconds = time.perf_counter() - start

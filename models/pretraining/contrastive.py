@@ -1,4 +1,9 @@
-"""SimCLR-style contrastive pre-training with the NT-Xent loss (Chen et al., 2020)."""
+"""SimCLR-style contrastive pre-training with the NT-Xent loss (Chen et al., 2020).
+
+Data-parallel: each rank embeds its slice of the global batch, the projections are gathered
+(with their gradients) so that every rank computes NT-Xent over the whole global batch, as
+one process does, and ``DistributedDataParallel`` averages the encoder's gradients.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,47 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models import distributed
 from models.augment import random_affine, random_erase
+from models.batches import Pool
 from models.nets import CNN, Classifier, to_unit
 from models.pretraining import PretrainConfig
-from models.pretraining.common import as_net, epochs, log_epoch, minibatches
+from models.pretraining.common import as_net, epochs, log_epoch
 
 
-def augment_view(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One random view: shift, rotation, scale and a blanked patch, plus pixel noise."""
+def augment_view(
+    x: torch.Tensor, generator: torch.Generator, *, global_rows: int | None = None
+) -> torch.Tensor:
+    """One random view: shift, rotation, scale and a blanked patch, plus pixel noise.
+
+    ``global_rows``: ``x`` is this rank's slice of a global batch of that many images.
+    """
     h = x.shape[-1]
-    view = random_affine(x, generator, max_shift=h / 8, max_degrees=15.0, scale=(0.85, 1.15))
-    view = random_erase(view, generator, size=0.3, p=0.5)
-    noise = torch.randn(view.shape, generator=generator, device=generator.device)
-    return (view + 0.05 * noise.to(view.device)).clamp(0.0, 1.0)
+    rows = x.shape[0] if global_rows is None else global_rows
+    start, stop = (0, rows) if global_rows is None else distributed.world().part(rows)
+    view = random_affine(
+        x,
+        generator,
+        max_shift=h / 8,
+        max_degrees=15.0,
+        scale=(0.85, 1.15),
+        global_rows=global_rows,
+    )
+    view = random_erase(view, generator, size=0.3, p=0.5, global_rows=global_rows)
+    noise = torch.randn((rows, *view.shape[1:]), generator=generator, device=generator.device)
+    return (view + 0.05 * noise[start:stop].to(view.device)).clamp(0.0, 1.0)
+
+
+class _TwoViews(nn.Module):
+    """Encoder and projection head applied to both views (one DDP forward per step)."""
+
+    def __init__(self, model: CNN, projector: nn.Module) -> None:
+        super().__init__()
+        self.convs, self.dense, self.projector = model.convs, model.dense, projector
+        self.embed = model.embed
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.projector(self.embed(a)), self.projector(self.embed(b))
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -33,17 +66,14 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
 
 def pretrain(
     model: Classifier,
-    pool: torch.Tensor,
+    pool: Pool,
     config: PretrainConfig,
     generator: torch.Generator,
     *,
     lr: float,
     decoders: dict[str, nn.Module],
 ) -> dict[str, list[float]]:
-    """Train trunk + dense layer so two views of one image embed close, others far.
-
-    It has no decoder: the projection head the loss sees is discarded, ``decoders`` untouched.
-    """
+    """Train trunk + dense layer so two views of one image embed close, others far."""
     model = as_net(model, CNN)
     projector = nn.Sequential(
         nn.Linear(model.embedding_dim, model.embedding_dim),
@@ -52,14 +82,20 @@ def pretrain(
     ).to(pool.device)
     encoder = [*model.convs.parameters(), *model.dense.parameters()]
     optimiser = torch.optim.Adam([*encoder, *projector.parameters()], lr=lr)
+    net = distributed.data_parallel(_TwoViews(model, projector))
     losses: list[float] = []
     for epoch in epochs(config.epochs, "contrastive"):
         total, steps = 0.0, 0
-        for idx in minibatches(len(pool), config.batch_size, generator, drop_last=True):
-            x = to_unit(pool[idx])
-            z1 = projector(model.embed(augment_view(x, generator)))
-            z2 = projector(model.embed(augment_view(x, generator)))
-            loss = nt_xent(z1, z2, config.temperature)
+        for batch in pool.batches(config.batch_size, generator, drop_last=True):
+            x = to_unit(batch.images)
+            first = augment_view(x, generator, global_rows=batch.rows)
+            second = augment_view(x, generator, global_rows=batch.rows)
+            z1, z2 = net(first, second)
+            # Every rank computes the global batch's loss; the gather's backward sums the
+            # ranks' gradients into each rank's rows and DDP's average undoes that sum.
+            loss = nt_xent(
+                distributed.gather_rows(z1), distributed.gather_rows(z2), config.temperature
+            )
             optimiser.zero_grad(set_to_none=True)
             torch.autograd.backward(loss)
             optimiser.step()
