@@ -9,6 +9,7 @@ from typing import TypeVar
 import torch
 from tqdm import tqdm
 
+from models.distributed import world
 from models.nets import Classifier
 
 log = logging.getLogger("models.pretraining")
@@ -35,7 +36,8 @@ def minibatches(
 
 def epochs(count: int, stage: str) -> Iterator[int]:
     """Epoch numbers with a progress bar (shown on a terminal only)."""
-    yield from tqdm(range(1, count + 1), desc=stage, unit="epoch", leave=False, disable=None)
+    quiet = None if world().main else True  # one bar, from rank 0
+    yield from tqdm(range(1, count + 1), desc=stage, unit="epoch", leave=False, disable=quiet)
 
 
 def log_epoch(stage: str, epoch: int, total: int, loss: float) -> None:

@@ -7,11 +7,12 @@ import every command module.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from scripts.commands._lists import positive_ints
 from scripts.errors import CommandError
 
 if TYPE_CHECKING:
+    from models.distributed import World
     from models.experiment import ExperimentConfig
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
@@ -250,3 +252,22 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in table
     )
+
+
+@contextlib.contextmanager
+def training_world(config: ExperimentConfig) -> Iterator[World]:
+    """Join the torchrun process group (if this is one of its workers) for the training.
+
+    Ranks other than 0 log warnings only and show no progress bar; the group is left when the
+    training is done, so rank 0 exports alone.
+    """
+    from models import distributed
+    from models.device import resolve_device
+
+    world = distributed.init_from_env(resolve_device(config.device))
+    if not world.main:
+        logging.getLogger("models").setLevel(logging.WARNING)
+    try:
+        yield world
+    finally:
+        distributed.shutdown()

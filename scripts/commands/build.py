@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from models import defaults
 from scripts.commands import _training as common
+from scripts.commands._launch import add_nproc_option, launch
 
 if TYPE_CHECKING:
     from models.pretraining import PretrainReport
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"model name in the repository, no '-' (default: {defaults.NAME})",
     )
     common.add_repository_option(parser)
+    add_nproc_option(parser)
     parser.add_argument(
         "--if-missing",
         action="store_true",
@@ -51,14 +53,20 @@ def run(args: argparse.Namespace) -> int:
     if args.if_missing and _complete(repository, name):
         print(f"{repository}/{name} already holds both variants; nothing to build")
         return 0
-    began = time.perf_counter()
     config = common.experiment_from_args(args)
+    launched = launch(args)
+    if launched is not None:
+        return launched
+    began = time.perf_counter()
 
     from models.experiment import load_data, run_experiment
     from models.stages import export_trained
 
-    prepared = load_data(config)
-    result = run_experiment(config, prepared=prepared)
+    with common.training_world(config) as world:
+        prepared = load_data(config)
+        result = run_experiment(config, prepared=prepared)
+        if not world.main:
+            return 0  # rank 0 evaluates, exports and reports; the others are done
     rows = []
     for trained, report in (
         (result.pretrained, result.pretraining),
