@@ -130,7 +130,7 @@ class Pool:
     def in_order(self, batch_size: int = 1000) -> Iterator[Batch]:
         """One pass in index order (for statistics summed over every rank's rows)."""
         index = torch.arange(len(self))
-        return self._walk(list(index.split(batch_size)))
+        return self._walk([index[i : i + batch_size] for i in range(0, len(self), batch_size)])
 
     def _walk(self, order: list[torch.Tensor]) -> Iterator[Batch]:
         w = world()

@@ -166,5 +166,5 @@ def gather_rows(local: torch.Tensor) -> torch.Tensor:
     longest = max(int(c) for c in every)
     pad = longest - local.shape[0]
     padded = torch.cat([local, local.new_zeros(pad, *local.shape[1:])]) if pad else local
-    parts = all_gather(padded)
+    parts = all_gather(padded)  # type: ignore[no-untyped-call]
     return torch.cat([p[: int(c)] for p, c in zip(parts, every, strict=True)])

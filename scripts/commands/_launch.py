@@ -65,7 +65,7 @@ def launch(args: argparse.Namespace) -> int | None:
         ]
     )
     try:
-        run(launcher)
+        run(launcher)  # type: ignore[no-untyped-call]
     except ChildFailedError as exc:
         failures = exc.failures
         first = min(failures)
