@@ -67,6 +67,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "and lose much on a busy machine)"
         ),
     )
+    parallel = parser.add_argument_group("sharing the sweep between processes or machines")
+    parallel.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help=(
+            "train only slice I (0..N-1) of N of the sweep into --out's cache and write no "
+            "report; a later run without --shard assembles the report from the cache"
+        ),
+    )
+    parallel.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train the sweep as N shards in N local processes, then assemble (default: 1)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -80,6 +97,13 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--threads must be at least 1, got {args.threads}")
     if args.out.exists() and not args.out.is_dir():
         raise CommandError(f"--out {args.out}: exists and is not a folder")
+    if args.jobs < 1:
+        raise CommandError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.jobs > 1 and args.shard is not None:
+        raise CommandError("--jobs and --shard exclude each other: --jobs starts the shards")
+    from models.report.shard import Shard
+
+    shard = Shard.parse(args.shard) if args.shard is not None else None
     # One line per run, not per epoch: the sweep's progress bar and run lines say enough.
     logging.getLogger("models").setLevel(logging.WARNING)
     logging.getLogger("models.report").setLevel(logging.INFO)
@@ -91,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     from models.report.measure import ReportOptions
 
     torch.set_num_threads(args.threads)
+    if args.jobs > 1:
+        _run_jobs(args)
     options = ReportOptions(
         out=args.out,
         budget=budget,
@@ -100,6 +126,15 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         command=shlex.join(["headstart", *sys.argv[1:]]) if _from_shell() else _command(args),
     )
+    if shard is not None:
+        from models.report.shard import train_shard
+
+        done = train_shard(options, shard)
+        print(
+            f"shard {done.shard}: {done.runs} of {done.total} runs in {options.out / 'cache'} "
+            f"({done.trained} trained, {done.cached} from the cache, {done.seconds / 60:.1f} min)"
+        )
+        return 0
     files = build_report(options)
     print(
         f"wrote {files.html}, {files.markdown}, {files.csv} and {len(files.figures)} figures "
@@ -118,3 +153,36 @@ def _command(args: argparse.Namespace) -> str:
     if args.seeds is not None:
         parts += ["--seeds", str(args.seeds)]
     return shlex.join([*parts, "--out", str(args.out)])
+
+
+def _run_jobs(args: argparse.Namespace) -> None:
+    """Train the shards 0/N..N-1/N in N local processes and wait for all of them."""
+    import os
+    import subprocess
+
+    argv = _without(args.argv, "--jobs")
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "scripts.cli", *argv, "--shard", f"{i}/{args.jobs}"],
+            env={**os.environ, "OMP_NUM_THREADS": str(args.threads)},
+        )
+        for i in range(args.jobs)
+    ]
+    failed = [(i, code) for i, code in enumerate(child.wait() for child in children) if code]
+    if failed:
+        shards = ", ".join(f"{i}/{args.jobs} (exit {code})" for i, code in failed)
+        raise CommandError(f"report shard {shards} failed; rerun to resume from the cache")
+
+
+def _without(argv: list[str], option: str) -> list[str]:
+    """``argv`` less ``option VALUE`` and ``option=VALUE``."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            out.append(arg)
+    return out

@@ -22,6 +22,7 @@ from tests.deploy.dockerfile import ROOT
 
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
+TRAINING = KUBERNETES / "training"
 MANIFESTS = sorted([*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")])
 PORT: int = Settings.model_fields["port"].default
 SETTINGS_VARS = {f"HEADSTART_{name.upper()}" for name in Settings.model_fields}
@@ -51,8 +52,13 @@ def _one(path: Path) -> dict[str, Any]:
 
 
 def _by_kind(kind: str) -> dict[str, Any]:
+    """The one serving manifest of ``kind`` (the training ones are checked on their own)."""
     found = [
-        doc for path in KUBERNETES.rglob("*.yaml") for doc in _load(path) if doc["kind"] == kind
+        doc
+        for path in KUBERNETES.rglob("*.yaml")
+        if TRAINING not in path.parents
+        for doc in _load(path)
+        if doc["kind"] == kind
     ]
     assert len(found) == 1, f"{len(found)} {kind} manifests"
     return found[0]
@@ -73,6 +79,10 @@ def test_there_are_manifests_to_check() -> None:
         "kubernetes/pdb.yaml",
         "kubernetes/kustomization.yaml",
         "kubernetes/kserve/inferenceservice.yaml",
+        "kubernetes/training/kustomization.yaml",
+        "kubernetes/training/report-shards.yaml",
+        "kubernetes/training/report-assemble.yaml",
+        "kubernetes/training/train.yaml",
     } <= names
 
 
@@ -341,3 +351,124 @@ def test_inference_service_environment_and_metrics_agree_with_the_code(routes: s
     annotations = _by_kind("InferenceService")["metadata"]["annotations"]
     assert annotations["prometheus.kserve.io/port"] == str(PORT)
     assert annotations["prometheus.kserve.io/path"] in routes
+
+
+# ---- Kubernetes training: the report's shards and torchrun across pods
+
+_TRAINING_TYPES: dict[str, type[BaseModel]] = {
+    "Job": k8s.V1Job,
+    "Service": k8s.V1Service,
+    "PersistentVolumeClaim": k8s.V1PersistentVolumeClaim,
+}
+TRAIN_IMAGE = f"headstart-train:{VERSION}"
+
+
+def _training(name: str) -> dict[str, Any]:
+    return _one(TRAINING / f"{name}.yaml")
+
+
+def _pod(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    spec: dict[str, Any] = job["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    return spec, container
+
+
+def _headstart_args(argv: list[str], **values: str) -> Any:
+    """Parse a pod's ``headstart`` arguments with the real command line parser."""
+    from scripts.cli import build_parser
+
+    filled = [arg.replace("$(JOB_COMPLETION_INDEX)", values.get("index", "0")) for arg in argv]
+    return build_parser().parse_args(filled)
+
+
+@pytest.mark.parametrize(
+    "path", sorted(TRAINING.glob("*.yaml")), ids=lambda p: p.relative_to(DEPLOY).as_posix()
+)
+def test_training_manifest_matches_the_api_schema(path: Path) -> None:
+    if path.name == "kustomization.yaml":
+        return
+    for doc in _load(path):
+        _TRAINING_TYPES[doc["kind"]].model_validate(doc)
+
+
+def test_training_schema_check_rejects_a_misspelt_field() -> None:
+    # Guard for the test above: Indexed Jobs hinge on this field's exact name.
+    job = _training("report-shards")
+    job["spec"]["completionMod"] = job["spec"].pop("completionMode")
+    with pytest.raises(ValidationError, match="completionMod"):
+        k8s.V1Job.model_validate(job)
+
+
+def test_training_kustomization_lists_every_training_manifest() -> None:
+    kustomization = _one(TRAINING / "kustomization.yaml")
+    plain = {p.name for p in TRAINING.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == plain
+    (image,) = kustomization["images"]
+    assert f"{image['name']}:{image['newTag']}" == TRAIN_IMAGE
+    assert "--target train" in (TRAINING / "kustomization.yaml").read_text()
+    train = next(stage for stage in dockerfile.stages() if stage.name == "train")
+    assert "/opt/train/bin/pip install" in " ".join(args for _, args in train.instructions)
+
+
+def _mounts_the_shared_claim(job: dict[str, Any]) -> str:
+    spec, container = _pod(job)
+    (volume,) = spec["volumes"]
+    claim = _training("cache-volume")
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert "ReadWriteMany" in claim["spec"]["accessModes"]
+    (mount,) = container["volumeMounts"]
+    assert mount["name"] == volume["name"]
+    assert container["image"] == TRAIN_IMAGE
+    return str(mount["mountPath"])
+
+
+def test_report_shards_are_an_indexed_job_over_every_slice() -> None:
+    job = _training("report-shards")
+    assert job["spec"]["completionMode"] == "Indexed"
+    count = job["spec"]["completions"]
+    assert job["spec"]["parallelism"] == count
+    _, container = _pod(job)
+    assert container["command"] == ["/opt/train/bin/headstart"]
+    shards = [_headstart_args(container["args"], index=str(i)).shard for i in range(count)]
+    assert shards == [f"{i}/{count}" for i in range(count)]
+    args = _headstart_args(container["args"])
+    assert args.command == "report"
+    assert Path(_mounts_the_shared_claim(job)) in args.out.parents
+
+
+def test_report_assembly_reads_the_shards_cache() -> None:
+    shards = _headstart_args(_pod(_training("report-shards"))[1]["args"])
+    job = _training("report-assemble")
+    _, container = _pod(job)
+    assemble = _headstart_args(container["args"])
+    assert assemble.shard is None
+    assert assemble.jobs == 1
+    for option in ("budget", "dataset", "out", "seeds", "split_seed"):
+        assert getattr(assemble, option) == getattr(shards, option), option
+    assert Path(_mounts_the_shared_claim(job)) in assemble.out.parents
+
+
+def test_torchrun_job_meets_at_pod_zero_and_builds() -> None:
+    from torch.distributed.run import get_args_parser
+
+    job = _training("train")
+    service = _training("train-service")
+    spec, container = _pod(job)
+    assert container["command"] == ["/opt/train/bin/torchrun"]
+    launcher = get_args_parser().parse_args(container["args"])
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert launcher.nnodes == str(job["spec"]["completions"]) == str(job["spec"]["parallelism"])
+    name = job["metadata"]["name"]
+    assert spec["subdomain"] == service["metadata"]["name"]
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"] == {"job-name": name}
+    host, port = launcher.rdzv_endpoint.split(":")
+    assert host == f"{name}-0.{spec['subdomain']}"
+    assert int(port) in {p["port"] for p in service["spec"]["ports"]}
+    assert int(port) in {p["containerPort"] for p in container["ports"]}
+    assert launcher.module
+    assert launcher.training_script == "scripts.cli"
+    build = _headstart_args(launcher.training_script_args)
+    assert build.command == "build"
+    assert build.nproc == 1  # torchrun starts the processes; build must not start more
+    assert Path(_mounts_the_shared_claim(job)) in build.model_repository.parents
