@@ -177,6 +177,59 @@ def test_an_interrupted_report_resumes_from_its_cache(
     assert [r["run"] for r in after] == [r["run"] for r in before]
 
 
+def _timeless_rows(out: Path) -> list[dict[str, str]]:
+    """results.csv without wall-clock columns (the only thing a rerun may change)."""
+    return [
+        {k: v for k, v in row.items() if "seconds" not in k and k != "history"}
+        for row in read_csv(out / "results.csv")
+    ]
+
+
+def _timeless_markdown(out: Path) -> str:
+    text = (out / "report.md").read_text()
+    text = re.sub(r"\d+(\.\d+)?\s*(min|minutes|s|seconds|h|hours)\b", "<time>", text)
+    return re.sub(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d)?( UTC|Z|\+00:00)?", "<when>", text)
+
+
+def _same_report(out: Path, reference: Report) -> None:
+    assert _timeless_rows(out) == _timeless_rows(reference.out)
+    assert _timeless_markdown(out) == _timeless_markdown(reference.out)
+    for name in FIGURES:
+        assert (out / name).is_file(), name
+
+
+def test_two_jobs_write_the_report_one_process_writes(
+    report: Report, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "jobs"
+    args = ["report", "--budget", "tiny", "--dataset", report.dataset, "--out", str(out)]
+    assert main([*args, "--jobs", "2"]) == 0
+    assert "0 runs trained" in capsys.readouterr().out  # the shards trained them all
+    _same_report(out, report)
+
+
+def test_shards_split_the_sweep_and_a_plain_run_assembles_it(
+    report: Report, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "shards"
+    args = ["report", "--budget", "tiny", "--dataset", report.dataset, "--out", str(out)]
+    cache = out / "cache"
+    seen: list[set[str]] = []
+    for shard in ("1/2", "0/2"):
+        before = {p.name for p in cache.glob("*.json")} if cache.is_dir() else set()
+        assert main([*args, "--shard", shard]) == 0
+        assert not (out / "report.md").exists()
+        seen.append({p.name for p in cache.glob("*.json")} - before)
+    assert seen[0]
+    assert seen[1]
+    assert not seen[0] & seen[1]
+    runs = len(read_csv(report.out / "results.csv"))
+    assert "0 from the cache" in capsys.readouterr().out
+    assert main(args) == 0
+    assert f"0 runs trained, {runs} from the cache" in capsys.readouterr().out
+    _same_report(out, report)
+
+
 def test_help_offers_quick_and_full_and_says_full_takes_hours(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -194,6 +247,10 @@ def test_help_offers_quick_and_full_and_says_full_takes_hours(
         (["--seeds", "1"], "--seeds must be at least 2"),
         (["--dataset", "nope"], "unknown dataset 'nope'"),
         (["--threads", "0"], "--threads must be at least 1"),
+        (["--shard", "2/2"], "shard 2/2: the index must lie in 0..count-1"),
+        (["--shard", "half"], "--shard 'half': expected INDEX/COUNT"),
+        (["--jobs", "0"], "--jobs must be at least 1"),
+        (["--jobs", "2", "--shard", "0/2"], "--jobs and --shard exclude each other"),
     ],
 )
 def test_bad_options_get_one_clear_line(
