@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 
 from scripts.commands import _training as common
+from scripts.commands._launch import add_nproc_option, launch
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common.add_labels_option(parser, None)
     common.add_run_options(parser, seed_default=None)
     common.add_budget_options(parser)
+    add_nproc_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -30,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from models.experiment import load_data, train_variant
     from models.stages import open_stage, report_of, save_stage
 
+    launched = launch(args)
+    if launched is not None:
+        return launched
     checkpoint, config = open_stage(args.checkpoint, args.device, "pretrained")
     if args.labels_per_class is not None:
         config = dataclasses.replace(config, labels_per_class=args.labels_per_class)
@@ -39,11 +44,14 @@ def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, finetune=config.quick().finetune)
     config = common.apply_budgets(config, args)
     report = report_of(checkpoint)
-    prepared = load_data(config)
     variant = "baseline" if report.method == "none" else "pretrained"
-    result = train_variant(
-        checkpoint.model, config, prepared, variant=variant, method=report.method
-    )
+    with common.training_world(config) as world:
+        prepared = load_data(config)
+        result = train_variant(
+            checkpoint.model, config, prepared, variant=variant, method=report.method
+        )
+        if not world.main:
+            return 0  # rank 0 writes the checkpoint
     save_stage(args.out, "finetuned", result.model, config, prepared, report, result.finetune)
     drift = ", ".join(f"{k} {v:.3f}" for k, v in result.finetune.drift.items())
     print(

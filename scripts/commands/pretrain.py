@@ -6,6 +6,7 @@ import argparse
 
 from models import defaults
 from scripts.commands import _training as common
+from scripts.commands._launch import add_nproc_option, launch
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,18 +25,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common.add_run_options(parser, seed_default=defaults.SEED)
     common.add_budget_options(parser)
     common.add_checkpoint_options(parser, writes=True)
+    add_nproc_option(parser)
     parser.set_defaults(func=run)
 
 
 @common.guarded
 def run(args: argparse.Namespace) -> int:
     config = common.experiment_from_args(args)
+    launched = launch(args)
+    if launched is not None:
+        return launched
 
     from models.experiment import load_data, pretrained_start
     from models.stages import save_stage
 
-    prepared = load_data(config)
-    model, report = pretrained_start(config, prepared)
+    with common.training_world(config) as world:
+        prepared = load_data(config)
+        model, report = pretrained_start(config, prepared)
+        if not world.main:
+            return 0  # rank 0 writes the checkpoint
     save_stage(args.out, "pretrained", model, config, prepared, report)
     losses = ", ".join(f"{k} {v[-1]:.4f}" for k, v in report.losses.items() if v) or "none"
     print(

@@ -83,6 +83,27 @@ def test_build_quick_exports_both_variants_and_prints_the_summary(
     assert (repo / "digits" / "pretrained" / "model.onnx").stat().st_mtime_ns == before
 
 
+def test_build_with_two_processes_writes_what_one_process_writes(
+    tmp_path: Path, dataset: str
+) -> None:
+    """``--nproc 2`` goes through torch's launcher (gloo on 127.0.0.1) to the same models."""
+    args = ["build", "--quick", "--dataset", dataset, "--device", "cpu", "--hidden", "16,16"]
+    manifests = {}
+    for nproc in (1, 2):
+        repo = tmp_path / f"repo{nproc}"
+        assert main([*args, "--nproc", str(nproc), "--model-repository", str(repo)]) == 0
+        listing = scan_repository(repo)
+        assert listing.problems == []
+        manifests[nproc] = {e.variant: e.manifest for e in listing.entries}
+    assert set(manifests[2]) == set(manifests[1]) == {"pretrained", "baseline"}
+    for variant, one in manifests[1].items():
+        two = manifests[2][variant]
+        assert two.test_metrics.accuracy == one.test_metrics.accuracy
+        assert two.test_metrics.nll == pytest.approx(one.test_metrics.nll, abs=1e-4)
+        assert two.test_metrics.confusion_matrix == one.test_metrics.confusion_matrix
+        assert two.pretraining.method == one.pretraining.method
+
+
 def test_if_missing_builds_when_a_variant_is_absent(
     tmp_path: Path, dataset: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
