@@ -25,7 +25,7 @@ from models.training import FinetuneConfig, finetune
 from tests.models.helpers import tiny_digits
 
 PRETRAIN = PretrainConfig(epochs=2, batch_size=20)
-FINETUNE = FinetuneConfig(batch_size=10, max_epochs=3, patience=3, min_steps_per_epoch=4)
+FINETUNE = FinetuneConfig(batch_size=10, lr=1e-2, max_epochs=4, patience=4, min_steps_per_epoch=5)
 ARCHS = {
     "rbm": MLPConfig(hidden=(24, 16)),
     "dae": MLPConfig(hidden=(24, 16)),
