@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from models.data import SplitConfig
 from models.errors import ConfigError
 from models.experiment import ExperimentConfig, load_data
-from models.report.build import ReportOptions, smallest_pool_class
 from models.report.cache import RunCache
+from models.report.measure import ReportOptions, smallest_pool_class
 from models.report.plan import RunSpec, experiment, plan
 from models.report.sweep import run_sweep
 
