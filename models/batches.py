@@ -21,7 +21,16 @@ from numpy.typing import NDArray
 
 from models.distributed import World, world
 from models.errors import ConfigError
-from models.pretraining.common import minibatches
+
+
+def minibatches(
+    n: int, batch_size: int, generator: torch.Generator, *, drop_last: bool = False
+) -> Iterator[torch.Tensor]:
+    """Yield shuffled index batches covering ``range(n)`` once."""
+    order = torch.randperm(n, generator=generator, device=generator.device)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for begin in range(0, stop, batch_size):
+        yield order[begin : begin + batch_size]
 
 
 def loader_workers() -> int:

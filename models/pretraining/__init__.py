@@ -13,15 +13,13 @@ import importlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import torch
 
+from models.batches import Pool
 from models.methods import Method, check_pairing
 from models.nets import Classifier, arch_kind
-
-if TYPE_CHECKING:
-    from models.batches import Pool
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +102,6 @@ def pretrain(
     if method is Method.none:
         return report
     if isinstance(pool, torch.Tensor):
-        from models.batches import Pool
-
         pool = Pool(pool, pool.device)
     lr = method.lr if config.lr is None else config.lr
     report.losses = trainer(method)(model, pool, config, generator, lr=lr, decoders=report.decoders)

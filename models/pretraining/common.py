@@ -6,13 +6,15 @@ import logging
 from collections.abc import Iterator
 from typing import TypeVar
 
-import torch
 from tqdm import tqdm
 
+from models.batches import minibatches
 from models.distributed import world
 from models.nets import Classifier
 
 log = logging.getLogger("models.pretraining")
+
+__all__ = ["as_net", "epochs", "log_epoch", "minibatches"]
 
 Net = TypeVar("Net", bound=Classifier)
 
@@ -22,16 +24,6 @@ def as_net(model: Classifier, net: type[Net]) -> Net:
     if not isinstance(model, net):
         raise TypeError(f"expected {net.__name__}, got {type(model).__name__}")
     return model
-
-
-def minibatches(
-    n: int, batch_size: int, generator: torch.Generator, *, drop_last: bool = False
-) -> Iterator[torch.Tensor]:
-    """Yield shuffled index batches covering ``range(n)`` once."""
-    order = torch.randperm(n, generator=generator, device=generator.device)
-    stop = n - n % batch_size if drop_last and n >= batch_size else n
-    for begin in range(0, stop, batch_size):
-        yield order[begin : begin + batch_size]
 
 
 def epochs(count: int, stage: str) -> Iterator[int]:
