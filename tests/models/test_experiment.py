@@ -71,10 +71,18 @@ def test_no_training_step_sees_a_test_image(
     prepared: Prepared, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[torch.Tensor] = []
+    pretraining: list[torch.Tensor] = []
     real_pretrain, real_finetune = experiment.pretrain, experiment.finetune
 
     def spy_pretrain(model, pool, *args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append(pool.cpu())
+        walk = pool.batches
+
+        def batches(*a, **k):  # type: ignore[no-untyped-def]
+            for batch in walk(*a, **k):  # every batch a pre-training step takes
+                pretraining.append(batch.images.cpu())
+                yield batch
+
+        pool.batches = batches
         return real_pretrain(model, pool, *args, **kwargs)
 
     def spy_finetune(model, train, val, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -84,7 +92,9 @@ def test_no_training_step_sees_a_test_image(
     monkeypatch.setattr(experiment, "pretrain", spy_pretrain)
     monkeypatch.setattr(experiment, "finetune", spy_finetune)
     run_experiment(tiny("mlp", "dae"), prepared=prepared)
-    assert len(seen) == 5  # pre-training pool; labeled + validation for each variant
+    assert len(seen) == 4  # labeled + validation for each variant
+    assert sum(len(batch) for batch in pretraining) == len(prepared.splits.pool) * 2  # 2 layers
+    seen.extend(pretraining)
 
     def fingerprints(images: torch.Tensor) -> set[str]:
         return {hashlib.sha256(image.numpy().tobytes()).hexdigest() for image in images}
