@@ -67,12 +67,12 @@ def launch(args: argparse.Namespace) -> int | None:
     try:
         run(launcher)  # type: ignore[no-untyped-call]
     except ChildFailedError as exc:
-        failures = exc.failures
-        first = min(failures)
-        code = failures[first].exitcode
+        # The launcher stops the other ranks once one fails; the first failure is the cause.
+        rank, failure = exc.get_first_failure()
+        code = failure.exitcode
         raise CommandError(
-            f"{len(failures)} of {args.nproc} training processes failed (rank {first} exited "
-            f"with {code}; its error is above)",
+            f"training process rank {rank} of {args.nproc} failed with exit code {code} "
+            "(its error is above)",
             exit_code=code if 0 < code < 126 else 1,
         ) from None
     return 0

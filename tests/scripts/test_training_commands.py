@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,22 @@ def test_build_with_two_processes_writes_what_one_process_writes(
         assert two.test_metrics.nll == pytest.approx(one.test_metrics.nll, abs=1e-4)
         assert two.test_metrics.confusion_matrix == one.test_metrics.confusion_matrix
         assert two.pretraining.method == one.pretraining.method
+
+
+def test_a_failing_worker_is_one_line_and_a_failed_build(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing"
+    args = ["build", "--quick", "--nproc", "2", "--dataset", f"idx:{missing}"]
+    assert main([*args, "--model-repository", str(tmp_path / "repo")]) == 1
+    err = capfd.readouterr().err
+    # The first rank to fail says why; the launcher may stop the other before it does.
+    assert f"headstart: error: {missing}: IDX folder does not exist" in err
+    assert re.search(
+        r"headstart: error: training process rank [01] of 2 failed with exit code 1", err
+    )
+    assert "Traceback" not in err
+    assert not (tmp_path / "repo").exists()
 
 
 def test_if_missing_builds_when_a_variant_is_absent(
