@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -135,7 +136,10 @@ def fetch(
             continue
         source = url.rstrip("/") + "/" + filename
         log.info("downloading %s", source)
-        partial = target.with_suffix(target.suffix + ".part")
+        # A name of its own: shards of one sweep may fetch into one shared cache at once.
+        handle, name_part = tempfile.mkstemp(dir=folder, prefix=f".{filename}.", suffix=".part")
+        os.close(handle)
+        partial = Path(name_part)
         try:
             with urllib.request.urlopen(source, timeout=timeout) as response:
                 partial.write_bytes(response.read())

@@ -168,3 +168,36 @@ def test_a_trained_rbm_reconstructs_each_digit_closest_to_itself(prepared: Prepa
     flat_r = recon.reshape(10, -1)
     distances = ((flat_r[:, None, :] - flat_x[None, :, :]) ** 2).sum(-1)
     assert (distances.argmin(1) == np.arange(10)).mean() >= 0.8
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7])
+def test_shards_cover_the_plan_once_and_keep_each_encoder_in_one_shard(count: int) -> None:
+    from models.report.shard import Shard, select
+
+    budget = BUDGETS["quick"]
+    specs = plan(budget, 3, 350)
+
+    def encoder(spec: RunSpec) -> str:
+        if spec.method == "none":
+            return spec.name
+        return experiment(spec, budget, "mnist-5k", 0).pretrain_key()
+
+    slices = [select(specs, Shard(i, count), encoder) for i in range(count)]
+    assert sorted(s for part in slices for s in part) == sorted(specs)  # each run exactly once
+    owner = {encoder(s): i for i, part in enumerate(slices) for s in part}
+    for i, part in enumerate(slices):
+        assert all(owner[encoder(s)] == i for s in part)  # an encoder never spans two shards
+        assert part == select(specs, Shard(i, count), encoder)  # the same slice every time
+    if count > 1:
+        sizes = [len(part) for part in slices]
+        assert min(sizes) > 0
+        assert max(sizes) <= 2 * min(sizes)  # dealt round-robin, roughly even
+
+
+@pytest.mark.parametrize("text", ["3/3", "-1/2", "1", "a/b", "0/0"])
+def test_a_bad_shard_is_one_clear_error(text: str) -> None:
+    from models.errors import ConfigError
+    from models.report.shard import Shard
+
+    with pytest.raises(ConfigError, match="shard"):
+        Shard.parse(text)
