@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from models import defaults
+from models import defaults, distributed
 from models.batches import LazyImages, Pool, loader_workers
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.data import ImageSet, SplitConfig, Splits, make_splits
@@ -221,7 +221,7 @@ def pretrained_start(
     model.train()
     generator = torch.Generator(device=device).manual_seed(config.seed)
     report = pretrain(model, prepared.pool(device), config.method, config.pretrain, generator)
-    if cached is not None:
+    if cached is not None and distributed.world().main:  # every rank holds the same encoder
         save_checkpoint(
             cached,
             model,
