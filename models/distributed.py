@@ -88,7 +88,13 @@ def init_from_env(device: torch.device) -> World:
 
 
 def shutdown() -> None:
+    """Leave the group once every rank is done with it.
+
+    Without the barrier a rank that finished first tears its gloo connections down while a
+    peer may still be closing the same pairs, and the C++ side aborts that process at exit.
+    """
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

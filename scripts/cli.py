@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -64,5 +66,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _exit_as_launched_worker(code: int) -> None:
+    """End a process torchrun started without running C++ static destructors.
+
+    Now and then a rank aborts at interpreter exit ("terminate called without an active
+    exception", exit -6) after it has left the process group and everything it writes is
+    written: a thread of torch's own is still joinable when the runtime tears down. The
+    launcher would report that abort as the run's failure, so a worker, having flushed its
+    output and logs, leaves with its own exit code directly.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    _exit_as_launched_worker(exit_code)
+    sys.exit(exit_code)
