@@ -87,7 +87,7 @@ FROM models-${MODEL_SOURCE} AS models
 FROM python AS serve-env
 RUN --mount=type=bind,from=wheels,target=/wheels --mount=type=secret,id=ca-bundle \
     python -m venv /opt/venv \
-    && python requirements.py > requirements.txt \
+    && python requirements.py postgres > requirements.txt \
     && ./pip-install.sh /opt/venv -r requirements.txt
 COPY --from=source /src /src
 RUN --mount=type=bind,from=wheels,target=/wheels --mount=type=secret,id=ca-bundle \

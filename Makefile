@@ -27,7 +27,7 @@ $(TRAIN_STAMP): pyproject.toml | $(BIN)/python
 # from it with no package index, and the image test hands it to the image build.
 $(DEV_STAMP): pyproject.toml deploy/constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train,dev]'
-	$(BIN)/python deploy/requirements.py train > $(VENV)/image-requirements.txt
+	$(BIN)/python deploy/requirements.py train postgres > $(VENV)/image-requirements.txt
 	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check --wheel-dir $(VENV)/wheelhouse \
 		-c deploy/constraints.txt -r $(VENV)/image-requirements.txt setuptools
 	touch $(TRAIN_STAMP) $@

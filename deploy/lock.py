@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = ROOT / "pyproject.toml"
 CONSTRAINTS = ROOT / "deploy" / "constraints.txt"
-# What the image installs: the service, the train extra (the models stage) and the
-# build backend that turns the source into a wheel.
-EXTRAS = ("train",)
+# What the image installs: the service with its PostgreSQL driver (postgres), the train extra
+# (the models stage) and the build backend that turns the source into a wheel.
+EXTRAS = ("train", "postgres")
 _DIGEST_LINE = "# requirements sha256: "
 
 

@@ -82,7 +82,8 @@ def test_runtime_stage_has_no_training_dependencies() -> None:
     assert sources == {"--from=serve-env", "--from=models"}
     serve_env = next(s for s in dockerfile.stages() if s.name == "serve-env")
     runs = serve_env.all("RUN")
-    assert any("python requirements.py > requirements.txt" in run for run in runs)
+    # The service and its PostgreSQL driver, so replicas can share one experiments database.
+    assert any("python requirements.py postgres > requirements.txt" in run for run in runs)
     assert all("train" not in run and "torch" not in run for run in runs)
     # The build itself proves torch is absent from the final image.
     assert any('! python -c "import torch"' in run for run in runtime.all("RUN"))

@@ -196,6 +196,8 @@ def test_context_image_runs_as_its_user_without_torch(
     torch = podman.run("exec", context_container.name, "python", "-c", "import torch", check=False)
     assert torch.returncode != 0
     assert "No module named 'torch'" in torch.stderr
+    # Replicas share experiments through PostgreSQL, so the image carries its driver.
+    podman.run("exec", context_container.name, "python", "-c", "import psycopg")
     log = podman.logs(context_container.name)
     assert "Traceback" not in log, log
     assert "telemetry" not in log.lower(), log  # ONNX Runtime's warning, with no HOME to write
