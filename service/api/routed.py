@@ -29,9 +29,9 @@ from service.metrics import record_images, record_variant
 from service.naming import split_v2_name
 from service.request_id import current as current_request_id
 from service.state import plane, settings
-from service.v2 import codec
 from service.v2.inference import InferenceResult
 from service.v2.request import InferenceRequest
+from service.v2.response import inference_response
 
 UNIT_HEADER = "X-Experiment-Unit"
 ARM_HEADER = "X-Experiment-Arm"
@@ -114,12 +114,7 @@ def infer(name: str, inference: InferenceRequest, chunks: Sequence[memoryview | 
     result.header.setdefault("parameters", {}).update(
         {f"experiment_{k}": v for k, v in the_route.describe().items()}
     )
-    body, header_length = codec.encode_response(result.header, result.outputs)
-    response = Response(
-        body, mimetype="application/octet-stream" if header_length else "application/json"
-    )
-    if header_length is not None:
-        response.headers[codec.HEADER_LENGTH] = str(header_length)
+    response = inference_response(result)
     response.headers[ARM_HEADER] = the_route.arm.name
     return response
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
@@ -14,6 +14,7 @@ from service.state import plane, settings
 from service.v2 import codec, triton
 from service.v2.metadata import model_metadata as describe
 from service.v2.metadata import server_metadata as describe_server
+from service.v2.response import inference_response
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 
@@ -102,12 +103,7 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
         return routed.infer(name, inference, chunks)
     result = current.infer(name, version, inference, chunks)
     record_images(result.images)
-    body, header_length = codec.encode_response(result.header, result.outputs)
-    if header_length is None:
-        return Response(body, mimetype="application/json")
-    response = Response(body, mimetype="application/octet-stream")
-    response.headers[codec.HEADER_LENGTH] = str(header_length)
-    return response
+    return inference_response(result)
 
 
 _ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
