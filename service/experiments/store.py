@@ -33,7 +33,7 @@ from service.experiments import schema
 from service.experiments.definition import Arm, Experiment
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_PG_MIGRATION_LOCK = 0x68656164
+_PG_MIGRATION_LOCK = 0x68656164  # any constant shared by every process migrating this database
 CHECKPOINT_INTERVAL_S = 1.0
 """How often a worker folds SQLite's write-ahead log back into the database file."""
 
@@ -49,9 +49,7 @@ _INSERT_WHILE_RUNNING_SQL = (
     "CAST(:latency_ms AS DOUBLE PRECISION), CAST(:created_at AS DOUBLE PRECISION) "
     "FROM experiments WHERE id = :experiment_id AND status = 'running'"
 )
-_INSERT_WHILE_RUNNING = text(
-    _INSERT_WHILE_RUNNING_SQL
-)  # any constant shared by every process migrating this database
+_INSERT_WHILE_RUNNING = text(_INSERT_WHILE_RUNNING_SQL)
 
 
 @dataclass(frozen=True)
@@ -321,11 +319,7 @@ class ExperimentStore:
                         return False
                 return True
         except IntegrityError:
-            raise Conflict(
-                "this X-Request-ID already has an exposure: send a fresh request id per "
-                "request (or none, and the service makes one)",
-                request_id=exposures[0].request_id,
-            ) from None
+            raise _request_id_taken(exposures[0].request_id) from None
 
     def _insert_one_sqlite(self, row: dict[str, Any]) -> bool:
         # The request path's one write, on a connection of this thread's own straight from
@@ -337,11 +331,7 @@ class ExperimentStore:
                 stored = connection.execute(_INSERT_WHILE_RUNNING_SQL, row).rowcount == 1
             except sqlite3.IntegrityError:
                 connection.rollback()
-                raise Conflict(
-                    "this X-Request-ID already has an exposure: send a fresh request id per "
-                    "request (or none, and the service makes one)",
-                    request_id=row["request_id"],
-                ) from None
+                raise _request_id_taken(row["request_id"]) from None
             connection.commit()
             return stored
 
@@ -501,6 +491,15 @@ class ExperimentStore:
         )
         with self.engine.connect() as connection:
             return [ShadowPair(*row) for row in connection.execute(query)]
+
+
+def _request_id_taken(request_id: str) -> Conflict:
+    """The one answer to an exposure whose request id is stored already, whichever path wrote."""
+    return Conflict(
+        "this X-Request-ID already has an exposure: send a fresh request id per request "
+        "(or none, and the service makes one)",
+        request_id=request_id,
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
