@@ -108,9 +108,13 @@ def record_served(store: ExperimentStore, route: Route, exposure: Exposure) -> N
 
 
 def top_prediction(answer: dict[str, Any]) -> tuple[str, float]:
-    """The predicted class and its probability of a one-image classify answer; embed has none."""
+    """The predicted class and its probability of a one-image classify answer.
+
+    An embed answer has none, and neither has a blank image (no ink to classify): both are
+    recorded as no class, which labelled feedback counts as wrong.
+    """
     predictions = answer.get("predictions")
-    if not predictions:
+    if not predictions or predictions[0].get("blank"):
         return ("", 0.0)
     first = predictions[0]
     return (str(first["label"]), float(first["probability"]))

@@ -90,8 +90,8 @@ def _shadow(
 def answer_probabilities(answer: dict[str, Any]) -> NDArray[np.float64] | None:
     """The class distribution of a one-image v1 classify answer that ranked every class."""
     predictions = answer.get("predictions")
-    if not predictions:
-        return None
+    if not predictions or predictions[0].get("blank"):
+        return None  # a blank image has no class distribution
     ranked = predictions[0]["top_k"]
     vector = np.zeros(len(ranked), dtype=np.float64)
     for score in ranked:

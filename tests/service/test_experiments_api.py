@@ -217,3 +217,32 @@ def test_an_unusable_database_turns_experiments_off_not_the_service(
         "/v1/models/tiny/classify?experiment=x", data=b"\x89PNG", content_type="image/png"
     )
     assert routed.status_code == 503
+
+
+@pytest.mark.parametrize("mode", ["split", "shadow"])
+def test_a_blank_image_routed_through_an_experiment_is_answered_and_recorded(
+    app: Flask, client: FlaskClient, mode: str
+) -> None:
+    import numpy as np
+
+    from tests.images import png
+
+    assert (
+        client.post("/v1/experiments", json={**BODY, "mode": mode}, headers=ADMIN).status_code
+        == 201
+    )
+    blank = png(np.full((40, 40), 250, dtype=np.uint8))
+    response = client.post(
+        "/v1/models/tiny/classify?experiment=rbm-vs-random",
+        data=blank,
+        content_type="image/png",
+        headers={"X-Experiment-Unit": "user-1", "X-Request-ID": "blank-1"},
+    )
+    assert response.status_code == 200, response.json
+    assert response.json is not None
+    (prediction,) = response.json["predictions"]
+    assert prediction["blank"] is True
+    assert prediction["label"] is None
+    shown = client.get("/v1/experiments/rbm-vs-random", headers=ADMIN).json
+    assert shown is not None
+    assert sum(arm["exposures"] for arm in shown["arms"] if arm["role"] == "served") == 1
