@@ -48,6 +48,7 @@ class Method(StrEnum):
     dae = Entry("dae", ("mlp",), "models.pretraining.autoencoder", lr=1e-3)
     cae = Entry("cae", ("cnn",), "models.pretraining.conv_autoencoder", lr=1e-3)
     contrastive = Entry("contrastive", ("cnn",), "models.pretraining.contrastive", lr=1e-3)
+    vicreg = Entry("vicreg", ("cnn",), "models.pretraining.vicreg", lr=1e-3)
     none = Entry("none", ARCHS)  # the random-init baseline
 
 

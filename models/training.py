@@ -6,14 +6,14 @@ import copy
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from models import distributed
-from models.augment import random_affine
+from models.augment import random_affine, random_contrast, random_stroke_width
 from models.evaluate import predict_logits
 from models.nets import Classifier, to_unit
 from models.pretraining.common import minibatches
@@ -37,7 +37,48 @@ class FinetuneConfig:
     min_steps_per_epoch: int = 10
     """With few labels an epoch is a handful of steps; repeat the set up to this many."""
     augment_shift: float = 2.0
-    """Random shift in pixels of each labeled image per step; 0 turns augmentation off."""
+    """Random shift in pixels of each labeled image per step; 0 (and the others 0) turns
+    augmentation off."""
+    augment_degrees: float = 0.0
+    """Random rotation, up to this many degrees either way."""
+    augment_scale: float = 0.0
+    """Random zoom by up to this fraction either way."""
+    augment_stroke: float = 0.0
+    """Probability of thickening or thinning an image's strokes."""
+    augment_contrast: float = 1.0
+    """Lowest factor of a random intensity ramp (uneven lighting); 1 leaves intensities."""
+
+    head_epochs: int = 0
+    """Epochs that train the head alone on the starting encoder before all layers train
+    (linear probing, then fine-tuning): a random head's first gradients would otherwise
+    scramble what pre-training learned."""
+    encoder_lr_scale: float = 1.0
+    """The encoder's learning rate as a fraction of ``lr`` (the head always gets ``lr``)."""
+
+    @property
+    def augments(self) -> bool:
+        return bool(
+            self.augment_shift or self.augment_degrees or self.augment_scale
+            or self.augment_stroke or self.augment_contrast < 1
+        )  # fmt: skip
+
+
+def augment(
+    x: torch.Tensor, config: FinetuneConfig, generator: torch.Generator, global_rows: int
+) -> torch.Tensor:
+    """The recipe's random transformation of one batch (the same for both variants)."""
+    if not config.augments:
+        return x
+    x = random_stroke_width(x, generator, p=config.augment_stroke, global_rows=global_rows)
+    x = random_contrast(x, generator, low=config.augment_contrast, global_rows=global_rows)
+    return random_affine(
+        x,
+        generator,
+        max_shift=config.augment_shift,
+        max_degrees=config.augment_degrees,
+        scale=(1 - config.augment_scale, 1 + config.augment_scale),
+        global_rows=global_rows,
+    )
 
 
 @dataclass(frozen=True)
@@ -73,23 +114,34 @@ def weight_drift(start: dict[str, torch.Tensor], model: Classifier) -> dict[str,
 
 
 def make_optimizer(model: Classifier, config: FinetuneConfig) -> torch.optim.Optimizer:
+    """The recipe's optimiser over two groups, the encoder's and the head's parameters."""
+    head = list(model.head_layer().parameters())
+    owned = {id(p) for p in head}
+    encoder = [p for p in model.parameters() if id(p) not in owned]
+    groups: list[dict[str, Any]] = [
+        {"params": encoder, "lr": config.lr * config.encoder_lr_scale, "name": "encoder"},
+        {"params": head, "lr": config.lr, "name": "head"},
+    ]
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(),
+            groups,
             lr=config.lr,
             momentum=config.momentum,
             nesterov=config.momentum > 0,
             weight_decay=config.weight_decay,
         )
     if config.optimizer == "adagrad":
-        return torch.optim.Adagrad(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
+        return torch.optim.Adagrad(groups, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
-    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.RMSprop(groups, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _encoder_trains(optimiser: torch.optim.Optimizer, config: FinetuneConfig, on: bool) -> None:
+    """Freeze (learning rate 0) or release the encoder's parameter group."""
+    for group in optimiser.param_groups:
+        if group["name"] == "encoder":
+            group["lr"] = config.lr * config.encoder_lr_scale if on else 0.0
 
 
 def finetune(
@@ -123,16 +175,14 @@ def finetune(
     )
     for epoch in bar:
         tick = time.perf_counter()
+        _encoder_trains(optimiser, config, on=epoch > config.head_epochs)
         model.train()
         total_loss, correct, seen, steps = 0.0, 0, 0, 0
         while steps < config.min_steps_per_epoch or seen < len(images):
             for batch in minibatches(len(images), min(config.batch_size, len(images)), generator):
                 idx = world.local(batch)
                 x = to_unit(images[idx])
-                if config.augment_shift > 0:
-                    x = random_affine(
-                        x, generator, max_shift=config.augment_shift, global_rows=len(batch)
-                    )
+                x = augment(x, config, generator, len(batch))
                 logits = net(x)
                 # A sum over this rank's rows, over the global batch size, times the ranks
                 # that DDP averages over: the global batch's mean once the gradients meet.
@@ -160,7 +210,7 @@ def finetune(
         if val_loss < best_loss:
             best_loss, result.best_epoch = val_loss, epoch
             best_state = copy.deepcopy(model.state_dict())
-        elif epoch - result.best_epoch >= config.patience:
+        elif epoch - max(result.best_epoch, config.head_epochs) >= config.patience:
             log.info("%s: early stop at epoch %d (best %d)", label, epoch, result.best_epoch)
             break
     bar.close()

@@ -42,7 +42,7 @@ def augment_view(
     return (view + 0.05 * noise[start:stop].to(view.device)).clamp(0.0, 1.0)
 
 
-class _TwoViews(nn.Module):
+class TwoViews(nn.Module):
     """Encoder and projection head applied to both views (one DDP forward per step)."""
 
     def __init__(self, model: CNN, projector: nn.Module) -> None:
@@ -82,7 +82,7 @@ def pretrain(
     ).to(pool.device)
     encoder = [*model.convs.parameters(), *model.dense.parameters()]
     optimiser = torch.optim.Adam([*encoder, *projector.parameters()], lr=lr)
-    net = distributed.data_parallel(_TwoViews(model, projector))
+    net = distributed.data_parallel(TwoViews(model, projector))
     losses: list[float] = []
     for epoch in epochs(config.epochs, "contrastive"):
         total, steps = 0.0, 0

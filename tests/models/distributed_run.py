@@ -31,6 +31,7 @@ ARCHS = {
     "dae": MLPConfig(hidden=(24, 16)),
     "cae": CNNConfig(channels=(4, 8), kernel_size=3, dense=16),
     "contrastive": CNNConfig(channels=(4, 8), kernel_size=3, dense=16),
+    "vicreg": CNNConfig(channels=(4, 8), kernel_size=3, dense=16),
 }
 
 

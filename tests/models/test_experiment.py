@@ -34,7 +34,8 @@ def tiny(arch: str, method: str, **changes: object) -> ExperimentConfig:
 
 
 @pytest.mark.parametrize(
-    ("arch", "method"), [("mlp", "rbm"), ("mlp", "dae"), ("cnn", "cae"), ("cnn", "contrastive")]
+    ("arch", "method"),
+    [("mlp", "rbm"), ("mlp", "dae"), ("cnn", "cae"), ("cnn", "contrastive"), ("cnn", "vicreg")],
 )
 def test_every_method_runs_end_to_end_through_export(
     tmp_path: Path, prepared: Prepared, arch: str, method: str

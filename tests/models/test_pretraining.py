@@ -9,12 +9,14 @@ from models.methods import check_pairing
 from models.nets import CNNConfig, MLPConfig, build_classifier
 from models.pretraining import PretrainConfig, pretrain
 from models.pretraining.contrastive import nt_xent
+from models.pretraining.vicreg import vicreg_loss
 
 TINY = {"mlp": MLPConfig(hidden=(32, 16)), "cnn": CNNConfig(channels=(4, 8), dense=16)}
 
 
 @pytest.mark.parametrize(
-    ("arch", "method"), [("mlp", "rbm"), ("mlp", "dae"), ("cnn", "cae"), ("cnn", "contrastive")]
+    ("arch", "method"),
+    [("mlp", "rbm"), ("mlp", "dae"), ("cnn", "cae"), ("cnn", "contrastive"), ("cnn", "vicreg")],
 )
 def test_each_method_learns_the_encoder_and_leaves_the_head(
     digits300: ImageSet, arch: str, method: str
@@ -70,6 +72,18 @@ def test_nt_xent_rewards_matching_views() -> None:
     matched = nt_xent(z, z.clone(), temperature=0.05)
     shuffled = nt_xent(z, z[torch.randperm(8, generator=torch.Generator().manual_seed(1))], 0.05)
     assert float(matched) < 0.01 < float(shuffled)
+
+
+def test_vicreg_loss_punishes_collapse_and_rewards_matching_spread_views() -> None:
+    spread = torch.randn(64, 8, generator=torch.Generator().manual_seed(0)) * 2
+    matched = vicreg_loss(spread, spread.clone())
+    collapsed = vicreg_loss(torch.zeros(64, 8), torch.zeros(64, 8))
+    mismatched = vicreg_loss(spread, spread.roll(1, dims=0))
+    # Twins agree, so only the (chance) covariances cost; a collapse pays the variance
+    # hinge in full (25 x (1 - 0.01)); shuffled twins pay the invariance term.
+    assert float(matched) < 5.0
+    assert 20.0 < float(collapsed) < 30.0
+    assert float(mismatched) > 30.0
 
 
 def test_a_method_refuses_a_network_it_does_not_fit(digits300: ImageSet) -> None:

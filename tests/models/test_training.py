@@ -64,3 +64,34 @@ def test_sgd_recipe_trains(prepared: Prepared) -> None:
     recipe = dataclasses.replace(RECIPE, optimizer="sgd", lr=0.1, augment_shift=0.0)
     _, history = _train(prepared, recipe, seed=0)
     assert history[-1].train_loss < history[0].train_loss
+
+
+def test_head_epochs_train_the_head_alone_first(prepared: Prepared) -> None:
+    torch.manual_seed(0)
+    model = build_classifier(MLPConfig(hidden=(32, 16), activation="relu"), (1, 8, 8), 10)
+    probe = dataclasses.replace(RECIPE, max_epochs=2, head_epochs=2, patience=5)
+    result = finetune(model, prepared.labeled(5, seed=0), prepared.val(), probe, seed=0)
+    assert result.drift["layers.0"] == 0
+    assert result.drift["layers.1"] == 0
+    assert result.drift["head"] > 0
+
+
+def test_encoder_lr_scale_slows_the_encoder_not_the_head(prepared: Prepared) -> None:
+    def drift(scale: float) -> dict[str, float]:
+        torch.manual_seed(0)
+        model = build_classifier(MLPConfig(hidden=(32,), activation="relu"), (1, 8, 8), 10)
+        recipe = dataclasses.replace(RECIPE, max_epochs=1, encoder_lr_scale=scale)
+        return finetune(model, prepared.labeled(5, 0), prepared.val(), recipe, seed=0).drift
+
+    full, frozen = drift(1.0), drift(0.0)
+    assert frozen["layers.0"] == 0 < full["layers.0"]
+    assert frozen["head"] > 0
+
+
+def test_patience_counts_from_the_end_of_the_head_epochs(prepared: Prepared) -> None:
+    torch.manual_seed(0)
+    model = build_classifier(MLPConfig(hidden=(16,), activation="relu"), (1, 8, 8), 10)
+    # lr 0 for the head alone: nothing improves during the head epochs, yet it goes on.
+    recipe = dataclasses.replace(RECIPE, max_epochs=6, head_epochs=4, patience=1, lr=0.0)
+    result = finetune(model, prepared.labeled(5, seed=0), prepared.val(), recipe, seed=0)
+    assert len(result.history) == 5  # four head epochs, then one without improvement
