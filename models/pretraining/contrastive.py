@@ -7,6 +7,8 @@ one process does, and ``DistributedDataParallel`` averages the encoder's gradien
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -64,6 +66,43 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     return F.cross_entropy(sim, targets)
 
 
+def train_views(
+    model: CNN,
+    projector: nn.Module,
+    pool: Pool,
+    config: PretrainConfig,
+    generator: torch.Generator,
+    *,
+    lr: float,
+    stage: str,
+    loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> dict[str, list[float]]:
+    """The two-view loop every joint-embedding method shares: two random views of each image
+    of a batch, through encoder and projector, scored by ``loss_of`` on the global batch."""
+    encoder = [*model.convs.parameters(), *model.dense.parameters()]
+    optimiser = torch.optim.Adam([*encoder, *projector.parameters()], lr=lr)
+    net = distributed.data_parallel(TwoViews(model, projector))
+    losses: list[float] = []
+    for epoch in epochs(config.epochs, stage):
+        total, steps = 0.0, 0
+        for batch in pool.batches(config.batch_size, generator, drop_last=True):
+            x = to_unit(batch.images)
+            first = augment_view(x, generator, global_rows=batch.rows)
+            second = augment_view(x, generator, global_rows=batch.rows)
+            z1, z2 = net(first, second)
+            # Every rank computes the global batch's loss; the gather's backward sums the
+            # ranks' gradients into each rank's rows and DDP's average undoes that sum.
+            loss = loss_of(distributed.gather_rows(z1), distributed.gather_rows(z2))
+            optimiser.zero_grad(set_to_none=True)
+            torch.autograd.backward(loss)
+            optimiser.step()
+            total += float(loss.detach())
+            steps += 1
+        losses.append(total / max(steps, 1))
+        log_epoch(stage, epoch, config.epochs, losses[-1])
+    return {stage: losses}
+
+
 def pretrain(
     model: Classifier,
     pool: Pool,
@@ -80,27 +119,13 @@ def pretrain(
         nn.ReLU(),
         nn.Linear(model.embedding_dim, config.projection_dim),
     ).to(pool.device)
-    encoder = [*model.convs.parameters(), *model.dense.parameters()]
-    optimiser = torch.optim.Adam([*encoder, *projector.parameters()], lr=lr)
-    net = distributed.data_parallel(TwoViews(model, projector))
-    losses: list[float] = []
-    for epoch in epochs(config.epochs, "contrastive"):
-        total, steps = 0.0, 0
-        for batch in pool.batches(config.batch_size, generator, drop_last=True):
-            x = to_unit(batch.images)
-            first = augment_view(x, generator, global_rows=batch.rows)
-            second = augment_view(x, generator, global_rows=batch.rows)
-            z1, z2 = net(first, second)
-            # Every rank computes the global batch's loss; the gather's backward sums the
-            # ranks' gradients into each rank's rows and DDP's average undoes that sum.
-            loss = nt_xent(
-                distributed.gather_rows(z1), distributed.gather_rows(z2), config.temperature
-            )
-            optimiser.zero_grad(set_to_none=True)
-            torch.autograd.backward(loss)
-            optimiser.step()
-            total += float(loss.detach())
-            steps += 1
-        losses.append(total / max(steps, 1))
-        log_epoch("contrastive", epoch, config.epochs, losses[-1])
-    return {"contrastive": losses}
+    return train_views(
+        model,
+        projector,
+        pool,
+        config,
+        generator,
+        lr=lr,
+        stage="contrastive",
+        loss_of=lambda z1, z2: nt_xent(z1, z2, config.temperature),
+    )

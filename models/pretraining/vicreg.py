@@ -13,12 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import distributed
 from models.batches import Pool
-from models.nets import CNN, Classifier, to_unit
+from models.nets import CNN, Classifier
 from models.pretraining import PretrainConfig
-from models.pretraining.common import as_net, epochs, log_epoch
-from models.pretraining.contrastive import TwoViews, augment_view
+from models.pretraining.common import as_net
+from models.pretraining.contrastive import train_views
 
 INVARIANCE, VARIANCE, COVARIANCE = 25.0, 25.0, 1.0
 """The paper's weights of the three terms."""
@@ -60,23 +59,6 @@ def pretrain(
         nn.ReLU(),
         nn.Linear(width, width),
     ).to(pool.device)
-    encoder = [*model.convs.parameters(), *model.dense.parameters()]
-    optimiser = torch.optim.Adam([*encoder, *projector.parameters()], lr=lr)
-    net = distributed.data_parallel(TwoViews(model, projector))
-    losses: list[float] = []
-    for epoch in epochs(config.epochs, "vicreg"):
-        total, steps = 0.0, 0
-        for batch in pool.batches(config.batch_size, generator, drop_last=True):
-            x = to_unit(batch.images)
-            first = augment_view(x, generator, global_rows=batch.rows)
-            second = augment_view(x, generator, global_rows=batch.rows)
-            z1, z2 = net(first, second)
-            loss = vicreg_loss(distributed.gather_rows(z1), distributed.gather_rows(z2))
-            optimiser.zero_grad(set_to_none=True)
-            torch.autograd.backward(loss)
-            optimiser.step()
-            total += float(loss.detach())
-            steps += 1
-        losses.append(total / max(steps, 1))
-        log_epoch("vicreg", epoch, config.epochs, losses[-1])
-    return {"vicreg": losses}
+    return train_views(
+        model, projector, pool, config, generator, lr=lr, stage="vicreg", loss_of=vicreg_loss
+    )
