@@ -2,18 +2,20 @@
 
 Serves a model repository with the canonical gunicorn command on a free loopback port, runs
 the commands of the README's "With curl" part in a scratch folder (the digit files first, as
-the README makes them), and prints each command with the answer it got in the README's form:
-compact JSON, lists longer than three items cut to three and ``…``, wrapped into ``#`` lines.
-``--update`` writes those answers into README.md in place of the shown ones.
+the README makes them), then the V2 part's tritonclient program, and prints each with the
+answer it got in the README's form: compact JSON, lists longer than three items cut to three
+and ``…``, wrapped into ``#`` lines. ``--update`` writes those answers into README.md in place
+of the shown ones.
 
 Run it on the default models (what ``make serve`` builds) whenever they change::
 
     .venv/bin/headstart build --model-repository /tmp/default-repo
     python -m benchmarks.readme_examples --model-repository /tmp/default-repo --update
 
-``tests/http/test_readme_serving.py`` runs the same commands against a quick build and checks
-their answers against the shown ones with :func:`shape_problems`: the same keys, types,
-sizes, labels from the model's classes and exit codes, not a quick model's predictions.
+``tests/http/test_readme_serving.py`` and ``tests/http/test_v2_readme.py`` run the same
+examples against a quick build and check their answers against the shown ones (JSON with
+:func:`shape_problems`): the same keys, types, sizes, labels from the model's classes and exit
+codes, not a quick model's predictions.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PART = "### With curl"
 """The README part whose ``sh`` blocks are run, in order."""
+V2_PART = "## Open Inference Protocol (V2)"
+"""The README part whose first ``python`` block is run last (it opens a digit the curl part makes)."""
 HOST = "localhost:8000"
 """The address the README's commands use; replaced by the live server's."""
 PYTHON = ".venv/bin/python"
@@ -61,10 +65,34 @@ class Example:
     """The README line (1-based) the command starts on."""
     shown_lines: tuple[int, int]
     """The README lines (0-based, end exclusive) the shown answer takes."""
+    language: str = "sh"
+    """``sh``: a shell command; ``python``: a program, its shown output the ``#`` lines ending it."""
 
 
 def examples(text: str) -> list[Example]:
-    """Every command of the README's "With curl" part, in order, with its shown answer."""
+    """Every command of the README's "With curl" part, in order, with its shown answer, then
+    the V2 part's program with the output shown under it."""
+    return [*_commands(text), _program(text)]
+
+
+def _program(text: str) -> Example:
+    lines = text.splitlines()
+    part = lines.index(V2_PART)
+    start = next(i for i in range(part, len(lines)) if lines[i] == "```python") + 1
+    end = next(i for i in range(start, len(lines)) if lines[i] == "```")
+    shown_from = end
+    while shown_from > start and lines[shown_from - 1].startswith("#"):
+        shown_from -= 1
+    return Example(
+        "\n".join(lines[start:shown_from]),
+        " ".join(line[1:].strip() for line in lines[shown_from:end]),
+        start + 1,
+        (shown_from, end),
+        "python",
+    )
+
+
+def _commands(text: str) -> list[Example]:
     lines = text.splitlines()
     start = lines.index(PART)
     end = next(
@@ -120,11 +148,15 @@ def runnable(command: str, host: str) -> str:
 
 
 def run(
-    command: str, host: str, cwd: Path, timeout: float = 60.0
+    example: Example, host: str, cwd: Path, timeout: float = 60.0
 ) -> subprocess.CompletedProcess[str]:
-    """Run one README command with bash in ``cwd``."""
+    """Run one README example in ``cwd``: a command with bash, a program with this Python."""
+    if example.language == "python":
+        command = [sys.executable, "-c", example.command.replace(HOST, host)]
+    else:
+        command = ["bash", "-c", runnable(example.command, host)]
     return subprocess.run(
-        ["bash", "-c", runnable(command, host)],
+        command,
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -248,7 +280,7 @@ def answers(
 ) -> list[tuple[Example, subprocess.CompletedProcess[str]]]:
     """Run every example of ``text`` against the server at ``url``, in ``scratch``, in order."""
     host = url.removeprefix("http://")
-    return [(example, run(example.command, host, scratch)) for example in examples(text)]
+    return [(example, run(example, host, scratch)) for example in examples(text)]
 
 
 def updated(text: str, results: Sequence[tuple[Example, subprocess.CompletedProcess[str]]]) -> str:
@@ -264,7 +296,7 @@ def updated(text: str, results: Sequence[tuple[Example, subprocess.CompletedProc
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.readme_examples",
-        description="Run the README's curl examples against a live server on a model "
+        description="Run the README's curl and V2 examples against a live server on a model "
         "repository and print (or, with --update, write) the answers they get.",
     )
     parser.add_argument(

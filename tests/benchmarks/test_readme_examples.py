@@ -38,6 +38,13 @@ curl -s two
 not-an-example
 # ignored
 ```
+
+## Open Inference Protocol (V2)
+
+```python
+print(1)
+# 1
+```
 """
 
 
@@ -47,7 +54,9 @@ def test_examples_are_the_parts_commands_with_their_shown_answers() -> None:
         ("make-digits", "[0 2]", 6),
         ("curl -s one 'localhost:8000/x'", '{"a":1}', 11),
         ("curl -s two", "", 15),
+        ("print(1)", "1", 28),
     ]
+    assert found[-1].language == "python"
 
 
 def test_updated_replaces_each_shown_answer_and_nothing_else() -> None:
@@ -55,15 +64,17 @@ def test_updated_replaces_each_shown_answer_and_nothing_else() -> None:
         return subprocess.CompletedProcess([], 0, stdout, "")
 
     found = examples(TEXT)
-    got = [done("[4 6]"), done('{"b": [1, 2, 3, 4, 5]}'), done('{"c": true}')]
+    got = [done("[4 6]"), done('{"b": [1, 2, 3, 4, 5]}'), done('{"c": true}'), done("2")]
     text = updated(TEXT, list(zip(found, got, strict=True)))
     assert examples(text)[0].shown == "[4 6]"
     assert examples(text)[1].shown == '{"b":[1,2,3,…]}'
     assert examples(text)[2].shown == '{"c":true}'
+    assert examples(text)[3].shown == "2"
     assert (
         text.replace("[4 6]", "[0 2]")
         .replace('{"b":[1,2,3,…]}', '{"a":1}')
         .replace('# {"c":true}\n', "")
+        .replace("# 2\n", "# 1\n")
         == TEXT
     )
 
