@@ -30,6 +30,10 @@ from service.manifest import Manifest
 from tests.system import require
 
 Ran = list[tuple[Example, subprocess.CompletedProcess[str]]]
+REGENERATE = (
+    "headstart build --model-repository DIR && "
+    "python -m benchmarks.readme_examples --model-repository DIR --update"
+)
 
 
 def _part() -> str:
@@ -115,7 +119,11 @@ def test_every_answer_has_the_shown_shape(ran: Ran, quick_repository: Path) -> N
         if not example.shown.startswith("{"):
             continue
         problems = shape_problems(json.loads(result.stdout), parse_shown(example.shown), classes)
-        assert not problems, f"README.md:{example.line}: {example.command}\n" + "\n".join(problems)
+        assert not problems, (
+            f"README.md:{example.line}: {example.command}\n"
+            + "\n".join(problems)
+            + f"\nIf the default model changed, rebuild it and write its answers: {REGENERATE}"
+        )
         checked += 1
     assert checked == 5
 
