@@ -140,11 +140,11 @@ class DataPlane:
         options: DecodeOptions,
         normalize: bool,
     ) -> dict[str, Any]:
-        """One embedding vector per image, unit length if ``normalize``."""
+        """One embedding vector per image, unit length if ``normalize``; blank images are flagged."""
         loaded = self.variant(model, variant)
         pixels = self.decode(loaded, images, options)
         vectors = self.run(loaded, pixels, ("embedding",))["embedding"]
-        return results.embeddings(loaded.manifest, vectors, normalize)
+        return results.embeddings(loaded.manifest, vectors, normalize, pixels)
 
     def compare(
         self,

@@ -66,8 +66,15 @@ def classification(
     return {"model": manifest.name, "variant": manifest.variant, "predictions": predictions}
 
 
-def embeddings(manifest: Manifest, vectors: NDArray[np.float32], normalize: bool) -> dict[str, Any]:
-    """Per image: the embedding vector (unit length if ``normalize``) and its size."""
+def embeddings(
+    manifest: Manifest, vectors: NDArray[np.float32], normalize: bool, pixels: NDArray[np.uint8]
+) -> dict[str, Any]:
+    """Per image: the embedding vector (unit length if ``normalize``), its size and whether
+    the image it came from (``pixels``, as the model received it) is blank.
+
+    A blank image still gets its vector: an embedding describes whatever it is shown, so
+    the flag tells a client which vectors describe no digit at all."""
+    empty = blanks(manifest, pixels)
     if normalize:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
@@ -76,7 +83,10 @@ def embeddings(manifest: Manifest, vectors: NDArray[np.float32], normalize: bool
         "model": manifest.name,
         "variant": manifest.variant,
         "normalized": normalize,
-        "embeddings": [{"vector": v, "size": size} for v in vectors.tolist()],
+        "embeddings": [
+            {"vector": v, "size": size, "blank": blank}
+            for v, blank in zip(vectors.tolist(), empty, strict=True)
+        ],
     }
 
 

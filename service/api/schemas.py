@@ -126,6 +126,8 @@ class ClassifyResponse(_Schema):
 class Embedding(_Schema):
     vector: list[float]
     size: int
+    blank: bool
+    """Whether the image is blank (see ``Prediction.blank``); its vector is still given."""
 
 
 class EmbedResponse(_Schema):

@@ -443,6 +443,15 @@ def test_a_blank_image_is_flagged_not_named(live_server: str, http: requests.Ses
         _ok(http.post(f"{live_server}/v1/models/tiny/compare", files=[("image", blank)]))
     )
     assert compared.results[0].blank
+    embedded = EmbedResponse.model_validate(
+        _ok(
+            http.post(
+                f"{live_server}/v1/models/tiny/embed", files=[("image", blank), ("image", digit)]
+            )
+        )
+    )
+    assert [e.blank for e in embedded.embeddings] == [True, False]
+    assert all(len(e.vector) == e.size for e in embedded.embeddings)
 
 
 def test_include_input_returns_what_the_model_received(

@@ -72,6 +72,21 @@ def test_embed(plane: DataPlane, normalize: bool) -> None:
         np.testing.assert_allclose(vectors, raw)
 
 
+def test_embed_flags_blank_images_and_still_gives_their_vectors(plane: DataPlane) -> None:
+    # A page with nothing on it, a page with one faint smudge, and a real digit.
+    empty = png(np.full((40, 40), 250, dtype=np.uint8))
+    smudge = np.full((40, 40), 250, dtype=np.uint8)
+    smudge[18:22, 18:22] = 235
+    images = [empty, png(smudge), *_pngs(1)]
+    result = plane.embed("tiny", "pretrained", images, OPTIONS, normalize=False)
+    EmbedResponse.model_validate(result)
+    assert [e["blank"] for e in result["embeddings"]] == [True, True, False]
+    assert [e["size"] for e in result["embeddings"]] == [16, 16, 16]
+    # The flag is classify's: the same images are blank for both.
+    classified = plane.classify("tiny", "pretrained", images, OPTIONS, top_k=1)
+    assert [p["blank"] for p in classified["predictions"]] == [True, True, False]
+
+
 def test_compare_without_labels(plane: DataPlane) -> None:
     first, second = plane.variant("tiny", "pretrained"), plane.variant("tiny", "baseline")
     images = _decoded(plane, 6)

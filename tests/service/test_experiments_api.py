@@ -246,3 +246,27 @@ def test_a_blank_image_routed_through_an_experiment_is_answered_and_recorded(
     shown = client.get("/v1/experiments/rbm-vs-random", headers=ADMIN).json
     assert shown is not None
     assert sum(arm["exposures"] for arm in shown["arms"] if arm["role"] == "served") == 1
+
+
+def test_a_blank_image_embedded_through_an_experiment_is_flagged(
+    app: Flask, client: FlaskClient
+) -> None:
+    import numpy as np
+
+    from tests.images import png
+
+    assert client.post("/v1/experiments", json=BODY, headers=ADMIN).status_code == 201
+    digit = png(np.pad(np.full((12, 4), 255, dtype=np.uint8), 12))
+    for image, blank in ((png(np.full((40, 40), 250, dtype=np.uint8)), True), (digit, False)):
+        response = client.post(
+            "/v1/models/tiny/embed?experiment=rbm-vs-random",
+            data=image,
+            content_type="image/png",
+            headers={"X-Experiment-Unit": "user-1"},
+        )
+        assert response.status_code == 200, response.json
+        assert response.json is not None
+        assert response.json["experiment"]["name"] == "rbm-vs-random"
+        (embedding,) = response.json["embeddings"]
+        assert embedding["blank"] is blank
+        assert embedding["size"] == len(embedding["vector"])
