@@ -189,6 +189,16 @@ class ExperimentResult:
     num_unlabeled: int
 
 
+def build_recipe(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` with the pre-training budget its method is registered with: what
+    ``headstart build`` trains unless told otherwise."""
+    method = config.method
+    return replace(
+        config,
+        pretrain=replace(config.pretrain, epochs=method.epochs, batch_size=method.batch_size),
+    )
+
+
 def load_data(config: ExperimentConfig) -> Prepared:
     """Load ``config.dataset`` and cut it into splits."""
     data = load_dataset(config.dataset)

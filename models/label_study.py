@@ -1,9 +1,13 @@
 """The label-budget study: pre-trained vs baseline over seeds x label budgets (README figures).
 
-    python -m models.label_study --arch mlp --method rbm --labels 10 100 --seeds 0 1 2
+    python -m models.label_study --arch cnn --labels 10 --seeds 0 1 2 3 4
 
-Prints one JSON line per run and a summary table (mean and spread of the test accuracy gap).
-Pre-training is cached per seed, so extra label budgets cost only fine-tuning.
+Prints one JSON line per run and a summary table: each variant's mean test accuracy, the
+mean gap with its range, the paired t-test over seeds, and McNemar's exact test on the
+test split for each seed. With no ``--method`` and no budget options it trains the build's
+own recipe (:func:`models.experiment.build_recipe`), so the table describes what
+``headstart build`` serves. Pre-training is cached per seed, so extra label budgets cost
+only fine-tuning.
 """
 
 from __future__ import annotations
@@ -17,8 +21,18 @@ from dataclasses import replace
 from pathlib import Path
 
 from models import defaults, methods
-from models.experiment import ExperimentConfig, load_data, run_experiment
+from models.evaluate import predict_logits
+from models.experiment import (
+    ExperimentConfig,
+    ExperimentResult,
+    Prepared,
+    build_recipe,
+    load_data,
+    run_experiment,
+)
+from models.report.stats import paired_test
 from models.training import FinetuneResult
+from service.statistics import McNemarResult, paired_outcomes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,19 +47,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke-test budgets")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate")
+    parser.add_argument("--pretrain-epochs", type=int, default=None, help="pre-training epochs")
     args = parser.parse_args(argv)
-    method = args.method or methods.DEFAULT_METHOD[args.arch]
+    method = methods.check_pairing(args.arch, args.method or methods.DEFAULT_METHOD[args.arch])
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    base = ExperimentConfig(dataset=args.dataset, arch=args.arch, method=method, device=args.device)
+    base = build_recipe(
+        ExperimentConfig(dataset=args.dataset, arch=args.arch, method=method, device=args.device)
+    )
+    if args.pretrain_epochs is not None:
+        base = replace(base, pretrain=replace(base.pretrain, epochs=args.pretrain_epochs))
     if args.quick:
         base = base.quick()
     if args.lr is not None:
         base = replace(base, finetune=replace(base.finetune, lr=args.lr))
     prepared = load_data(base)
     rows: dict[int, list[tuple[float, float]]] = {k: [] for k in args.labels}
+    tests: dict[int, list[float]] = {k: [] for k in args.labels}
+    minutes: list[float] = []
     with tempfile.TemporaryDirectory() as scratch:
         cache = args.cache_dir or Path(scratch)
         for seed in args.seeds:
@@ -53,8 +74,13 @@ def main(argv: list[str] | None = None) -> int:
                 config = replace(base, labels_per_class=k, seed=seed)
                 began = time.perf_counter()
                 result = run_experiment(config, prepared=prepared, cache_dir=cache)
+                seconds = time.perf_counter() - began
                 pre, bl = result.pretrained, result.baseline
                 rows[k].append((pre.test.accuracy, bl.test.accuracy))
+                mcnemar = test_split_mcnemar(result, prepared)
+                tests[k].append(mcnemar.p_value)
+                if k == args.labels[0]:
+                    minutes.append(seconds / 60)
                 line = {
                     "arch": args.arch,
                     "method": method,
@@ -66,23 +92,46 @@ def main(argv: list[str] | None = None) -> int:
                     "baseline_nll": round(bl.test.nll, 4),
                     "pretrained_val_acc": round(_best_val(pre.finetune), 4),
                     "baseline_val_acc": round(_best_val(bl.finetune), 4),
+                    "mcnemar": {
+                        "only_pretrained_correct": mcnemar.only_a_correct,
+                        "only_baseline_correct": mcnemar.only_b_correct,
+                        "p_value": mcnemar.p_value,
+                    },
                     "pretrain_s": round(result.pretraining.seconds, 1),
-                    "total_s": round(time.perf_counter() - began, 1),
+                    "total_s": round(seconds, 1),
                     "drift_pretrained": {n: round(v, 3) for n, v in pre.finetune.drift.items()},
                     "drift_baseline": {n: round(v, 3) for n, v in bl.finetune.drift.items()},
                 }
                 print(json.dumps(line), flush=True)
     print(f"\n{args.arch}/{method} on {args.dataset}, seeds {args.seeds}")
-    print("labels/class  pretrained      baseline        gap (mean, min..max)")
+    print(
+        "| labels/class | pretrained | baseline | gap: mean (min..max) | paired t-test p "
+        "| McNemar p per seed |\n|---|---|---|---|---|---|"
+    )
     for k, pairs in rows.items():
         pre_acc = [p for p, _ in pairs]
         base_acc = [b for _, b in pairs]
         gaps = [p - b for p, b in pairs]
+        paired = paired_test(pre_acc, base_acc)
         print(
-            f"{k:<12}  {_fmt(pre_acc)}  {_fmt(base_acc)}  "
-            f"{statistics.mean(gaps):+.4f} ({min(gaps):+.4f}..{max(gaps):+.4f})"
+            f"| {k} | {_fmt(pre_acc)} | {_fmt(base_acc)} | "
+            f"{statistics.mean(gaps):+.4f} ({min(gaps):+.4f}..{max(gaps):+.4f}) | "
+            f"{paired.p:.2g} | {', '.join(f'{p:.2g}' for p in tests[k])} |"
         )
+    print(
+        f"\nminutes per seed at {args.labels[0]} labels/class (pre-training, both fine-tunings "
+        f"and testing; no export): {', '.join(f'{m:.1f}' for m in minutes)}"
+    )
     return 0
+
+
+def test_split_mcnemar(result: ExperimentResult, prepared: Prepared) -> McNemarResult:
+    """McNemar's exact test of the two variants on the same test images."""
+    images, labels = prepared.test()
+    truth = labels.numpy()
+    pre = predict_logits(result.pretrained.model, images).argmax(1).numpy()
+    base = predict_logits(result.baseline.model, images).argmax(1).numpy()
+    return paired_outcomes(truth, pre, base)[2]
 
 
 def _best_val(result: FinetuneResult) -> float:

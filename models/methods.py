@@ -10,7 +10,7 @@ runtime image runs ``headstart``, without torch. Every list of methods or of val
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import NamedTuple, Self
+from typing import Any, NamedTuple, Self
 
 from models.defaults import ARCHS, Arch
 from models.errors import ConfigError
@@ -26,6 +26,10 @@ class Entry(NamedTuple):
     """The module whose ``pretrain`` function trains it; ``None`` for no pre-training."""
     lr: float = 0.0
     """Learning rate when ``PretrainConfig.lr`` is ``None``."""
+    epochs: int = 10
+    """Passes over the pool a build gives it (per layer for the greedy methods)."""
+    batch_size: int = 64
+    """Images per step a build gives it."""
 
 
 class Method(StrEnum):
@@ -34,13 +38,15 @@ class Method(StrEnum):
     archs: tuple[Arch, ...]
     module: str | None
     lr: float
+    epochs: int
+    batch_size: int
 
-    def __new__(
-        cls, name: str, archs: tuple[Arch, ...], module: str | None = None, lr: float = 0.0
-    ) -> Self:
-        member = str.__new__(cls, name)
-        member._value_ = name
-        member.archs, member.module, member.lr = archs, module, lr
+    def __new__(cls, *fields: Any) -> Self:
+        entry = Entry(*fields)
+        member = str.__new__(cls, entry.name)
+        member._value_ = entry.name
+        member.archs, member.module, member.lr = entry.archs, entry.module, entry.lr
+        member.epochs, member.batch_size = entry.epochs, entry.batch_size
         return member
 
     # The order is the order every message lists them in.

@@ -39,13 +39,13 @@ class FinetuneConfig:
     augment_shift: float = 2.0
     """Random shift in pixels of each labeled image per step; 0 (and the others 0) turns
     augmentation off."""
-    augment_degrees: float = 0.0
+    augment_degrees: float = 12.0
     """Random rotation, up to this many degrees either way."""
-    augment_scale: float = 0.0
+    augment_scale: float = 0.12
     """Random zoom by up to this fraction either way."""
-    augment_stroke: float = 0.0
+    augment_stroke: float = 0.5
     """Probability of thickening or thinning an image's strokes."""
-    augment_contrast: float = 1.0
+    augment_contrast: float = 0.6
     """Lowest factor of a random intensity ramp (uneven lighting); 1 leaves intensities."""
 
     head_epochs: int = 0
@@ -61,6 +61,16 @@ class FinetuneConfig:
             self.augment_shift or self.augment_degrees or self.augment_scale
             or self.augment_stroke or self.augment_contrast < 1
         )  # fmt: skip
+
+
+NO_AUGMENTATION: dict[str, float] = {
+    "augment_shift": 0.0,
+    "augment_degrees": 0.0,
+    "augment_scale": 0.0,
+    "augment_stroke": 0.0,
+    "augment_contrast": 1.0,
+}
+"""The :class:`FinetuneConfig` fields that turn every augmentation off."""
 
 
 def augment(

@@ -13,7 +13,7 @@ from models.methods import Method
 from models.nets import CNNConfig, MLPConfig
 from models.pretraining import PretrainConfig
 from models.report.budgets import ALL, HISTORICAL_OPTIMIZER, MAIN_OPTIMIZER, OPTIMIZERS, Budget
-from models.training import FinetuneConfig
+from models.training import NO_AUGMENTATION, FinetuneConfig
 
 CACHE_FORMAT = "headstart-report-run/1"
 STUDIES = ("labels", "depth", "optimizer", "historical")
@@ -53,14 +53,13 @@ class RunSpec:
 
 def experiment(spec: RunSpec, budget: Budget, dataset: str, split_seed: int) -> ExperimentConfig:
     """The core experiment config that trains ``spec`` under ``budget``."""
-    recipe: dict[str, Any] = dict(OPTIMIZERS[spec.optimizer])
+    # No augmentation, as in the pre-training literature: pre-training is the only prior.
+    recipe: dict[str, Any] = {**NO_AUGMENTATION, **OPTIMIZERS[spec.optimizer]}
     finetune = FinetuneConfig(
         batch_size=budget.batch_size,
         max_epochs=budget.max_epochs,
         patience=budget.patience,
         min_steps_per_epoch=budget.min_steps_per_epoch,
-        # No augmentation, as in the pre-training literature: pre-training is the only prior.
-        augment_shift=0.0,
         **recipe,
     )
     pretrain = PretrainConfig(epochs=budget.pretrain_epochs) if spec.method != "none" else None

@@ -155,26 +155,28 @@ def check_name(name: str) -> str:
 def experiment_from_args(args: argparse.Namespace) -> ExperimentConfig:
     """Build the experiment config the data/model/run options describe."""
     from models.data import SplitConfig
-    from models.experiment import ExperimentConfig
+    from models.experiment import ExperimentConfig, build_recipe
     from models.nets import CNNConfig, MLPConfig
 
     method = args.method or methods.DEFAULT_METHOD[args.arch]
     mlp = {"hidden": args.hidden, "activation": args.activation}
     cnn = {"channels": args.channels, "dense": args.dense}
-    config = ExperimentConfig(
-        dataset=args.dataset,
-        arch=args.arch,
-        method=method,
-        mlp=MLPConfig(**{k: v for k, v in mlp.items() if v is not None}),
-        cnn=CNNConfig(**{k: v for k, v in cnn.items() if v is not None}),
-        labels_per_class=(
-            defaults.LABELS_PER_CLASS
-            if getattr(args, "labels_per_class", None) is None
-            else args.labels_per_class
-        ),
-        seed=args.seed,
-        split=SplitConfig(split_seed=args.split_seed),
-        device=args.device,
+    config = build_recipe(
+        ExperimentConfig(
+            dataset=args.dataset,
+            arch=args.arch,
+            method=method,
+            mlp=MLPConfig(**{k: v for k, v in mlp.items() if v is not None}),
+            cnn=CNNConfig(**{k: v for k, v in cnn.items() if v is not None}),
+            labels_per_class=(
+                defaults.LABELS_PER_CLASS
+                if getattr(args, "labels_per_class", None) is None
+                else args.labels_per_class
+            ),
+            seed=args.seed,
+            split=SplitConfig(split_seed=args.split_seed),
+            device=args.device,
+        )
     )
     return apply_budgets(config, args) if not args.quick else apply_budgets(config.quick(), args)
 

@@ -5,15 +5,25 @@ import json
 import pytest
 
 from models.label_study import main
+from models.report.stats import paired_test
 
 
 def test_study_prints_one_line_per_run_and_the_gap(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--dataset", "digits", "--arch", "mlp", "--method", "dae", "--labels", "2", "3"]
-    assert main([*argv, "--seeds", "0", "--device", "cpu", "--quick"]) == 0
+    assert main([*argv, "--seeds", "0", "1", "--device", "cpu", "--quick"]) == 0
     out = capsys.readouterr().out.splitlines()
     runs = [json.loads(line) for line in out if line.startswith("{")]
-    assert [(r["labels_per_class"], r["seed"]) for r in runs] == [(2, 0), (3, 0)]
+    assert [(r["labels_per_class"], r["seed"]) for r in runs] == [(2, 0), (3, 0), (2, 1), (3, 1)]
     assert runs[0]["pretrain_s"] == runs[1]["pretrain_s"]  # pre-trained once, reused
-    gap = next(line for line in out if line.startswith("2 "))
-    expected = runs[0]["pretrained_acc"] - runs[0]["baseline_acc"]
-    assert f"{expected:+.4f}" in gap
+    row = next(line for line in out if line.startswith("| 2 |")).split(" | ")
+    two = [r for r in runs if r["labels_per_class"] == 2]
+    gaps = [r["pretrained_acc"] - r["baseline_acc"] for r in two]
+    assert row[3].startswith(f"{sum(gaps) / 2:+.4f}")
+    paired = paired_test([r["pretrained_acc"] for r in two], [r["baseline_acc"] for r in two])
+    assert row[4] == f"{paired.p:.2g}"
+    assert row[5].rstrip(" |") == ", ".join(f"{r['mcnemar']['p_value']:.2g}" for r in two)
+    for r in runs:  # McNemar's discordant counts fit the two accuracies on the same images
+        counts = r["mcnemar"]
+        diff = (counts["only_pretrained_correct"] - counts["only_baseline_correct"]) / 360
+        assert diff == pytest.approx(r["pretrained_acc"] - r["baseline_acc"], abs=1e-3)
+    assert any(line.startswith("minutes per seed at 2 labels/class") for line in out)

@@ -8,7 +8,7 @@ import torch
 from models.evaluate import compute_metrics
 from models.experiment import Prepared
 from models.nets import MLPConfig, build_classifier
-from models.training import FinetuneConfig, finetune
+from models.training import NO_AUGMENTATION, FinetuneConfig, finetune
 
 RECIPE = FinetuneConfig(max_epochs=6, patience=3, min_steps_per_epoch=3, batch_size=16)
 
@@ -61,7 +61,7 @@ def test_weight_drift_is_relative_distance_per_layer(prepared: Prepared) -> None
 
 
 def test_sgd_recipe_trains(prepared: Prepared) -> None:
-    recipe = dataclasses.replace(RECIPE, optimizer="sgd", lr=0.1, augment_shift=0.0)
+    recipe = dataclasses.replace(RECIPE, optimizer="sgd", lr=0.1, **NO_AUGMENTATION)
     _, history = _train(prepared, recipe, seed=0)
     assert history[-1].train_loss < history[0].train_loss
 
