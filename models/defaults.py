@@ -10,7 +10,7 @@ ARCHS: tuple[Arch, ...] = ("mlp", "cnn")
 
 DATASET = "mnist-5k"
 NAME = "mnist"
-ARCH: Arch = "mlp"
+ARCH: Arch = "cnn"
 LABELS_PER_CLASS = 10
 SEED = 0
 SPLIT_SEED = 0

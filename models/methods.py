@@ -53,12 +53,21 @@ class Method(StrEnum):
     rbm = Entry("rbm", ("mlp",), "models.pretraining.rbm", lr=0.05)  # CD-k with SGD
     dae = Entry("dae", ("mlp",), "models.pretraining.autoencoder", lr=1e-3)
     cae = Entry("cae", ("cnn",), "models.pretraining.conv_autoencoder", lr=1e-3)
-    contrastive = Entry("contrastive", ("cnn",), "models.pretraining.contrastive", lr=1e-3)
-    vicreg = Entry("vicreg", ("cnn",), "models.pretraining.vicreg", lr=1e-3)
+    contrastive = Entry(
+        "contrastive",
+        ("cnn",),
+        "models.pretraining.contrastive",
+        lr=1e-3,
+        epochs=30,
+        batch_size=256,
+    )
+    vicreg = Entry(
+        "vicreg", ("cnn",), "models.pretraining.vicreg", lr=1e-3, epochs=30, batch_size=256
+    )
     none = Entry("none", ARCHS)  # the random-init baseline
 
 
-DEFAULT_METHOD: dict[Arch, Method] = {"mlp": Method.rbm, "cnn": Method.cae}
+DEFAULT_METHOD: dict[Arch, Method] = {"mlp": Method.rbm, "cnn": Method.contrastive}
 """The pre-training each architecture gets when ``--method`` is not given."""
 
 VALID_METHODS: dict[str, tuple[Method, ...]] = {
