@@ -13,12 +13,14 @@ only fine-tuning.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from models import defaults, methods
 from models.evaluate import predict_logits
@@ -31,7 +33,7 @@ from models.experiment import (
     run_experiment,
 )
 from models.report.stats import paired_test
-from models.training import FinetuneResult
+from models.training import FinetuneConfig, FinetuneResult
 from service.statistics import McNemarResult, paired_outcomes
 
 
@@ -48,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate")
     parser.add_argument("--pretrain-epochs", type=int, default=None, help="pre-training epochs")
+    parser.add_argument(
+        "--finetune",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="set a FinetuneConfig field for both variants, e.g. encoder_lr_scale=0.1 (repeatable)",
+    )
     args = parser.parse_args(argv)
     method = methods.check_pairing(args.arch, args.method or methods.DEFAULT_METHOD[args.arch])
     if args.threads:
@@ -63,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         base = base.quick()
     if args.lr is not None:
         base = replace(base, finetune=replace(base.finetune, lr=args.lr))
+    if args.finetune:
+        base = replace(base, finetune=replace(base.finetune, **_fields(args.finetune, parser)))
     prepared = load_data(base)
     rows: dict[int, list[tuple[float, float]]] = {k: [] for k in args.labels}
     tests: dict[int, list[float]] = {k: [] for k in args.labels}
@@ -132,6 +143,20 @@ def test_split_mcnemar(result: ExperimentResult, prepared: Prepared) -> McNemarR
     pre = predict_logits(result.pretrained.model, images).argmax(1).numpy()
     base = predict_logits(result.baseline.model, images).argmax(1).numpy()
     return paired_outcomes(truth, pre, base)[2]
+
+
+def _fields(settings: list[str], parser: argparse.ArgumentParser) -> dict[str, Any]:
+    known = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    fields: dict[str, Any] = {}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if name not in known:
+            parser.error(f"--finetune {setting}: no field {name!r} (fields: {', '.join(known)})")
+        try:
+            fields[name] = float(value) if "." in value or "e" in value else int(value)
+        except ValueError:
+            parser.error(f"--finetune {setting}: {value!r} is not a number")
+    return fields
 
 
 def _best_val(result: FinetuneResult) -> float:

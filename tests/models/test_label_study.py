@@ -27,3 +27,18 @@ def test_study_prints_one_line_per_run_and_the_gap(capsys: pytest.CaptureFixture
         diff = (counts["only_pretrained_correct"] - counts["only_baseline_correct"]) / 360
         assert diff == pytest.approx(r["pretrained_acc"] - r["baseline_acc"], abs=1e-3)
     assert any(line.startswith("minutes per seed at 2 labels/class") for line in out)
+
+
+def test_finetune_fields_reach_both_variants_and_typos_are_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["--dataset", "digits", "--arch", "mlp", "--method", "dae", "--labels", "2"]
+    common = [*argv, "--seeds", "0", "--device", "cpu", "--quick"]
+    assert main([*common, "--finetune", "lr=0.0", "--finetune", "head_epochs=5"]) == 0
+    run = json.loads(next(line for line in capsys.readouterr().out.splitlines() if "{" in line))
+    # lr 0: neither variant moves at all.
+    assert all(v == 0 for v in run["drift_pretrained"].values())
+    assert all(v == 0 for v in run["drift_baseline"].values())
+    with pytest.raises(SystemExit):
+        main([*common, "--finetune", "lr_scale=0.1"])
+    assert "no field 'lr_scale'" in capsys.readouterr().err
