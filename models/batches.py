@@ -69,6 +69,8 @@ class Batch:
     """``uint8 [local rows, C, H, W]`` on the training device."""
     rows: int
     """Rows in the global batch (what one process would hold)."""
+    labels: torch.Tensor | None = None
+    """``int64 [local rows]`` on the device, when the pool is labelled (a source task's)."""
 
 
 class _Reader(torch.utils.data.Dataset[torch.Tensor]):
@@ -99,7 +101,10 @@ class _Slices(torch.utils.data.Sampler[list[int]]):
 
 
 class Pool:
-    """The pre-training images, in memory (a tensor) or streamed (:class:`LazyImages`)."""
+    """The pre-training images, in memory (a tensor) or streamed (:class:`LazyImages`).
+
+    A pool may carry labels (a source task's, for supervised pre-training): one per pool row,
+    ``classes`` of them. The target's own unlabeled pool never does."""
 
     def __init__(
         self,
@@ -108,9 +113,13 @@ class Pool:
         *,
         workers: int = 0,
         subset: NDArray[np.int64] | None = None,
+        labels: torch.Tensor | None = None,
+        classes: int = 0,
     ) -> None:
         self.device = device
         self.workers = workers
+        self.labels = None if labels is None else labels.to(device)
+        self.classes = classes
         if isinstance(images, torch.Tensor):
             self._memory: torch.Tensor | None = images.to(device)
             self._lazy: LazyImages | None = None
@@ -120,6 +129,8 @@ class Pool:
             self._subset = (
                 np.arange(len(images), dtype=np.int64) if subset is None else np.asarray(subset)
             )
+        if self.labels is not None and len(self.labels) != len(self._subset):
+            raise ValueError(f"{len(self.labels)} labels for a pool of {len(self._subset)} images")
 
     def __len__(self) -> int:
         return len(self._subset)
@@ -145,7 +156,8 @@ class Pool:
         w = world()
         if self._memory is not None:
             for idx in order:
-                yield Batch(self._memory[w.local(idx).to(self._memory.device)], len(idx))
+                mine = w.local(idx).to(self._memory.device)
+                yield Batch(self._memory[mine], len(idx), self._labels_of(mine))
             return
         assert self._lazy is not None
         local = [self._subset[w.local(idx).cpu().numpy()] for idx in order]
@@ -157,4 +169,8 @@ class Pool:
             pin_memory=self.device.type == "cuda",
         )
         for idx, images in zip(order, loader, strict=True):
-            yield Batch(images.to(self.device, non_blocking=True), len(idx))
+            labels = self._labels_of(w.local(idx))
+            yield Batch(images.to(self.device, non_blocking=True), len(idx), labels)
+
+    def _labels_of(self, rows: torch.Tensor) -> torch.Tensor | None:
+        return None if self.labels is None else self.labels[rows.to(self.labels.device)]

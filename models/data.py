@@ -50,6 +50,11 @@ class ImageSet:
     framing: Framing | None = None
     """How the images were framed (MNIST's ink box and centre of mass), recorded in the
     manifest so the service frames what it is sent the same way; ``None``: not framed."""
+    base: str = ""
+    """The data set these images were taken from (a class subset's whole set); "" means
+    ``name``. Two sets with the same base may share images."""
+    base_index: NDArray[np.int64] | None = None
+    """Each image's index in ``base``; ``None`` means ``range(len(self))``."""
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or self.images.dtype != np.uint8:
@@ -76,6 +81,11 @@ class ImageSet:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def origin(self) -> tuple[str, NDArray[np.int64]]:
+        """The base data set's name and each image's index in it."""
+        index = np.arange(len(self), dtype=np.int64) if self.base_index is None else self.base_index
+        return self.base or self.name, index
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,11 @@ Typical use, e.g. in a sweep over methods x label budgets x seeds x depths x opt
     result.pretrained.first_layer_before    # first-layer weights, for pictures
 
 With ``cache_dir`` the pre-trained encoder is stored under a key of everything that shapes
-it (data, split, architecture, method, pre-training budget, seed) but not the label budget
-or fine-tuning recipe, so a sweep over label budgets pre-trains once. :func:`load_data` can
+it (data, pre-training data, split, architecture, method, pre-training budget, seed) but not
+the label budget or fine-tuning recipe, so a sweep over label budgets pre-trains once.
+
+Pre-training sees the target's unlabeled pool, or with ``pretrain_dataset`` another data
+set's images (:mod:`models.transfer`), with their labels for the ``supervised`` method. :func:`load_data` can
 be called once and passed in as ``prepared`` to skip reloading the images.
 """
 
@@ -56,6 +59,9 @@ class ExperimentConfig:
     """Everything one pre-trained-vs-baseline comparison depends on."""
 
     dataset: str = defaults.DATASET
+    pretrain_dataset: str | None = None
+    """The data set pre-training sees (any spec :mod:`models.sources` reads); ``None``: the
+    target's own unlabeled pool."""
     arch: str = defaults.ARCH
     method: Method = DEFAULT_METHOD[defaults.ARCH]
     """Pre-training of the ``pretrained`` variant; the baseline always uses ``none``. A name
@@ -72,6 +78,11 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", check_pairing(self.arch, self.method))
+        if self.method is Method.supervised and self.pretrain_dataset is None:
+            raise ConfigError(
+                "method 'supervised' pre-trains on a source task's labels: give the source with "
+                "--pretrain-dataset (e.g. mnist-5k:0-4 for the target mnist-5k:5-9)"
+            )
         if self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed}")
         if self.labels_per_class < 1:
@@ -121,6 +132,8 @@ class ExperimentConfig:
             "pretrain": dataclasses.asdict(self.pretrain),
             "seed": self.seed,
         }
+        if self.pretrain_dataset is not None:  # absent otherwise: older keys stay valid
+            shaping["pretrain_dataset"] = self.pretrain_dataset
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -147,6 +160,29 @@ class Prepared:
             lazy = cast(LazyImages, self.data.images)
             return Pool(lazy, device, workers=loader_workers(), subset=self.splits.pool)
         return Pool(self.pool_images(), device)
+
+    def pretraining_pool(self, config: ExperimentConfig, device: torch.device) -> Pool:
+        """What ``config``'s pre-training sees: this pool (unlabeled), or the images of
+        ``config.pretrain_dataset`` conformed to this data set's input, with their labels and
+        without any of this set's test or validation images."""
+        if config.pretrain_dataset is None:
+            return self.pool(device)
+        from models.transfer import pretraining_set
+
+        source = pretraining_set(
+            config.pretrain_dataset,
+            self.data,
+            self.splits,
+            labelled=config.method is Method.supervised,
+        )
+        labels = torch.from_numpy(source.labels)
+        if source.streamed:
+            lazy = cast(LazyImages, source.images)
+            return Pool(
+                lazy, device, workers=loader_workers(), labels=labels, classes=source.num_classes
+            )
+        images = torch.from_numpy(np.asarray(source.images, dtype=np.uint8))
+        return Pool(images, device, labels=labels, classes=source.num_classes)
 
     def labeled(self, labels_per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         index = self.splits.labeled(self.data, labels_per_class, seed)
@@ -230,7 +266,10 @@ def pretrained_start(
     model = fresh_model(config, prepared).to(device)
     model.train()
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    report = pretrain(model, prepared.pool(device), config.method, config.pretrain, generator)
+    pool = prepared.pretraining_pool(config, device)
+    report = pretrain(model, pool, config.method, config.pretrain, generator)
+    report.dataset = config.pretrain_dataset or config.dataset
+    report.num_images = len(pool)
     if cached is not None and distributed.world().main:  # every rank holds the same encoder
         save_checkpoint(
             cached,
@@ -238,7 +277,12 @@ def pretrained_start(
             {
                 "stage": "pretrained",
                 "experiment": config.to_dict(),
-                "pretraining": {"losses": report.losses, "seconds": report.seconds},
+                "pretraining": {
+                    "losses": report.losses,
+                    "seconds": report.seconds,
+                    "dataset": report.dataset,
+                    "num_images": report.num_images,
+                },
             },
         )
     return model, report

@@ -64,6 +64,7 @@ class Method(StrEnum):
     vicreg = Entry(
         "vicreg", ("cnn",), "models.pretraining.vicreg", lr=1e-3, epochs=30, batch_size=256
     )
+    supervised = Entry("supervised", ARCHS, "models.pretraining.supervised", lr=1e-3)
     none = Entry("none", ARCHS)  # the random-init baseline
 
 

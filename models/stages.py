@@ -42,6 +42,8 @@ def checkpoint_info(
             "method": report.method,
             "losses": report.losses,
             "seconds": report.seconds,
+            "dataset": report.dataset,
+            "num_images": report.num_images,
         },
     }
     if finetune is not None:
@@ -80,7 +82,13 @@ def open_stage(path: Path, device: str, expect: str) -> tuple[Checkpoint, Experi
 def report_of(checkpoint: Checkpoint) -> PretrainReport:
     raw = checkpoint.info["pretraining"]
     method = check_pairing(checkpoint.info["experiment"]["arch"], raw["method"])
-    return PretrainReport(method=method, losses=raw["losses"], seconds=raw["seconds"])
+    return PretrainReport(
+        method=method,
+        losses=raw["losses"],
+        seconds=raw["seconds"],
+        dataset=raw.get("dataset", ""),
+        num_images=raw.get("num_images", 0),
+    )
 
 
 def test_metrics(model: Classifier, prepared: Prepared) -> Metrics:
@@ -114,6 +122,10 @@ def export_trained(
         pretrain_settings = dataclasses.asdict(config.pretrain)
         pretrain_settings["seconds"] = round(report.seconds, 3)
         pretrain_settings["final_loss"] = {k: v[-1] for k, v in report.losses.items() if v}
+        # Which images pre-training saw: the target's own pool, or another data set's.
+        pretrain_settings["dataset"] = config.pretrain_dataset or config.dataset
+        pretrain_settings["own_pool"] = config.pretrain_dataset is None
+    seen = report.num_images or len(prepared.splits.pool)
     provenance = Provenance(
         name=name,
         variant=variant,
@@ -125,7 +137,7 @@ def export_trained(
         dataset=config.dataset,
         labels_per_class=config.labels_per_class,
         num_labeled=config.labels_per_class * prepared.data.num_classes,
-        num_unlabeled=0 if method == "none" else len(prepared.splits.pool),
+        num_unlabeled=0 if method == "none" else seen,
         split_seed=config.split.split_seed,
         seed=config.seed,
         fine_tuning=fine_tuning,

@@ -1,7 +1,8 @@
-"""Unsupervised pre-training: fill a classifier's encoder from unlabeled images, in place.
+"""Pre-training: fill a classifier's encoder from images before it sees the target's labels.
 
 ``rbm`` and ``dae`` pre-train an MLP greedily, one layer at a time; ``cae`` and
-``contrastive`` pre-train a CNN's trunk. ``none`` leaves the random initialisation (the
+``contrastive`` pre-train a CNN's trunk; ``supervised`` trains either on a source task's
+labels (a labelled :class:`~models.batches.Pool`), the others use no labels. ``none`` leaves the random initialisation (the
 baseline). The classification head is never pre-trained. The methods, the architectures
 each fits and their defaults are registered in :mod:`models.methods`; each method's module
 here exposes one function with the :class:`Trainer` signature.
@@ -52,6 +53,10 @@ class PretrainReport:
     method: Method
     losses: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    dataset: str = ""
+    """The data set pre-training saw (the target's, for its own pool); "" when unknown."""
+    num_images: int = 0
+    """How many images it saw."""
     decoders: dict[str, torch.nn.Module] = field(default_factory=dict, repr=False)
     """Per stage, the decoder that maps its code back to logits of its input (``rbm``, ``dae``,
     ``cae``), kept so reconstructions can be shown; empty when the encoder came from a cache."""

@@ -33,15 +33,31 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         default=defaults.DATASET,
         metavar="SPEC",
         help=(
-            "mnist-5k, digits, idx:DIR, folder:DIR, or download:{mnist,fashion-mnist,kmnist} "
-            f"(default: {defaults.DATASET})"
+            "mnist-5k, digits, idx:DIR, folder:DIR, or download:{mnist,fashion-mnist,kmnist}, "
+            "each optionally followed by :CLASSES to keep only those classes, e.g. "
+            f"mnist-5k:5-9 (default: {defaults.DATASET})"
         ),
     )
+    add_pretrain_dataset_option(parser)
     parser.add_argument(
         "--split-seed",
         type=int,
         default=defaults.SPLIT_SEED,
         help=f"seed of the test/validation/pool split (default: {defaults.SPLIT_SEED})",
+    )
+
+
+def add_pretrain_dataset_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pretrain-dataset",
+        default=None,
+        metavar="SPEC",
+        help=(
+            "pre-train on this data set's images instead of the target's unlabeled pool (any "
+            "--dataset spec; brought to the target's size, channels, polarity and framing; "
+            "the target's test and validation images are always left out). The 'supervised' "
+            "method needs it and trains on its labels (default: the target's own pool)"
+        ),
     )
 
 
@@ -164,6 +180,7 @@ def experiment_from_args(args: argparse.Namespace) -> ExperimentConfig:
     config = build_recipe(
         ExperimentConfig(
             dataset=args.dataset,
+            pretrain_dataset=args.pretrain_dataset,
             arch=args.arch,
             method=method,
             mlp=MLPConfig(**{k: v for k, v in mlp.items() if v is not None}),

@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="pre-train a network on the unlabeled pool and save the starting checkpoint",
         description=(
             "Build the network and pre-train it on the unlabeled pool (no labels, no test or "
-            "validation image). With --method none the checkpoint holds the random "
+            "validation image), or on --pretrain-dataset's images. With --method none the checkpoint holds the random "
             "initialisation the baseline starts from. Fine-tune it with 'headstart finetune'."
         ),
     )
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     losses = ", ".join(f"{k} {v[-1]:.4f}" for k, v in report.losses.items() if v) or "none"
     print(
         f"wrote {args.out}: {config.arch} pre-trained with {config.method} on "
-        f"{len(prepared.splits.pool)} unlabeled images in {report.seconds:.1f} s "
+        f"{report.num_images} images of {report.dataset} in {report.seconds:.1f} s "
         f"(final loss: {losses})"
     )
     return 0

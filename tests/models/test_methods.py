@@ -18,9 +18,21 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     ("arch", "method", "message"),
     [
-        ("cnn", "rbm", r"method 'rbm' does not apply to arch 'cnn' \(valid: mlp: rbm, dae, none; "),
-        ("mlp", "contrastive", "valid: mlp: rbm, dae, none; cnn: cae, contrastive, vicreg, none"),
-        ("mlp", "pca", "unknown method 'pca' .*rbm, dae, cae, contrastive, vicreg, none"),
+        (
+            "cnn",
+            "rbm",
+            r"method 'rbm' does not apply to arch 'cnn' \(valid: mlp: rbm, dae, supervised, none; ",
+        ),
+        (
+            "mlp",
+            "contrastive",
+            "valid: mlp: rbm, dae, supervised, none; cnn: cae, contrastive, vicreg, supervised, none",
+        ),
+        (
+            "mlp",
+            "pca",
+            "unknown method 'pca' .*rbm, dae, cae, contrastive, vicreg, supervised, none",
+        ),
         ("resnet", "none", "unknown architecture 'resnet'"),
     ],
 )
@@ -31,8 +43,8 @@ def test_invalid_pairings_list_the_valid_ones(arch: str, method: str, message: s
 
 def test_valid_pairs_and_defaults_come_from_the_registry() -> None:
     assert {
-        "mlp": (Method.rbm, Method.dae, Method.none),
-        "cnn": (Method.cae, Method.contrastive, Method.vicreg, Method.none),
+        "mlp": (Method.rbm, Method.dae, Method.supervised, Method.none),
+        "cnn": (Method.cae, Method.contrastive, Method.vicreg, Method.supervised, Method.none),
     } == VALID_METHODS
     for arch, method in DEFAULT_METHOD.items():
         assert method in VALID_METHODS[arch]
@@ -62,7 +74,7 @@ def test_the_registry_and_the_command_line_import_without_torch() -> None:
         from scripts.cli import build_parser
         build = build_parser()._subparsers._group_actions[0].choices["build"]
         text = " ".join(build.format_help().split())
-        assert "cnn: cae, contrastive, vicreg, none" in text, text
+        assert "cnn: cae, contrastive, vicreg, supervised, none" in text, text
         print("ok")
         """
     )
