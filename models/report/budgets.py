@@ -49,9 +49,17 @@ class Budget:
     optimizers: tuple[str, ...] = tuple(OPTIMIZERS)
     mlp_methods: tuple[Method, ...] = (Method.none, Method.rbm, Method.dae)
     cnn_methods: tuple[Method, ...] = (Method.none, Method.cae, Method.contrastive)
+    transfer_method: Method = Method.cae
+    """The transfer panel's unsupervised pre-training (on the target's pool or the source)."""
+    panel_labels: tuple[int, ...] | None = None
+    """The transfer panel's label budgets; ``None``: the main study's."""
     expected: str = ""
     """What to expect of the wall time, said before the sweep starts."""
     hidden_from_help: bool = field(default=False, compare=False)
+
+    @property
+    def transfer_labels(self) -> tuple[int, ...]:
+        return self.labels if self.panel_labels is None else self.panel_labels
 
     @property
     def showcase_labels(self) -> int:

@@ -16,6 +16,7 @@ from models.report.document import render_html, render_markdown, write_csv
 from models.report.drawing import draw_figures
 from models.report.measure import ReportOptions, measure
 from models.report.plan import studies_of
+from models.report.transfer import STUDY
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,17 @@ def build_report(options: ReportOptions) -> ReportFiles:
     began = time.perf_counter()
     measured = measure(options)
     results, sweep = measured.results, measured.sweep
+    transfer = set(measured.transfer_specs)
+    main_source = options.pretrain_dataset or ""
     rows = [
         {
-            **results.records[s],
-            "studies": ";".join(studies_of(s, results.budget, results.all_labels)),
+            **sweep.records[sweep.keys[s]],
+            "studies": ";".join(
+                [
+                    *studies_of(s, results.budget, results.all_labels, main_source),
+                    *([STUDY] if s in transfer else []),
+                ]
+            ),
         }
         for s in measured.specs
     ]

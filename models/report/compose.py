@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from models.methods import Method
-from models.report import conclusion
+from models.report import conclusion, transfer
 from models.report.budgets import MAIN_OPTIMIZER, OPTIMIZERS
 from models.report.document import Block, FigureRef, Section
 from models.report.drawing import FIGURES
@@ -52,19 +52,24 @@ CAPTIONS = (
     ),
     "Accuracy and gain against the MLP's depth.",
     "Accuracy by fine-tuning optimiser, both variants fine-tuned with the same one.",
+    (
+        "Transfer: test accuracy against labeled target images per class for each start of the "
+        "CNN (random, unsupervised on the target's pool, supervised on the source task, "
+        "unsupervised on the source's images); mean over seeds with a 95% t-band."
+    ),
 )
 
 
 def training_minutes(sweep: Sweep) -> float:
     """Pre-training (once per encoder) plus fine-tuning seconds of every run, in minutes."""
-    pretraining: dict[tuple[str, int, str, int], float] = {}
+    pretraining: dict[tuple[str, int, str, int, str, str], float] = {}
     finetuning = 0.0
     for spec, key in sweep.keys.items():
         record = sweep.records[key]
         finetuning += float(record["finetune_seconds"])
-        pretraining[spec.arch, spec.depth, spec.method, spec.seed] = float(
-            record["pretrain_seconds"]
-        )
+        encoder = (spec.arch, spec.depth, spec.method, spec.seed, spec.dataset,
+                   spec.pretrain_dataset)  # fmt: skip
+        pretraining[encoder] = float(record["pretrain_seconds"])
     return (finetuning + sum(pretraining.values())) / 60
 
 
@@ -115,7 +120,14 @@ def _intro(options: ReportOptions, measured: Measured, setting: str) -> list[str
         ),
         (
             f"Data: {setting}. Labeled training images are drawn from the pool per seed; "
-            f"'all' is {measured.all_labels} per class. Pre-training sees the whole pool without labels."
+            f"'all' is {measured.all_labels} per class. "
+            + (
+                f"Pre-training sees {options.pretrain_dataset}'s images without labels "
+                "(given by --pretrain-dataset), brought to this data set's input; "
+                if options.pretrain_dataset
+                else "Pre-training sees the whole pool without labels; "
+            )
+            + "the transfer panel's sources are its own."
         ),
         (
             f"Networks: MLP {budget.mlp_depth}x{budget.mlp_width} sigmoid units (Glorot "
@@ -136,7 +148,10 @@ def _sections(options: ReportOptions, measured: Measured, setting: str) -> list[
     results = measured.results
     labels_t, depth_t, opt_t = label_table(results), depth_table(results), optimizer_table(results)
     history_t = historical_table(results)
-    comparisons = sum(len(t.rows) for t in (labels_t, depth_t, opt_t, history_t))
+    transfer_study = measured.transfer_study()
+    transfer_t = transfer.table(transfer_study, options.dataset, measured.panel, results.seeds)
+    tables = (labels_t, depth_t, opt_t, history_t, transfer_t)
+    comparisons = sum(len(t.rows) for t in tables)
     findings = [
         *conclusion.label_findings(results),
         *conclusion.depth_findings(results),
@@ -166,6 +181,14 @@ def _sections(options: ReportOptions, measured: Measured, setting: str) -> list[
         Section("Depth", [*fig(8, CAPTIONS[8]), depth_t]),
         Section("Optimisers", [*fig(9, CAPTIONS[9]), opt_t]),
         Section("The historical setting", [history_t]),
+        Section(
+            "Transfer: pre-training on another task or data set",
+            [
+                *transfer.findings(transfer_study, options.dataset),
+                *fig(10, CAPTIONS[10]),
+                transfer_t,
+            ],
+        ),
         Section(
             "Literature (others' results on full MNIST)",
             [LITERATURE, comparison_note(setting)],

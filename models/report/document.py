@@ -25,6 +25,8 @@ CSV_COLUMNS = (
     "lr",
     "labels_per_class",
     "seed",
+    "dataset",
+    "pretrain_dataset",
     "test_accuracy",
     "test_nll",
     "best_epoch",

@@ -24,6 +24,7 @@ FIGURES = (
     "embeddings.png",
     "depth.png",
     "optimizers.png",
+    "transfer.png",
 )
 
 Showcased = dict[tuple[str, Method], Arrays]
@@ -59,6 +60,7 @@ def draw_figures(options: ReportOptions, measured: Measured) -> tuple[Path, ...]
         _embeddings(results, showcased, out / FIGURES[7]),
         figures.depth(results, out / FIGURES[8]),
         figures.optimizers(results, out / FIGURES[9]),
+        figures.transfer(measured.transfer_study(), options.dataset, out / FIGURES[10]),
     ]
     return tuple(paths)
 

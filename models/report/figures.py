@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from models.report.stats import t_interval
 from models.report.tables import Comparison, Results
+from models.report.transfer import ARMS, TransferComparison, source_words
 
 COLOURS = {
     "none": "#444444",
@@ -24,6 +25,8 @@ COLOURS = {
     "dae": "#2ca02c",
     "cae": "#d62728",
     "contrastive": "#9467bd",
+    "supervised": "#ff7f0e",
+    "source images": "#8c564b",
 }
 ARCH_TITLES = {"mlp": "MLP (sigmoid)", "cnn": "CNN (ReLU)"}
 DPI = 100
@@ -295,4 +298,33 @@ def optimizers(results: Results, path: Path) -> Path:
     ax.set_title(f"fine-tuning optimiser, MLP, {study[0].labels_per_class} labels per class")
     ax.grid(alpha=0.3, axis="y")
     _legend(ax)
+    return _save(fig, path)
+
+
+def transfer(comparisons: Sequence[TransferComparison], dataset: str, path: Path) -> Path:
+    """Test accuracy against labels for each start of the transfer panel, one panel per
+    setting, with 95% bands over seeds."""
+    settings = list(dict.fromkeys(c.setting for c in comparisons))
+    fig = Figure(figsize=(5.5 * len(settings) + 2, 4.2), layout="constrained")
+    axes = fig.subplots(1, len(settings), squeeze=False)[0]
+    colour_keys = {ARMS[1]: None, ARMS[2]: "supervised", ARMS[3]: "source images"}
+    for ax, setting in zip(axes, settings, strict=True):
+        rows = [c for c in comparisons if c.setting == setting]
+        xs = sorted({c.labels_per_class for c in rows})
+        baseline = [next(c.baseline for c in rows if c.labels_per_class == k) for k in xs]
+        _band(ax, xs, baseline, "none", ARMS[0].name)
+        for arm, key in colour_keys.items():
+            mine = [next(c for c in rows if c.arm == arm and c.labels_per_class == k) for k in xs]
+            _band(ax, xs, [c.pretrained for c in mine], key or mine[0].method, arm.name)
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(xs, [str(k) for k in xs])
+        ax.set_xlabel("labeled target images per class (log scale)")
+        ax.set_ylabel("test accuracy (%)")
+        # Bands of few seeds can reach past 0-100%: the axis shows only possible accuracies.
+        lowest = min(100 * min(c.pretrained.mean, c.baseline.mean) for c in rows)
+        ax.set_ylim(max(0.0, lowest - 10), 100)
+        ax.set_title(source_words(setting, dataset), fontsize=10)
+        ax.grid(alpha=0.3)
+        _legend(ax)
     return _save(fig, path)

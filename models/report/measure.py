@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from models.report.cache import RunCache
 from models.report.plan import RunSpec, plan
 from models.report.sweep import Sweep, run_sweep
 from models.report.tables import Results
+from models.report.transfer import Panel, TransferComparison, settings, study
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,26 @@ class ReportOptions:
     split_seed: int = 0
     device: str = "auto"
     command: str = "headstart report"
+    pretrain_dataset: str | None = None
+    """What the main sweep's pre-trained runs pre-train on; ``None``: each target's pool."""
+
+
+@dataclass(frozen=True)
+class Planned:
+    """The data and the runs of a report: the main sweep's and the transfer panel's."""
+
+    prepared: Prepared
+    targets: dict[str, Prepared]
+    """The transfer panel's other targets, by spec."""
+    all_labels: int
+    panel: Panel
+    main: list[RunSpec]
+    transfer: list[RunSpec]
+
+    @property
+    def specs(self) -> list[RunSpec]:
+        """Every run once (the panel shares its runs on the report's data set with the sweep)."""
+        return sorted({*self.main, *self.transfer})
 
 
 @dataclass(frozen=True)
@@ -43,6 +64,12 @@ class Measured:
     sweep: Sweep
     results: Results
     all_labels: int
+    panel: Panel
+    transfer_specs: list[RunSpec]
+
+    def transfer_study(self) -> list[TransferComparison]:
+        records = {s: self.sweep.records[self.sweep.keys[s]] for s in self.transfer_specs}
+        return study(self.panel, records, self.cache, self.sweep.keys, self.results.seeds)
 
 
 def smallest_pool_class(prepared: Prepared) -> int:
@@ -51,8 +78,8 @@ def smallest_pool_class(prepared: Prepared) -> int:
     return int(counts[: prepared.data.num_classes].min())
 
 
-def measure(options: ReportOptions) -> Measured:
-    """Train (or load from ``options.out``'s cache) every run the budget plans."""
+def plan_report(options: ReportOptions) -> Planned:
+    """Load the report's data set and the panel's other targets, and plan every run."""
     if options.seeds < 2:
         raise ConfigError(
             f"--seeds must be at least 2 for confidence intervals, got {options.seeds}"
@@ -61,7 +88,19 @@ def measure(options: ReportOptions) -> Measured:
     base = ExperimentConfig(dataset=options.dataset, split=SplitConfig(options.split_seed))
     prepared = load_data(base)
     all_labels = smallest_pool_class(prepared)
-    specs = plan(budget, options.seeds, all_labels)
+    found = settings(options.dataset, prepared.data.num_classes)
+    targets = {s.target: load_data(replace(base, dataset=s.target)) for s in found if s.target}
+    panel_labels = {t: smallest_pool_class(p) for t, p in targets.items()} | {"": all_labels}
+    panel = Panel(budget, found, panel_labels)
+    main = plan(budget, options.seeds, all_labels, options.pretrain_dataset or "")
+    return Planned(prepared, targets, all_labels, panel, main, panel.plan(options.seeds))
+
+
+def measure(options: ReportOptions) -> Measured:
+    """Train (or load from ``options.out``'s cache) every run the budget plans."""
+    budget = options.budget
+    planned = plan_report(options)
+    prepared, all_labels, specs = planned.prepared, planned.all_labels, planned.specs
     options.out.mkdir(parents=True, exist_ok=True)
     cache = RunCache(options.out / "cache")
     log.info(
@@ -77,7 +116,13 @@ def measure(options: ReportOptions) -> Measured:
         split_seed=options.split_seed,
         device=options.device,
         all_labels=all_labels,
+        targets=planned.targets,
     )
-    by_spec = {spec: sweep.records[sweep.keys[spec]] for spec in specs}
+    # The main studies look their runs up by setting alone, whatever they pre-trained on.
+    by_spec = {
+        replace(spec, pretrain_dataset=""): sweep.records[sweep.keys[spec]] for spec in planned.main
+    }
     results = Results(by_spec, budget, options.seeds, all_labels)
-    return Measured(specs, prepared, cache, sweep, results, all_labels)
+    return Measured(
+        specs, prepared, cache, sweep, results, all_labels, planned.panel, planned.transfer
+    )

@@ -33,6 +33,10 @@ class RunSpec:
     init: str = "sound"
     """``sound`` (Glorot/He, as built) or ``naive``: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), the
     pre-2010 default, for the historical setting only."""
+    dataset: str = ""
+    """The target data set; "" is the report's."""
+    pretrain_dataset: str = ""
+    """The data set pre-training sees; "" is the target's own unlabeled pool."""
 
     @property
     def variant(self) -> str:
@@ -41,14 +45,16 @@ class RunSpec:
     @property
     def name(self) -> str:
         naive = "-naive" if self.init == "naive" else ""
+        target = f"-on-{self.dataset}" if self.dataset else ""
+        source = f"-from-{self.pretrain_dataset}" if self.pretrain_dataset else ""
         return (
-            f"{self.arch}{self.depth}-{self.method}-{self.optimizer}"
-            f"-{self.labels_per_class}pc-seed{self.seed}{naive}"
+            f"{self.arch}{self.depth}-{self.method}{source}-{self.optimizer}"
+            f"-{self.labels_per_class}pc-seed{self.seed}{naive}{target}"
         )
 
     def baseline(self) -> RunSpec:
         """The run this one is compared with: same everything, no pre-training."""
-        return replace(self, method=Method.none)
+        return replace(self, method=Method.none, pretrain_dataset="")
 
 
 def experiment(spec: RunSpec, budget: Budget, dataset: str, split_seed: int) -> ExperimentConfig:
@@ -64,7 +70,8 @@ def experiment(spec: RunSpec, budget: Budget, dataset: str, split_seed: int) -> 
     )
     pretrain = PretrainConfig(epochs=budget.pretrain_epochs) if spec.method != "none" else None
     return ExperimentConfig(
-        dataset=dataset,
+        dataset=spec.dataset or dataset,
+        pretrain_dataset=spec.pretrain_dataset or None,
         arch=spec.arch,
         method=spec.method,
         mlp=MLPConfig(hidden=(budget.mlp_width,) * spec.depth, activation="sigmoid"),
@@ -82,14 +89,22 @@ def run_key(config: ExperimentConfig, init: str = "sound") -> str:
     shaping = config.to_dict()
     shaping["init"] = init
     shaping.pop("device", None)
+    if shaping.get("pretrain_dataset") is None:  # absent: keys of older caches stay valid
+        shaping.pop("pretrain_dataset", None)
     shaping["arch_config"] = shaping.pop(config.arch)
     shaping.pop("cnn" if config.arch == "mlp" else "mlp")
     shaping["format"] = CACHE_FORMAT
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def studies_of(spec: RunSpec, budget: Budget, all_labels: int) -> tuple[str, ...]:
-    """The studies (tables and figures) that use ``spec``."""
+def studies_of(
+    spec: RunSpec, budget: Budget, all_labels: int, pretrain_dataset: str = ""
+) -> tuple[str, ...]:
+    """The studies (tables and figures) of the main sweep that use ``spec``, whose pre-trained
+    runs pre-train on ``pretrain_dataset`` ("" for the pool); the transfer panel's runs are
+    told apart by :mod:`models.report.transfer`."""
+    if spec.dataset or (spec.method != "none" and spec.pretrain_dataset != pretrain_dataset):
+        return ()
     historical = (
         spec.arch == "mlp"
         and spec.depth == budget.historical_depth
@@ -133,8 +148,9 @@ def resolve_labels(labels_per_class: int, all_labels: int) -> int:
     return all_labels if labels_per_class == ALL else min(labels_per_class, all_labels)
 
 
-def plan(budget: Budget, seeds: int, all_labels: int) -> list[RunSpec]:
-    """Every run of the report once, ordered so each pre-training's label budgets run together."""
+def plan(budget: Budget, seeds: int, all_labels: int, pretrain_dataset: str = "") -> list[RunSpec]:
+    """Every run of the main sweep once, ordered so each pre-training's label budgets run
+    together; the pre-trained runs pre-train on ``pretrain_dataset`` ("" for the pool)."""
     runs: set[RunSpec] = set()
     for seed in range(seeds):
         for k in budget.labels:
@@ -156,4 +172,7 @@ def plan(budget: Budget, seeds: int, all_labels: int) -> list[RunSpec]:
             depth, sgd = budget.historical_depth, HISTORICAL_OPTIMIZER
             for init in ("naive", "sound"):
                 runs.add(RunSpec("mlp", depth, method, seed, sgd, opt_labels, init=init))
+    if pretrain_dataset:
+        runs = {r if r.method == "none" else replace(r, pretrain_dataset=pretrain_dataset)
+                for r in runs}  # fmt: skip
     return sorted(runs)

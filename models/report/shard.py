@@ -15,12 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from models.data import SplitConfig
 from models.errors import ConfigError
-from models.experiment import ExperimentConfig, load_data
 from models.report.cache import RunCache
-from models.report.measure import ReportOptions, smallest_pool_class
-from models.report.plan import RunSpec, experiment, plan
+from models.report.measure import ReportOptions, plan_report
+from models.report.plan import RunSpec, experiment
 from models.report.sweep import run_sweep
 
 log = logging.getLogger(__name__)
@@ -78,15 +76,8 @@ def train_shard(options: ReportOptions, shard: Shard) -> ShardRun:
     """Train ``shard``'s slice of the sweep ``options`` describe into ``options.out/cache``."""
     began = time.perf_counter()
     budget = options.budget
-    if options.seeds < 2:
-        raise ConfigError(
-            f"--seeds must be at least 2 for confidence intervals, got {options.seeds}"
-        )
-    prepared = load_data(
-        ExperimentConfig(dataset=options.dataset, split=SplitConfig(options.split_seed))
-    )
-    all_labels = smallest_pool_class(prepared)
-    specs = plan(budget, options.seeds, all_labels)
+    planned = plan_report(options)
+    specs = planned.specs
 
     def encoder(spec: RunSpec) -> str:
         if spec.method == "none":
@@ -100,12 +91,13 @@ def train_shard(options: ReportOptions, shard: Shard) -> ShardRun:
     sweep = run_sweep(
         mine,
         budget,
-        prepared,
+        planned.prepared,
         RunCache(options.out / "cache"),
         dataset=options.dataset,
         split_seed=options.split_seed,
         device=options.device,
-        all_labels=all_labels,
+        all_labels=planned.all_labels,
+        targets=planned.targets,
     )
     return ShardRun(
         shard, len(mine), len(specs), sweep.trained, sweep.cached, time.perf_counter() - began

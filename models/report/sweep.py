@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,6 +16,8 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from models import defaults
+from models.evaluate import predict_logits
 from models.experiment import (
     ExperimentConfig,
     Prepared,
@@ -52,6 +55,7 @@ def is_showcase(spec: RunSpec, budget: Budget, all_labels: int) -> bool:
     main_depth = budget.mlp_depth if spec.arch == "mlp" else len(budget.cnn_channels)
     return (
         spec.seed == 0
+        and not spec.dataset  # the transfer panel's other targets have no figures of weights
         and spec.init == "sound"
         and spec.optimizer == "adam"
         and spec.depth == main_depth
@@ -73,8 +77,11 @@ def run_sweep(
     split_seed: int,
     device: str,
     all_labels: int,
+    targets: Mapping[str, Prepared] | None = None,
 ) -> Sweep:
-    """Train (or load from ``cache``) every run in ``specs``, with one progress bar for all."""
+    """Train (or load from ``cache``) every run in ``specs``, with one progress bar for all.
+
+    A run whose ``dataset`` names another target trains on ``targets[spec.dataset]``."""
     began = time.perf_counter()
     sweep = Sweep(specs, {}, {}, 0, 0, 0.0)
     with logging_redirect_tqdm():
@@ -87,7 +94,8 @@ def run_sweep(
             record = cache.get(key)
             if record is None:
                 showcase = is_showcase(spec, budget, all_labels)
-                record, arrays = train_run(spec, config, prepared, cache, showcase=showcase)
+                data = (targets or {})[spec.dataset] if spec.dataset else prepared
+                record, arrays = train_run(spec, config, data, cache, showcase=showcase)
                 cache.put(key, record, arrays)
                 sweep.trained += 1
                 how = f"trained in {record['finetune_seconds']:.0f} s"
@@ -152,11 +160,17 @@ def train_run(
         "drift": finetune.drift,
         "pretrain_losses": report.losses,
         "config": config.to_dict(),
+        "dataset": config.dataset,
+        "pretrain_dataset": config.pretrain_dataset or "",
     }
     arrays: Arrays = {}
+    if spec.seed == defaults.SEED:  # the served seed: keep per-image outcomes for McNemar
+        images, labels = prepared.test()
+        predicted = predict_logits(result.model, images).argmax(1)
+        arrays["correct"] = (predicted == labels).numpy()
     if showcase:
         images, labels = prepared.test()
-        arrays = {
+        arrays |= {
             "first_before": result.first_layer_before[:KEPT_UNITS],
             "first_after": result.first_layer_after[:KEPT_UNITS],
             "embedding": embed(result.model, images),

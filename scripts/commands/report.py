@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="measure how pre-training changes accuracy and write an HTML/Markdown report",
         description=(
             "Train every pre-trained variant and its paired baseline over label budgets, "
-            "seeds, MLP depths and fine-tuning optimisers; cache each finished run (an "
+            "seeds, MLP depths and fine-tuning optimisers, and the transfer panel (a CNN "
+            "pre-trained on another task or data set); cache each finished run (an "
             "interrupted report resumes); write report.html (self-contained), report.md, "
             f"results.csv and the figures as PNG. Wall time: {expectations}."
         ),
@@ -32,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SPEC",
         help=f"image set, as for 'headstart build' (default: {defaults.DATASET})",
     )
+    common.add_pretrain_dataset_option(parser)
     parser.add_argument(
         "--budget",
         choices=tuple(BUDGETS),
@@ -121,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         budget=budget,
         dataset=args.dataset,
+        pretrain_dataset=args.pretrain_dataset,
         seeds=seeds,
         split_seed=args.split_seed,
         device=args.device,
@@ -150,6 +153,8 @@ def _from_shell() -> bool:
 
 def _command(args: argparse.Namespace) -> str:
     parts = ["headstart", "report", "--dataset", args.dataset, "--budget", args.budget]
+    if args.pretrain_dataset is not None:
+        parts += ["--pretrain-dataset", args.pretrain_dataset]
     if args.seeds is not None:
         parts += ["--seeds", str(args.seeds)]
     return shlex.join([*parts, "--out", str(args.out)])

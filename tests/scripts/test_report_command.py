@@ -19,6 +19,7 @@ import pytest
 from scipy import stats
 
 from models.report.drawing import FIGURES
+from models.report.transfer import ARMS
 from scripts.cli import main
 from tests.models.helpers import tiny_digits, write_idx
 
@@ -107,7 +108,7 @@ def test_every_figure_is_a_png_inlined_in_a_self_contained_page(report: Report) 
 def test_every_table_is_in_both_documents(report: Report) -> None:
     page = (report.out / "report.html").read_text()
     markdown = (report.out / "report.md").read_text()
-    for name in ("labels", "depth", "optimizer", "historical", "literature"):
+    for name in ("labels", "depth", "optimizer", "historical", "transfer", "literature"):
         assert md_table(markdown, name), name
         assert f'data-table="{name}"' in page, name
     for title in ("Conclusion", "Literature (others' results on full MNIST)"):
@@ -129,24 +130,60 @@ def test_the_gain_tables_hold_the_numbers_in_results_csv(report: Report) -> None
         return len(cells)
 
     checked = 0
+    main = {"dataset": report.dataset, "pretrain_dataset": ""}
     for row in md_table(markdown, "labels"):
-        where = {"arch": row["Arch"], "depth": row["Hidden/conv layers"]}
+        where = main | {"arch": row["Arch"], "depth": row["Hidden/conv layers"]}
         where |= {"optimizer": "adam", "labels_per_class": row["Labels/class"], "init": "sound"}
         checked += check(row, **where)
     for row in md_table(markdown, "depth"):
-        where = {"arch": "mlp", "depth": row["Hidden layers"], "optimizer": "adam"}
+        where = main | {"arch": "mlp", "depth": row["Hidden layers"], "optimizer": "adam"}
         where |= {"labels_per_class": row["Labels/class"], "init": "sound"}
         checked += check(row, **where)
     for row in md_table(markdown, "optimizer"):
-        where = {"arch": "mlp", "depth": "2", "optimizer": row["Optimiser"]}
+        where = main | {"arch": "mlp", "depth": "2", "optimizer": row["Optimiser"]}
         where |= {"labels_per_class": row["Labels/class"], "init": "sound"}
         checked += check(row, **where)
     for row in md_table(markdown, "historical"):
         init = "naive" if row["Init"] == "naive" else "sound"
-        where = {"arch": "mlp", "depth": row["Hidden layers"], "optimizer": row["Optimiser"]}
+        where = main | {"arch": "mlp", "depth": row["Hidden layers"], "optimizer": row["Optimiser"]}
         where |= {"labels_per_class": row["Labels/class"], "init": init}
         checked += check(row, **where)
     assert checked >= 4 * (8 + 4 + 5 + 2)
+
+
+def test_the_transfer_panel_holds_the_numbers_in_results_csv(report: Report) -> None:
+    """Each arm of each setting against the random start of the same target and seeds."""
+    rows = read_csv(report.out / "results.csv")
+    table = md_table((report.out / "report.md").read_text(), "transfer")
+    targets = {r["Target"] for r in table}
+    assert targets == {f"{report.dataset}:5-9", report.dataset}
+    arms = {r["Pre-training"] for r in table}
+    assert arms == {ARMS[1].name, ARMS[2].name, ARMS[3].name}
+    for row in table:
+        source = row["Source"].split(" (")[0]
+        assert source == (f"{report.dataset}:0-4" if row["Target"] != report.dataset else "digits")
+        arm = next(a for a in ARMS if a.name == row["Pre-training"])
+        method = "supervised" if arm.supervised else "cae"
+        where = {"arch": "cnn", "dataset": row["Target"], "labels_per_class": row["Labels/class"]}
+        treated = accuracies(
+            rows, method=method, pretrain_dataset=source if arm.from_source else "", **where
+        )
+        control = accuracies(rows, method="none", **where)
+        assert len(treated) == len(control) == 2
+        for column, value in expected_cells(treated, control).items():
+            column = "Random start acc %" if column == "Baseline acc %" else column
+            assert row[column] == value, (row, column)
+        only_pretrained, only_random = (
+            int(v) for v in row["Only pre-trained right / only random right"].split(" / ")
+        )
+        p = (
+            stats.binomtest(only_pretrained, only_pretrained + only_random).pvalue
+            if only_pretrained + only_random
+            else 1.0
+        )
+        assert row["McNemar p (seed 0)"] == ("<0.001" if p < 0.001 else f"{p:.3f}")
+    transfer = [r for r in rows if "transfer" in r["studies"].split(";")]
+    assert {r["method"] for r in transfer} == {"none", "cae", "supervised"}
 
 
 def test_results_csv_has_one_row_per_run_and_says_where_each_is_used(report: Report) -> None:
@@ -155,7 +192,7 @@ def test_results_csv_has_one_row_per_run_and_says_where_each_is_used(report: Rep
     assert len(names) == len(set(names))
     assert all(r["studies"] for r in rows)
     assert {r["seed"] for r in rows} == {"0", "1"}
-    assert {r["method"] for r in rows} == {"none", "rbm", "dae", "cae", "contrastive"}
+    assert {r["method"] for r in rows} == {"none", "rbm", "dae", "cae", "contrastive", "supervised"}
     assert {r["optimizer"] for r in rows} == {"sgd", "momentum", "adagrad", "rmsprop", "adam"}
     assert {r["init"] for r in rows} == {"sound", "naive"}
     assert all(0.0 <= float(r["test_accuracy"]) <= 1.0 for r in rows)

@@ -207,8 +207,10 @@ def one_class_folder(tmp_path_factory: pytest.TempPathFactory) -> str:
         (["build", "--method", "pca"], "unknown method 'pca'"),
         (
             ["build", "--arch", "cnn", "--method", "rbm"],
-            "method 'rbm' does not apply to arch 'cnn' (valid: mlp: rbm, dae, supervised, none; "
-            "cnn: cae, contrastive, vicreg, supervised, none)",
+            (
+                "method 'rbm' does not apply to arch 'cnn' (valid: mlp: rbm, dae, supervised, "
+                "none; cnn: cae, contrastive, vicreg, supervised, none)"
+            ),
         ),
         (["build", "--name", "my-model"], "--name 'my-model' is not a valid model name"),
         (["build", "--seed", "-1"], "seed must be a non-negative integer, got -1"),
