@@ -50,8 +50,11 @@ class Planned:
 
     @property
     def specs(self) -> list[RunSpec]:
-        """Every run once (the panel shares its runs on the report's data set with the sweep)."""
-        return sorted({*self.main, *self.transfer})
+        """Every run once (the panel shares its runs on the report's data set with the sweep),
+        each target's and source's runs together so each encoder's label budgets run in a row."""
+        return sorted(
+            {*self.main, *self.transfer}, key=lambda s: (s.dataset, s.pretrain_dataset, s)
+        )
 
 
 @dataclass(frozen=True)

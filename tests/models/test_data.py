@@ -169,3 +169,43 @@ def test_idx_framing_is_measured(digits300: ImageSet) -> None:
 def test_bad_specs_say_what_is_wrong(spec: str, message: str) -> None:
     with pytest.raises(DataError, match=message):
         load_dataset(spec)
+
+
+def test_a_class_subset_keeps_its_names_and_relabels_from_zero() -> None:
+    whole = load_dataset("digits")
+    upper = load_dataset("digits:5-9")
+    assert upper.name == "digits:5-9"
+    assert upper.class_names == ("5", "6", "7", "8", "9")
+    np.testing.assert_array_equal(upper.labels, whole.labels[whole.labels >= 5] - 5)
+    np.testing.assert_array_equal(upper.images, whole.images[whole.labels >= 5])
+    base, index = upper.origin()
+    assert base == "digits"
+    np.testing.assert_array_equal(whole.images[index], upper.images)
+    picked = load_dataset("digits:7,1-2")  # in the order given
+    assert picked.class_names == ("7", "1", "2")
+    np.testing.assert_array_equal(picked.labels, [{7: 0, 1: 1, 2: 2}[v] for v in whole.labels
+                                                  if v in (1, 2, 7)])  # fmt: skip
+
+
+def test_a_class_subset_of_a_streamed_set_streams(tmp_path: Path, digits300: ImageSet) -> None:
+    write_idx(tmp_path, digits300, gz=False)
+    subset = load_dataset(f"idx:{tmp_path}:0-1")
+    assert subset.streamed
+    assert subset.class_names == ("0", "1")
+    np.testing.assert_array_equal(
+        np.asarray(subset.images[np.arange(len(subset))]), digits300.images[digits300.labels < 2]
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("digits:3", "a class subset needs at least 2 classes"),
+        ("digits:4-2", "class range '4-2' runs backwards"),
+        ("digits:0-10", "class 10 does not exist \\(classes are 0-9\\)"),
+        ("digits:1,1-2", "a class is named twice"),
+    ],
+)
+def test_bad_class_subsets_say_what_is_wrong(spec: str, message: str) -> None:
+    with pytest.raises(DataError, match=f"{spec}: {message}"):
+        load_dataset(spec)

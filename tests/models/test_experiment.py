@@ -145,3 +145,40 @@ def test_config_round_trips_and_rejects_bad_pairings() -> None:
         ExperimentConfig(arch="cnn", method="rbm")
     with pytest.raises(ConfigError, match="unknown architecture"):
         ExperimentConfig.from_dict({**config.to_dict(), "arch": "vit"})
+
+
+def test_the_pre_training_data_set_is_part_of_the_encoder_key() -> None:
+    own = tiny("cnn", "cae")
+    other = dataclasses.replace(own, pretrain_dataset="digits")
+    assert own.pretrain_key() != other.pretrain_key()
+    assert (
+        other.pretrain_key() != dataclasses.replace(own, pretrain_dataset="mnist-5k").pretrain_key()
+    )
+    assert other.pretrain_key() == dataclasses.replace(other, labels_per_class=7).pretrain_key()
+    assert ExperimentConfig.from_dict(other.to_dict()) == other
+
+
+def test_supervised_pre_training_without_a_source_is_refused_at_once() -> None:
+    with pytest.raises(ConfigError, match="give the source with --pretrain-dataset"):
+        ExperimentConfig(arch="cnn", method="supervised")
+
+
+def test_supervised_transfer_between_class_subsets_runs_and_exports(tmp_path: Path) -> None:
+    config = dataclasses.replace(
+        tiny("mlp", "none"),
+        method="supervised",
+        pretrain_dataset="digits:0-4",
+        dataset="digits:5-9",
+    )
+    result = run_experiment(config)
+    assert result.pretraining.dataset == "digits:0-4"
+    assert result.pretrained.model.num_classes == 5
+    prepared = experiment.load_data(config)
+    _, manifest, _ = export_trained(
+        result.pretrained.model, config, prepared, result.pretraining,
+        repository=tmp_path, name="five", metrics=result.pretrained.test,
+    )  # fmt: skip
+    assert manifest.class_names == ["5", "6", "7", "8", "9"]
+    assert manifest.pretraining.method == "supervised"
+    assert manifest.pretraining.settings["dataset"] == "digits:0-4"
+    assert manifest.training.num_unlabeled == result.pretraining.num_images > 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from models.batches import Pool
 from models.data import ImageSet
 from models.errors import ConfigError
 from models.methods import check_pairing
@@ -93,3 +94,42 @@ def test_a_method_refuses_a_network_it_does_not_fit(digits300: ImageSet) -> None
             model, torch.from_numpy(digits300.images), "cae", PretrainConfig(epochs=1),
             torch.Generator(),
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_supervised_pre_training_learns_the_source_task_and_leaves_the_head(
+    digits300: ImageSet, arch: str
+) -> None:
+    model = build_classifier(TINY[arch], digits300.shape, 3)  # a target with 3 classes
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    source = Pool(
+        torch.from_numpy(digits300.images),
+        torch.device("cpu"),
+        labels=torch.from_numpy(digits300.labels),
+        classes=10,
+    )
+    report = pretrain(
+        model,
+        source,
+        check_pairing(arch, "supervised"),
+        PretrainConfig(epochs=4, batch_size=16, lr=0.01),
+        torch.Generator().manual_seed(0),
+    )
+    after = model.state_dict()
+    assert torch.equal(after["head.weight"], before["head.weight"])
+    moved = [k for k in after if k != "head.weight" and k != "head.bias"]
+    assert all(not torch.equal(after[k], before[k]) for k in moved)
+    losses = report.losses["supervised"]
+    assert losses[-1] < 0.8 * losses[0]  # it did learn the ten source classes
+
+
+def test_supervised_pre_training_refuses_an_unlabeled_pool(digits300: ImageSet) -> None:
+    model = build_classifier(TINY["cnn"], digits300.shape, 10)
+    with pytest.raises(ConfigError, match="needs labelled source images"):
+        pretrain(
+            model,
+            torch.from_numpy(digits300.images),
+            check_pairing("cnn", "supervised"),
+            PretrainConfig(epochs=1),
+            torch.Generator().manual_seed(0),
+        )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -17,9 +19,10 @@ from models.nets import CNNConfig, MLPConfig, build_classifier
 from models.pretraining import Method, PretrainConfig, pretrain
 from models.report.budgets import BUDGETS, Budget
 from models.report.cache import RunCache
-from models.report.plan import RunSpec, experiment, plan, run_key, studies_of
+from models.report.plan import CACHE_FORMAT, RunSpec, experiment, plan, run_key, studies_of
 from models.report.stats import paired_test, t_interval
 from models.report.sweep import naive_init, reconstruct
+from models.report.transfer import Panel, settings
 
 
 def test_t_interval_matches_scipy() -> None:
@@ -201,3 +204,51 @@ def test_a_bad_shard_is_one_clear_error(text: str) -> None:
 
     with pytest.raises(ConfigError, match="shard"):
         Shard.parse(text)
+
+
+def test_the_transfer_panel_pairs_each_start_with_the_random_one_of_its_target() -> None:
+    budget = BUDGETS["quick"]
+    found = settings("mnist-5k", 10)
+    assert [(s.target, s.source, s.kind) for s in found] == [
+        ("mnist-5k:5-9", "mnist-5k:0-4", "task"),
+        ("", "digits", "dataset"),
+    ]
+    assert [(s.target, s.source) for s in settings("digits", 10)][-1] == ("", "mnist-5k")
+    assert [s.kind for s in settings("mnist-5k:5-9", 5)] == ["dataset"]  # a subset is not cut
+    panel = Panel(budget, found, {"mnist-5k:5-9": 340, "": 350})
+    specs = panel.plan(seeds=3)
+    assert len(specs) == 2 * 4 * 4 * 3  # settings x starts x label budgets x seeds
+    assert {s.arch for s in specs} == {"cnn"}
+    assert all(s.baseline() in set(specs) for s in specs)
+    assert {s.labels_per_class for s in specs if s.dataset} == {10, 30, 100, 340}
+    assert {(s.method, s.pretrain_dataset) for s in specs if s.dataset} == {
+        (Method.none, ""),
+        (budget.transfer_method, ""),
+        (Method.supervised, "mnist-5k:0-4"),
+        (budget.transfer_method, "mnist-5k:0-4"),
+    }
+    # On the report's own data set, the random and own-pool starts are the main study's runs.
+    shared = set(specs) & set(plan(budget, 3, 350))
+    assert shared == {s for s in specs if not s.dataset and not s.pretrain_dataset}
+    assert len(shared) == 2 * 4 * 3
+    for spec in specs:
+        config = experiment(spec, budget, "mnist-5k", 0)
+        assert config.dataset == (spec.dataset or "mnist-5k")
+        assert config.pretrain_dataset == (spec.pretrain_dataset or None)
+
+
+def test_a_run_key_without_a_pre_training_data_set_is_what_it_was() -> None:
+    spec = RunSpec("cnn", 2, Method.cae, 0, "adam", 10)
+    config = experiment(spec, BUDGETS["quick"], "mnist-5k", 0)
+    raw = config.to_dict()
+    assert raw.pop("pretrain_dataset") is None
+    # The key of the older config format, which had no such field, is unchanged.
+    arch_config = raw.pop("cnn")
+    older = {**raw, "init": "sound", "arch_config": arch_config, "format": CACHE_FORMAT}
+    older.pop("device")
+    older.pop("mlp")
+    expected = hashlib.sha256(json.dumps(older, sort_keys=True).encode()).hexdigest()[:24]
+    assert run_key(config) == expected
+    other = experiment(dataclasses.replace(spec, pretrain_dataset="digits"), BUDGETS["quick"],
+                       "mnist-5k", 0)  # fmt: skip
+    assert run_key(other) != expected

@@ -89,3 +89,27 @@ def test_pretraining_on_a_streamed_pool_matches_the_loaded_one(folder: Path) -> 
         pretrain(model, pool, "rbm", config, torch.Generator().manual_seed(1))
         weights.append(model.linear_layers()[0].weight.detach())  # type: ignore[operator]
     torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=1e-6)
+
+
+def test_a_streamed_source_keeps_each_image_with_its_label(
+    tmp_path: Path, digits300: ImageSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.experiment import ExperimentConfig, Prepared
+
+    monkeypatch.setenv("HEADSTART_LOADER_WORKERS", "1")
+    write_idx(tmp_path, digits300, gz=False)
+    target = Prepared(digits300, make_splits(digits300, SplitConfig()))
+    config = ExperimentConfig(
+        arch="cnn", method="supervised", pretrain_dataset=f"idx:{tmp_path}:0-4"
+    )
+    pool = target.pretraining_pool(config, torch.device("cpu"))
+    assert (len(pool), pool.classes) == (150, 5)
+    label_of = {image.tobytes(): int(label) for image, label in
+                zip(digits300.images, digits300.labels, strict=True)}  # fmt: skip
+    seen = 0
+    for batch in pool.batches(32, torch.Generator().manual_seed(0)):
+        assert batch.labels is not None
+        for image, label in zip(batch.images.numpy(), batch.labels.tolist(), strict=True):
+            assert label_of[image.tobytes()] == label
+            seen += 1
+    assert seen == 150
