@@ -145,7 +145,7 @@ def pretraining_set(spec: str, target: ImageSet, splits: Splits, *, labelled: bo
         images=images,
         labels=source.labels[rows],
         polarity=target.polarity,
-        framing=target.framing if shape.framed else source.framing,
+        framing=target.framing,  # brought to the target's input, framing included
         base=base,
         base_index=index[rows],
     )

@@ -76,7 +76,7 @@ def training_minutes(sweep: Sweep) -> float:
 def pretraining_movement(measured: Measured) -> str:
     """How far pre-training moved the first layer from the random start it shares with the
     baseline (same seed), for the methods that train that layer in place."""
-    results, cache, keys = measured.results, measured.cache, measured.sweep.keys
+    results, cache, keys = measured.results, measured.cache, measured.main_keys
     parts = []
     for arch, methods in (("mlp", results.budget.mlp_methods), ("cnn", results.budget.cnn_methods)):
         start = cache.arrays(keys[results.showcase(arch, Method.none)]).get("first_before")

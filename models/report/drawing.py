@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def draw_figures(options: ReportOptions, measured: Measured) -> tuple[Path, ...]
     """Draw every figure into ``options.out``; return the paths written."""
     out, results = options.out, measured.results
     showcased: Showcased = {
-        (arch, method): measured.cache.arrays(measured.sweep.keys[results.showcase(arch, method)])
+        (arch, method): measured.cache.arrays(measured.main_keys[results.showcase(arch, method)])
         for arch in ("mlp", "cnn")
         for method in _methods(results, arch)
     }
@@ -104,6 +105,7 @@ def _reconstructions(options: ReportOptions, measured: Measured, path: Path) -> 
             if method == "none":
                 continue
             spec = results.showcase(arch, method)
+            spec = replace(spec, pretrain_dataset=options.pretrain_dataset or "")
             config = experiment(spec, results.budget, options.dataset, options.split_seed)
             found = measured.cache.arrays(recon_key(config))
             if found:

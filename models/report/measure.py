@@ -69,6 +69,8 @@ class Measured:
     all_labels: int
     panel: Panel
     transfer_specs: list[RunSpec]
+    main_keys: dict[RunSpec, str]
+    """The cache key of each main-study run, by its setting alone (as ``results`` has it)."""
 
     def transfer_study(self) -> list[TransferComparison]:
         records = {s: self.sweep.records[self.sweep.keys[s]] for s in self.transfer_specs}
@@ -122,10 +124,17 @@ def measure(options: ReportOptions) -> Measured:
         targets=planned.targets,
     )
     # The main studies look their runs up by setting alone, whatever they pre-trained on.
-    by_spec = {
-        replace(spec, pretrain_dataset=""): sweep.records[sweep.keys[spec]] for spec in planned.main
-    }
+    main_keys = {replace(spec, pretrain_dataset=""): sweep.keys[spec] for spec in planned.main}
+    by_spec = {spec: sweep.records[key] for spec, key in main_keys.items()}
     results = Results(by_spec, budget, options.seeds, all_labels)
     return Measured(
-        specs, prepared, cache, sweep, results, all_labels, planned.panel, planned.transfer
+        specs,
+        prepared,
+        cache,
+        sweep,
+        results,
+        all_labels,
+        planned.panel,
+        planned.transfer,
+        main_keys,
     )

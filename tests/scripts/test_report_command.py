@@ -11,6 +11,7 @@ import contextlib
 import csv
 import io
 import re
+import shutil
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +198,22 @@ def test_results_csv_has_one_row_per_run_and_says_where_each_is_used(report: Rep
     assert {r["init"] for r in rows} == {"sound", "naive"}
     assert all(0.0 <= float(r["test_accuracy"]) <= 1.0 for r in rows)
     assert f"{len(rows)} runs trained, 0 from the cache" in report.stdout
+
+
+def test_the_main_sweep_can_pre_train_on_another_data_set(report: Report, tmp_path: Path) -> None:
+    out = tmp_path / "from-digits"
+    shutil.copytree(report.out / "cache", out / "cache")  # baselines and the panel are reused
+    args = ["report", "--budget", "tiny", "--dataset", report.dataset, "--out", str(out)]
+    assert main([*args, "--pretrain-dataset", "digits"]) == 0
+    rows = read_csv(out / "results.csv")
+    main_runs = [r for r in rows if set(r["studies"].split(";")) - {"transfer"}]
+    assert {r["pretrain_dataset"] for r in main_runs if r["method"] != "none"} == {"digits"}
+    assert {r["pretrain_dataset"] for r in main_runs if r["method"] == "none"} == {""}
+    markdown = (out / "report.md").read_text()
+    assert "Pre-training sees digits's images without labels" in markdown
+    assert md_table(markdown, "labels")
+    for name in FIGURES:
+        assert (out / name).is_file(), name
 
 
 def test_an_interrupted_report_resumes_from_its_cache(
