@@ -99,6 +99,14 @@ RUN_BY: dict[str, tuple[str, str]] = {
             "build (tests/conftest.py::quick_repository)"
         ),
     ),
+    "headstart build --arch cnn --method supervised --dataset mnist-5k:5-9": (
+        "tests/scripts/test_training_commands.py::test_build_pre_trains_on_a_source_task_of_other_classes",
+        (
+            "the same build and the refused pretrain with `--quick` budgets on the tests' digits "
+            "(their classes 0-4 as the source for 5-9); the digits-to-mnist-5k builds take "
+            "minutes and run in the report's transfer panel"
+        ),
+    ),
     "headstart pretrain --method rbm": (
         "tests/scripts/test_training_commands.py::test_steps_chain_through_checkpoints",
         "the same four steps chained with `--quick` budgets",
@@ -128,7 +136,7 @@ RUN_BY: dict[str, tuple[str, str]] = {
     ),
     "headstart report --budget quick --out reports/quick   #": (
         "tests/scripts/test_report_command.py::test_every_figure_is_a_png_inlined_in_a_self_contained_page",
-        "the quick budget takes 12 minutes, the full one hours; the test runs a tiny budget",
+        "the quick budget takes 22 minutes, the full one hours; the test runs a tiny budget",
     ),
     "headstart report --budget quick --out reports/quick --jobs 2": (
         "tests/scripts/test_report_command.py::test_shards_split_the_sweep_and_a_plain_run_assembles_it",

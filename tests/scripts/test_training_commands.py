@@ -42,6 +42,28 @@ def quick_pretrain(dataset: str, method: str, out: Path) -> None:
     assert code == 0
 
 
+def test_build_pre_trains_on_a_source_task_of_other_classes(
+    tmp_path: Path, dataset: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's transfer build, on the tests' digits: 0-4 as the source task for 5-9."""
+    repo = tmp_path / "repo"
+    args = ["build", "--quick", *TINY_CNN, "--method", "supervised", "--name", "upper"]
+    args += ["--dataset", f"{dataset}:5-9", "--pretrain-dataset", f"{dataset}:0-4"]
+    assert main([*args, "--labels-per-class", "3", "--model-repository", str(repo)]) == 0
+    assert "pretrained  supervised  3" in capsys.readouterr().out
+    manifests = {e.variant: e.manifest for e in scan_repository(repo).entries}
+    pretrained = manifests["pretrained"]
+    assert pretrained.class_names == ["5", "6", "7", "8", "9"]
+    assert pretrained.training.dataset == f"{dataset}:5-9"
+    assert pretrained.pretraining.settings["dataset"] == f"{dataset}:0-4"
+    assert pretrained.training.num_unlabeled == 150  # every image of digits 0-4
+    assert manifests["baseline"].pretraining.method == "none"
+    code = main(["pretrain", "--quick", *TINY_CNN, "--method", "supervised", "--dataset",
+                 dataset, "--out", str(tmp_path / "start.safetensors")])  # fmt: skip
+    assert code == 1
+    assert "give the source with --pretrain-dataset" in capsys.readouterr().err
+
+
 def test_build_quick_exports_both_variants_and_prints_the_summary(
     tmp_path: Path, dataset: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
