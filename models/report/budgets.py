@@ -86,7 +86,7 @@ BUDGETS: dict[str, Budget] = {
         max_epochs=20,
         patience=4,
         min_steps_per_epoch=25,
-        expected="about 15 to 30 minutes on 2 CPU cores",  # 22.5 min measured at load 4-5
+        expected="about 15 to 30 minutes on 2 CPU cores",  # 18 and 22.5 min measured, busy
     ),
     "full": Budget(
         name="full",
