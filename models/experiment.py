@@ -49,7 +49,7 @@ from models.methods import DEFAULT_METHOD, Method, check_pairing
 from models.nets import ArchConfig, Classifier, CNNConfig, MLPConfig, arch_config, build_classifier
 from models.pretraining import PretrainConfig, PretrainReport, pretrain
 from models.sources import load_dataset
-from models.training import FinetuneConfig, FinetuneResult, finetune
+from models.training import FinetuneConfig, FinetuneResult, finetune_best_lr
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,10 @@ class ExperimentResult:
     num_unlabeled: int
 
 
+BUILD_LR_CHOICES = (3e-4, 1e-3, 3e-3)
+"""The fine-tuning rates a build tries for each variant, keeping each one's best on validation."""
+
+
 def build_recipe(config: ExperimentConfig) -> ExperimentConfig:
     """``config`` with the pre-training budget its method is registered with: what
     ``headstart build`` trains unless told otherwise."""
@@ -232,6 +236,7 @@ def build_recipe(config: ExperimentConfig) -> ExperimentConfig:
     return replace(
         config,
         pretrain=replace(config.pretrain, epochs=method.epochs, batch_size=method.batch_size),
+        finetune=replace(config.finetune, lr_choices=BUILD_LR_CHOICES),
     )
 
 
@@ -301,7 +306,7 @@ def train_variant(
     model.to(device)
     first = next(iter(model.weight_layers().values()))
     before = first.weight.detach().cpu().numpy().copy()
-    result = finetune(
+    result = finetune_best_lr(
         model,
         prepared.labeled(config.labels_per_class, config.seed),
         prepared.val(),

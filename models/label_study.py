@@ -48,7 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="smoke-test budgets")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="one fine-tuning learning rate for both variants (default: each variant's best on "
+        "validation of the build's choices)",
+    )
     parser.add_argument("--pretrain-epochs", type=int, default=None, help="pre-training epochs")
     parser.add_argument(
         "--finetune",
@@ -71,9 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         base = base.quick()
     if args.lr is not None:
-        base = replace(base, finetune=replace(base.finetune, lr=args.lr))
+        base = replace(base, finetune=replace(base.finetune, lr=args.lr, lr_choices=()))
     if args.finetune:
-        base = replace(base, finetune=replace(base.finetune, **_fields(args.finetune, parser)))
+        fields = _fields(args.finetune, parser)
+        if "lr" in fields:  # one rate asked for: no choosing among the build's
+            fields.setdefault("lr_choices", ())
+        base = replace(base, finetune=replace(base.finetune, **fields))
     prepared = load_data(base)
     rows: dict[int, list[tuple[float, float]]] = {k: [] for k in args.labels}
     tests: dict[int, list[float]] = {k: [] for k in args.labels}
@@ -103,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                     "baseline_acc": round(bl.test.accuracy, 4),
                     "pretrained_nll": round(pre.test.nll, 4),
                     "baseline_nll": round(bl.test.nll, 4),
+                    "pretrained_lr": pre.finetune.lr,
+                    "baseline_lr": bl.finetune.lr,
                     "pretrained_val_acc": round(_best_val(pre.finetune), 4),
                     "baseline_val_acc": round(_best_val(bl.finetune), 4),
                     "mcnemar": {

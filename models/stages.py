@@ -50,6 +50,7 @@ def checkpoint_info(
         info["finetune"] = {
             "best_epoch": finetune.best_epoch,
             "epochs_run": len(finetune.history),
+            "lr": finetune.lr,
             "seconds": finetune.seconds,
             "drift": finetune.drift,
             "history": [dataclasses.asdict(r) for r in finetune.history],
@@ -115,7 +116,9 @@ def export_trained(
     if finetune:
         # The recipe is shared; what it led to (and how far each layer moved) is per variant.
         fine_tuning["outcome"] = {
-            k: finetune[k] for k in ("best_epoch", "epochs_run", "drift") if k in finetune
+            k: finetune[k]
+            for k in ("best_epoch", "epochs_run", "drift", "lr", "tried")
+            if k in finetune
         }
     pretrain_settings: dict[str, Any] = {}
     if method != "none":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -54,6 +54,14 @@ class FinetuneConfig:
     scramble what pre-training learned."""
     encoder_lr_scale: float = 1.0
     """The encoder's learning rate as a fraction of ``lr`` (the head always gets ``lr``)."""
+    lr_choices: tuple[float, ...] = ()
+    """Learning rates to fine-tune with, each from the same start; the run with the best
+    validation accuracy (then loss) is kept, so each variant gets its own best rate. Empty:
+    ``lr`` alone."""
+
+    def __post_init__(self) -> None:
+        # JSON (a checkpoint's config) brings the choices back as a list.
+        object.__setattr__(self, "lr_choices", tuple(float(lr) for lr in self.lr_choices))
 
     @property
     def augments(self) -> bool:
@@ -111,6 +119,50 @@ class FinetuneResult:
     best_epoch: int = 0
     drift: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    lr: float = 0.0
+    """The learning rate the kept weights were trained with."""
+    tried: dict[float, float] = field(default_factory=dict)
+    """With ``lr_choices``: each rate's validation accuracy at its kept epoch."""
+
+    @property
+    def best(self) -> EpochRecord:
+        """The epoch whose weights were kept."""
+        return self.history[self.best_epoch - 1]
+
+
+def finetune_best_lr(
+    model: Classifier,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    config: FinetuneConfig,
+    seed: int,
+    *,
+    label: str = "finetune",
+) -> FinetuneResult:
+    """:func:`finetune` at each of ``config.lr_choices`` from the same start (and seed); the
+    model ends with the run of the best validation accuracy, ties to the lower loss."""
+    if not config.lr_choices:
+        return finetune(model, train, val, config, seed, label=label)
+    start = copy.deepcopy(model.state_dict())
+    best: tuple[tuple[float, float], FinetuneResult, dict[str, torch.Tensor]] | None = None
+    tried: dict[float, float] = {}
+    seconds = 0.0
+    for lr in config.lr_choices:
+        model.load_state_dict(start)
+        one = replace(config, lr=lr, lr_choices=())
+        result = finetune(model, train, val, one, seed, label=f"{label} lr {lr:g}")
+        seconds += result.seconds
+        tried[lr] = result.best.val_accuracy
+        score = (result.best.val_accuracy, -result.best.val_loss)
+        if best is None or score > best[0]:
+            best = (score, result, copy.deepcopy(model.state_dict()))
+    assert best is not None
+    _, kept, state = best
+    model.load_state_dict(state)
+    model.eval()
+    kept.seconds, kept.tried = seconds, tried
+    log.info("%s: kept lr %g (validation accuracy by lr: %s)", label, kept.lr, tried)
+    return kept
 
 
 def weight_drift(start: dict[str, torch.Tensor], model: Classifier) -> dict[str, float]:
@@ -176,7 +228,7 @@ def finetune(
     start = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     net = distributed.data_parallel(model)
     optimiser = make_optimizer(model, config)
-    result = FinetuneResult()
+    result = FinetuneResult(lr=config.lr)
     best_loss, best_state = float("inf"), copy.deepcopy(model.state_dict())
     began = time.perf_counter()
     quiet = None if world.main else True

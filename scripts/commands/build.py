@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
                 "best_epoch": trained.finetune.best_epoch,
                 "epochs_run": len(trained.finetune.history),
                 "drift": trained.finetune.drift,
+                "lr": trained.finetune.lr,
+                "tried": {f"{lr:g}": acc for lr, acc in trained.finetune.tried.items()},
             },
         )
         print(

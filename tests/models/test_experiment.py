@@ -73,7 +73,7 @@ def test_no_training_step_sees_a_test_image(
 ) -> None:
     seen: list[torch.Tensor] = []
     pretraining: list[torch.Tensor] = []
-    real_pretrain, real_finetune = experiment.pretrain, experiment.finetune
+    real_pretrain, real_finetune = experiment.pretrain, experiment.finetune_best_lr
 
     def spy_pretrain(model, pool, *args, **kwargs):  # type: ignore[no-untyped-def]
         walk = pool.batches
@@ -91,7 +91,7 @@ def test_no_training_step_sees_a_test_image(
         return real_finetune(model, train, val, *args, **kwargs)
 
     monkeypatch.setattr(experiment, "pretrain", spy_pretrain)
-    monkeypatch.setattr(experiment, "finetune", spy_finetune)
+    monkeypatch.setattr(experiment, "finetune_best_lr", spy_finetune)
     run_experiment(tiny("mlp", "dae"), prepared=prepared)
     assert len(seen) == 4  # labeled + validation for each variant
     assert sum(len(batch) for batch in pretraining) == len(prepared.splits.pool) * 2  # 2 layers

@@ -8,7 +8,7 @@ import torch
 from models.evaluate import compute_metrics
 from models.experiment import Prepared
 from models.nets import MLPConfig, build_classifier
-from models.training import NO_AUGMENTATION, FinetuneConfig, finetune
+from models.training import NO_AUGMENTATION, FinetuneConfig, finetune, finetune_best_lr
 
 RECIPE = FinetuneConfig(max_epochs=6, patience=3, min_steps_per_epoch=3, batch_size=16)
 
@@ -95,3 +95,38 @@ def test_patience_counts_from_the_end_of_the_head_epochs(prepared: Prepared) -> 
     recipe = dataclasses.replace(RECIPE, max_epochs=6, head_epochs=4, patience=1, lr=0.0)
     result = finetune(model, prepared.labeled(5, seed=0), prepared.val(), recipe, seed=0)
     assert len(result.history) == 5  # four head epochs, then one without improvement
+
+
+def test_lr_choices_keep_the_best_validation_run(prepared: Prepared) -> None:
+    torch.manual_seed(0)
+    model = build_classifier(MLPConfig(hidden=(32,), activation="relu"), (1, 8, 8), 10)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    # lr 0 cannot learn; 1e-2 can: the choice must be 1e-2, with the weights it trained.
+    recipe = dataclasses.replace(RECIPE, lr_choices=(0.0, 1e-2), **NO_AUGMENTATION)
+    result = finetune_best_lr(model, prepared.labeled(5, 0), prepared.val(), recipe, seed=0)
+    assert result.lr == 1e-2
+    assert set(result.tried) == {0.0, 1e-2}
+    assert result.tried[1e-2] > result.tried[0.0]
+    assert result.best.val_accuracy == result.tried[1e-2]
+    alone = build_classifier(MLPConfig(hidden=(32,), activation="relu"), (1, 8, 8), 10)
+    alone.load_state_dict(start)
+    single = finetune(
+        alone,
+        prepared.labeled(5, 0),
+        prepared.val(),
+        dataclasses.replace(RECIPE, lr=1e-2, **NO_AUGMENTATION),
+        0,
+    )
+    for (name, kept), same in zip(
+        model.state_dict().items(), alone.state_dict().values(), strict=True
+    ):
+        assert torch.equal(kept, same), name  # the kept run is the one-rate run, exactly
+    untimed = [
+        [dataclasses.replace(r, seconds=0) for r in h] for h in (single.history, result.history)
+    ]
+    assert untimed[0] == untimed[1]
+
+
+def test_lr_choices_survive_a_json_round_trip() -> None:
+    recipe = FinetuneConfig(lr_choices=[1e-3, 3e-3])  # type: ignore[arg-type]
+    assert recipe.lr_choices == (1e-3, 3e-3)
