@@ -163,7 +163,9 @@ def frame(
     level = float(np.percentile(ink[strong], _LEVEL_PERCENTILE))
     # Sensor noise must not stretch the box across the page: stay 6 sigmas above it.
     floor = min(_NOISE_SIGMAS * noise_sigma(ink), _STRONG * level)
-    top, bottom, left, right = _bounding_box(ink >= max(INK_FRACTION * level, floor))
+    top, bottom, left, right = _bounding_box(
+        _without_specks(ink >= max(INK_FRACTION * level, floor))
+    )
     strength = np.clip(ink[top:bottom, left:right] * (255.0 / level), 0.0, 255.0)
     if pixels.ndim == 3:
         # Colour pictures keep their hue: each channel is blended from background to stroke.
@@ -189,6 +191,25 @@ def _working_size(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
     # BOX averages every source pixel: a thin stroke fades a little but never vanishes.
     shrunk = Image.fromarray(pixels).resize(size, Image.Resampling.BOX)
     return np.asarray(shrunk, dtype=np.uint8)
+
+
+def _without_specks(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """``mask`` less the pixels none of whose eight neighbours is set.
+
+    A stroke's pixels always have stroke beside them; a lone pixel above the threshold is
+    noise. Sensor noise on a real page has heavier tails than a Gaussian's, and a page has
+    hundreds of thousands of pixels: on a faint (unevenly lit) page a few of them pass the
+    6-sigma floor and would stretch the box across the page. With nothing left (a single
+    dot), the mask stays as it was."""
+    padded = np.pad(mask, 1)
+    h, w = mask.shape
+    neighbours = np.zeros(mask.shape, dtype=np.int8)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            if (dy, dx) != (1, 1):
+                neighbours += padded[dy : dy + h, dx : dx + w]
+    kept: NDArray[np.bool_] = mask & (neighbours > 0)
+    return kept if kept.any() else mask
 
 
 def _bounding_box(mask: NDArray[np.bool_]) -> tuple[int, int, int, int]:

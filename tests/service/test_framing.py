@@ -57,6 +57,21 @@ def test_a_small_digit_off_centre_on_a_big_page_is_framed_like_mnist() -> None:
     assert np.abs(unframed.astype(int) - digit).mean() > 25
 
 
+def test_lone_noise_pixels_on_a_faint_page_do_not_stretch_the_box() -> None:
+    digits, _ = mnist()
+    digit = digits[0]
+    page = np.asarray(_on_page(digit, side=70, top=300, left=400), dtype=np.float64)
+    page = 235 - (235 - page) * 0.5  # a faint digit: its level is half the usual
+    for y, x in ((20, 30), (580, 770), (40, 700)):  # three dust specks far from it
+        page[y, x] = 200.0
+    image = Image.fromarray(page.clip(0, 255).astype(np.uint8))
+    framed = decode_image(encode(image), FRAMED_SPEC, DecodeOptions())[0]
+    # The digit fills MNIST's box; kept, the specks would shrink it to a few pixels.
+    assert np.abs(framed.astype(int) - digit).mean() < 12
+    rows = np.flatnonzero(framed.max(axis=1) > 64)
+    assert rows[-1] - rows[0] >= 17
+
+
 def test_framing_follows_the_manifest() -> None:
     page = encode(_on_page(mnist()[0][1], side=100, top=50, left=600))
     unframed = decode_image(page, UNFRAMED_SPEC, DecodeOptions())
