@@ -23,6 +23,14 @@ def _rows(n: int, global_rows: int | None) -> tuple[int, slice]:
     return global_rows, slice(start, stop)
 
 
+def _uniform(
+    generator: torch.Generator, rows: int, mine: slice, low: float = 0.0, high: float = 1.0
+) -> torch.Tensor:
+    """One uniform number in ``[low, high)`` per row of the global batch; this rank's rows."""
+    draw = torch.rand(rows, generator=generator, device=generator.device)
+    return (low + (high - low) * draw)[mine]
+
+
 def random_affine(
     x: torch.Tensor,
     generator: torch.Generator,
@@ -38,16 +46,11 @@ def random_affine(
     """
     _, _, h, w = x.shape
     n, mine = _rows(x.shape[0], global_rows)
-
-    def uniform(low: float, high: float) -> torch.Tensor:
-        draw = torch.rand(n, generator=generator, device=generator.device)
-        return (low + (high - low) * draw)[mine]
-
-    angle = uniform(-max_degrees, max_degrees) * (math.pi / 180)
-    zoom = uniform(*scale)
+    angle = _uniform(generator, n, mine, -max_degrees, max_degrees) * (math.pi / 180)
+    zoom = _uniform(generator, n, mine, *scale)
     # affine_grid works in [-1, 1] coordinates: a shift of s pixels is 2s/size.
-    tx = uniform(-max_shift, max_shift) * (2 / w)
-    ty = uniform(-max_shift, max_shift) * (2 / h)
+    tx = _uniform(generator, n, mine, -max_shift, max_shift) * (2 / w)
+    ty = _uniform(generator, n, mine, -max_shift, max_shift) * (2 / h)
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack(
         [torch.stack([cos, -sin, tx], dim=1), torch.stack([sin, cos, ty], dim=1)], dim=1
@@ -108,9 +111,8 @@ def random_stroke_width(
     if p <= 0:
         return x
     n, mine = _rows(x.shape[0], global_rows)
-    dev = generator.device
-    pick = torch.rand(n, generator=generator, device=dev)[mine].to(x.device)
-    amount = torch.rand(n, generator=generator, device=dev)[mine].to(x.device, x.dtype)
+    pick = _uniform(generator, n, mine).to(x.device)
+    amount = _uniform(generator, n, mine).to(x.device, x.dtype)
     dilated = F.max_pool2d(x, 3, stride=1, padding=1)
     eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)
     thicker = (pick < p / 2)[:, None, None, None]
@@ -133,14 +135,11 @@ def random_contrast(
     n, mine = _rows(x.shape[0], global_rows)
     dev = generator.device
     _, _, h, w = x.shape
-    start = low + (1 - low) * torch.rand(n, generator=generator, device=dev)[mine]
-    end = low + (1 - low) * torch.rand(n, generator=generator, device=dev)[mine]
-    across = torch.rand(n, generator=generator, device=dev)[mine] < 0.5
+    start = _uniform(generator, n, mine, low, 1.0)
+    end = _uniform(generator, n, mine, low, 1.0)
+    across = _uniform(generator, n, mine) < 0.5
     steps_w = torch.linspace(0, 1, w, device=dev)[None, None, :]
     steps_h = torch.linspace(0, 1, h, device=dev)[None, :, None]
-    ramp = torch.where(
-        across[:, None, None],
-        start[:, None, None] + (end - start)[:, None, None] * steps_w,
-        start[:, None, None] + (end - start)[:, None, None] * steps_h,
-    )  # [N, H, W] by broadcasting
+    steps = torch.where(across[:, None, None], steps_w, steps_h)  # [N, H, W]
+    ramp = start[:, None, None] + (end - start)[:, None, None] * steps
     return x * ramp[:, None].to(x.device, x.dtype)
