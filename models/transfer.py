@@ -5,14 +5,15 @@ from the target's held-out images.
 are conformed to what the target's network takes (:func:`conform`): channels, polarity and
 size, framed the MNIST way (by the service's own :mod:`service.framing`) when the target's
 images are MNIST-framed and the source's are not, so scikit-learn's 8x8 digits become 28x28
-digits that look like MNIST's. When source and target come from the same data set (a class
-subset of it, or the set itself), every image in the target's test or validation split is
-dropped from the source (:func:`held_apart`): the same set as source leaves exactly the
-target's unlabeled pool.
+digits that look like MNIST's. No image of the target's test or validation split reaches
+pre-training (:func:`held_apart`), whether the source holds it by origin (a class subset of
+the same set, or the set itself) or pixel for pixel (a copy read another way): the same set
+as source leaves exactly the target's unlabeled pool.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -103,20 +104,47 @@ class ConformedImages(OnDemandImages):
 
 
 def held_apart(source: ImageSet, target: ImageSet, splits: Splits) -> NDArray[np.int64]:
-    """Indices of ``source`` images that are not in ``target``'s test or validation split."""
+    """Indices of ``source`` images that are not in ``target``'s test or validation split,
+    by origin (a subset of the same set) and by content (a copy of it under another name)."""
+    held = np.concatenate([splits.test, splits.val])
+    rows = np.arange(len(source), dtype=np.int64)
     source_base, source_index = source.origin()
     target_base, target_index = target.origin()
-    if source_base != target_base:
-        return np.arange(len(source), dtype=np.int64)
-    held = target_index[np.concatenate([splits.test, splits.val])]
-    return np.flatnonzero(~np.isin(source_index, held)).astype(np.int64)
+    if source_base == target_base:
+        rows = np.flatnonzero(~np.isin(source_index, target_index[held])).astype(np.int64)
+    return rows[~_in_content(source, rows, target, held)]
 
 
 def shares_images(source: ImageSet, target: ImageSet, rows: NDArray[np.int64]) -> bool:
-    """Whether any of ``source``'s ``rows`` is an image of ``target`` (its pool, by now)."""
+    """Whether any of ``source``'s ``rows`` is an image of ``target`` (its pool, by now),
+    by origin or by content."""
     source_base, source_index = source.origin()
     target_base, target_index = target.origin()
-    return source_base == target_base and bool(np.isin(source_index[rows], target_index).any())
+    if source_base == target_base and bool(np.isin(source_index[rows], target_index).any()):
+        return True
+    return bool(_in_content(source, rows, target, np.arange(len(target))).any())
+
+
+def _in_content(
+    source: ImageSet, rows: NDArray[np.int64], target: ImageSet, among: NDArray[np.int64]
+) -> NDArray[np.bool_]:
+    """Whether each of ``source``'s ``rows`` is pixel for pixel one of ``target``'s ``among``.
+
+    Names alone miss a copy of a set read another way (``idx:`` files written from it); only
+    images of the same shape can be equal, so other sources cost nothing."""
+    if len(rows) == 0 or source.shape != target.shape:
+        return np.zeros(len(rows), dtype=bool)
+    known = set(_digests(target, np.asarray(among, dtype=np.int64)))
+    return np.array([d in known for d in _digests(source, rows)], dtype=bool)
+
+
+def _digests(images: ImageSet, rows: NDArray[np.int64], chunk: int = 4096) -> list[bytes]:
+    """A short hash of each of ``rows``' pixels; a streamed set is read a chunk at a time."""
+    found: list[bytes] = []
+    for start in range(0, len(rows), chunk):
+        pixels = np.asarray(images.images[rows[start : start + chunk]], dtype=np.uint8)
+        found.extend(hashlib.blake2b(p.tobytes(), digest_size=16).digest() for p in pixels)
+    return found
 
 
 def pretraining_set(spec: str, target: ImageSet, splits: Splits, *, labelled: bool) -> ImageSet:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from models.pretraining import PretrainConfig
 from models.sources import framed_like_mnist, load_dataset
 from models.transfer import Target, conform, pretraining_set
 from service.manifest import MNIST_FRAMING
+from tests.models.helpers import write_idx
 
 
 def mnist_like_target(count: int = 40) -> ImageSet:
@@ -114,3 +116,15 @@ def test_supervised_pre_training_may_not_use_the_target_s_own_labels() -> None:
     other = pretraining_set("digits:0-4", target, splits, labelled=True)  # other classes: fine
     assert set(other.labels.tolist()) == {0, 1, 2, 3, 4}
     assert len(other) == int(np.isin(load_dataset("digits").labels, range(5)).sum())
+
+
+def test_a_copy_of_the_target_under_another_name_is_kept_apart_by_content(
+    tmp_path: Path,
+) -> None:
+    target = load_dataset("digits")
+    write_idx(tmp_path, target)  # the same images, read as another data set
+    splits = make_splits(target, SplitConfig(split_seed=1))
+    source = pretraining_set(f"idx:{tmp_path}", target, splits, labelled=False)
+    np.testing.assert_array_equal(source.images, target.images[splits.pool])
+    with pytest.raises(ConfigError, match="would train on labels of 'digits'"):
+        pretraining_set(f"idx:{tmp_path}", target, splits, labelled=True)
