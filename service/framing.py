@@ -70,8 +70,34 @@ def remove_background(ink: NDArray[np.float32]) -> NDArray[np.float32]:
     """``ink`` minus a plane fitted to its background pixels, clipped at zero.
 
     A plane, not a constant, so that a page lit from one side comes out as flat as a scan.
-    The fit is repeated on the pixels it explains (strokes are outliers above it), on a
-    subsample: a few thousand points fix three numbers."""
+    A picture whose background is exactly one level (:func:`flat_background`) needs no fit."""
+    level = flat_background(ink)
+    if level is not None:
+        flat: NDArray[np.float32] = ink - np.float32(level)
+        return flat
+    return _minus_fitted_plane(ink)
+
+
+def flat_background(ink: NDArray[np.float32]) -> float | None:
+    """The background level when it is exactly flat, else ``None``.
+
+    Flat: the outer ring (as :func:`noise_sigma` reads it) and at least half of all pixels
+    sit at exactly the faintest level, as on a digital canvas, a scan with its black level
+    clipped, or MNIST itself. The robust plane fit would land on that level too (give or take
+    the faint edges of strokes), and skipping it keeps framing cheap for the small clean images
+    most clients send. A photo clipped over half the frame but lit unevenly at its edge is not
+    flat, and gets the fit."""
+    faintest = ink.min()
+    if np.count_nonzero(ink == faintest) * 2 < ink.size:
+        return None
+    if not all(bool((part == faintest).all()) for part in _ring(ink)):
+        return None
+    return float(faintest)
+
+
+def _minus_fitted_plane(ink: NDArray[np.float32]) -> NDArray[np.float32]:
+    """``ink`` minus a plane fitted robustly: the fit is repeated on the pixels it explains
+    (strokes are outliers above it), on a subsample: a few thousand points fix three numbers."""
     h, w = ink.shape
     step = max(1, int(np.sqrt(h * w / 4096)))
     ys, xs = np.mgrid[0:h:step, 0:w:step]
@@ -102,12 +128,14 @@ def noise_sigma(ink: NDArray[np.float32]) -> float:
     Measured on the picture's outer ring (1/14 of each side, as the polarity test reads it),
     which is background. Clipped at zero, background noise is half zeros and half the upper
     half of a normal distribution, whose 75th percentile is 0.674 sigma."""
-    h, w = ink.shape
-    ring = max(1, min(h, w) // 14)
-    edges = np.concatenate(
-        [ink[:ring].ravel(), ink[-ring:].ravel(), ink[:, :ring].ravel(), ink[:, -ring:].ravel()]
-    )
+    edges = np.concatenate([part.ravel() for part in _ring(ink)])
     return float(np.percentile(edges, 75)) / 0.674
+
+
+def _ring(ink: NDArray[np.float32]) -> tuple[NDArray[np.float32], ...]:
+    """The picture's outer ring, 1/14 of each side wide: top, bottom, left and right strips."""
+    ring = max(1, min(ink.shape) // 14)
+    return ink[:ring], ink[-ring:], ink[:, :ring], ink[:, -ring:]
 
 
 def ink_contrast(ink: NDArray[np.float32]) -> float:
