@@ -34,9 +34,11 @@ class Settings(BaseSettings):
     """Open connections per worker (gunicorn's ``worker_connections``); past it, connections
     wait in the listen backlog."""
 
-    max_queue: int = Field(default=16, ge=0)
+    max_queue: int = Field(default=64, ge=0)
     """Requests per worker that may wait for a free thread; past it a request gets 503 with
-    ``Retry-After`` at once instead of a growing wait."""
+    ``Retry-After`` at once instead of a growing wait. Reconnecting clients spread unevenly
+    over the workers for a while, so this is sized for a whole client pool on one worker: at
+    16, 32 connections to the CNN default met 503 on most requests."""
 
     keepalive_requests: int = Field(default=100, ge=1)
     """Responses one kept-alive connection carries before the server closes it, so clients

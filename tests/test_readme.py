@@ -134,9 +134,13 @@ RUN_BY: dict[str, tuple[str, str]] = {
         "tests/benchmarks/test_bench.py::test_bench_measures_every_scenario_on_every_stack",
         "a bench takes minutes; the test runs every scenario briefly on the test models",
     ),
+    "headstart build --quick --model-repository /tmp/bench-cnn": (
+        "tests/benchmarks/test_bench.py::test_bench_measures_every_scenario_on_every_stack",
+        "a bench takes minutes; the test runs every scenario briefly on the test models",
+    ),
     "headstart report --budget quick --out reports/quick   #": (
         "tests/scripts/test_report_command.py::test_every_figure_is_a_png_inlined_in_a_self_contained_page",
-        "the quick budget takes about 20 minutes, the full one hours; the test runs a tiny budget",
+        "the quick budget takes about 20 minutes, the full one 43; the test runs a tiny budget",
     ),
     "headstart report --budget quick --out reports/quick --jobs 2": (
         "tests/scripts/test_report_command.py::test_shards_split_the_sweep_and_a_plain_run_assembles_it",
