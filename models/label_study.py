@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="set a FinetuneConfig field for both variants, e.g. encoder_lr_scale=0.1 (repeatable)",
+        help="set a FinetuneConfig field for both variants, e.g. encoder_lr_scale=0.1 or "
+        "lr_choices=3e-4,1e-3,3e-3 (repeatable)",
     )
     args = parser.parse_args(argv)
     method = methods.check_pairing(args.arch, args.method or methods.DEFAULT_METHOD[args.arch])
@@ -166,10 +167,15 @@ def _fields(settings: list[str], parser: argparse.ArgumentParser) -> dict[str, A
         if name not in known:
             parser.error(f"--finetune {setting}: no field {name!r} (fields: {', '.join(known)})")
         try:
-            fields[name] = float(value) if "." in value or "e" in value else int(value)
+            numbers = tuple(_number(v) for v in value.split(","))
         except ValueError:
-            parser.error(f"--finetune {setting}: {value!r} is not a number")
+            parser.error(f"--finetune {setting}: {value!r} is not a number or a list of numbers")
+        fields[name] = numbers if "," in value else numbers[0]
     return fields
+
+
+def _number(text: str) -> float | int:
+    return float(text) if "." in text or "e" in text else int(text)
 
 
 def _best_val(result: FinetuneResult) -> float:

@@ -42,3 +42,15 @@ def test_finetune_fields_reach_both_variants_and_typos_are_named(
     with pytest.raises(SystemExit):
         main([*common, "--finetune", "lr_scale=0.1"])
     assert "no field 'lr_scale'" in capsys.readouterr().err
+
+
+def test_a_list_field_takes_comma_separated_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--dataset", "digits", "--arch", "mlp", "--method", "dae", "--labels", "2"]
+    common = [*argv, "--seeds", "0", "--device", "cpu", "--quick"]
+    assert main([*common, "--finetune", "lr_choices=0.0,0.0"]) == 0
+    run = json.loads(next(line for line in capsys.readouterr().out.splitlines() if "{" in line))
+    assert run["pretrained_lr"] == run["baseline_lr"] == 0.0  # only the rates given were tried
+    assert all(v == 0 for v in run["drift_pretrained"].values())
+    with pytest.raises(SystemExit):
+        main([*common, "--finetune", "lr_choices=1e-3,fast"])
+    assert "is not a number or a list of numbers" in capsys.readouterr().err
