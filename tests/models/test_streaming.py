@@ -98,7 +98,11 @@ def test_a_streamed_source_keeps_each_image_with_its_label(
 
     monkeypatch.setenv("HEADSTART_LOADER_WORKERS", "1")
     write_idx(tmp_path, digits300, gz=False)
-    target = Prepared(digits300, make_splits(digits300, SplitConfig()))
+    # The target holds the other classes: supervised pre-training may not see its images.
+    upper = digits300.labels >= 5
+    names = digits300.class_names[5:]
+    other = ImageSet("upper", digits300.images[upper], digits300.labels[upper] - 5, names)
+    target = Prepared(other, make_splits(other, SplitConfig()))
     config = ExperimentConfig(
         arch="cnn", method="supervised", pretrain_dataset=f"idx:{tmp_path}:0-4"
     )
