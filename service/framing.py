@@ -129,6 +129,8 @@ def noise_sigma(ink: NDArray[np.float32]) -> float:
     which is background. Clipped at zero, background noise is half zeros and half the upper
     half of a normal distribution, whose 75th percentile is 0.674 sigma."""
     edges = np.concatenate([part.ravel() for part in _ring(ink)])
+    if not edges.any():  # a flat background, taken as it is: no noise to estimate
+        return 0.0
     return float(np.percentile(edges, 75)) / 0.674
 
 
