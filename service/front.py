@@ -34,6 +34,7 @@ import gevent
 from gevent.threadpool import ThreadPool
 
 from service import request_id
+from service.metrics import REFUSALS
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -187,7 +188,8 @@ def _error(
     message: str,
     extra: list[tuple[str, str]] | None = None,
 ) -> list[bytes]:
-    """A JSON error in the route's shape."""
+    """A JSON error in the route's shape, counted: the app's own metrics never see it."""
+    REFUSALS.labels(str(status), code).inc()
     payload: dict[str, Any] = (
         {"error": message}
         if environ.get("PATH_INFO", "").startswith("/v2/")

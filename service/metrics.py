@@ -48,6 +48,12 @@ FEEDBACK = Counter(
     "Feedback items stored, by experiment and arm.",
     ["experiment", "arm"],
 )
+REFUSALS = Counter(
+    "headstart_front_refusals",
+    "Requests the worker's front answered itself, before the app saw them: 413 (body too "
+    "large), 503 (overloaded) and 504 (timed out), by status and error code.",
+    ["status", "code"],
+)
 
 # Per variant, whichever route asked: what the V2 statistics extension reports.
 MODEL = ("model", "variant")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -62,6 +63,7 @@ def test_requests_past_capacity_are_shed_with_retry_after(tight_server: str) -> 
     assert {a.status_code for a in answers} <= {200, 503, 504}
     ready = requests.get(f"{tight_server}/health/ready", timeout=5)
     assert ready.status_code == 200
+    assert _refusals(tight_server, "503", "overloaded") >= len(shed)
 
 
 def test_a_request_past_the_deadline_is_504_and_the_server_carries_on(tight_server: str) -> None:
@@ -74,8 +76,18 @@ def test_a_request_past_the_deadline_is_504_and_the_server_carries_on(tight_serv
         pytest.fail(f"decoding took only {elapsed:.2f}s; the photo is too small to test this")
     assert answer.status_code == 504
     assert answer.json()["error"]["code"] == "timeout"
+    assert _refusals(tight_server, "504", "timeout") >= 1
     assert elapsed < 3.0  # the upload, then at most the 50 ms deadline
     time.sleep(2.0)  # the thread finishes the decoding it started, then takes new work
     small = io.BytesIO()
     Image.new("L", (28, 28)).save(small, "PNG")
     assert _post(tight_server, small.getvalue()).status_code == 200
+
+
+def _refusals(url: str, status: str, code: str) -> float:
+    """The front's count of its own answers with ``status`` and ``code``, summed over workers."""
+    text = requests.get(f"{url}/metrics", timeout=5).text
+    pattern = rf'^headstart_front_refusals_total{{code="{code}",status="{status}"}} (\S+)$'
+    found = re.search(pattern, text, re.MULTILINE)
+    assert found, f"no {status}/{code} refusals in /metrics"
+    return float(found.group(1))
