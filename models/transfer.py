@@ -6,7 +6,7 @@ are conformed to what the target's network takes (:func:`conform`): channels, po
 size, framed the MNIST way (by the service's own :mod:`service.framing`) when the target's
 images are MNIST-framed and the source's are not, so scikit-learn's 8x8 digits become 28x28
 digits that look like MNIST's. No image of the target's test or validation split reaches
-pre-training (:func:`held_apart`), whether the source holds it by origin (a class subset of
+pre-training (:class:`Twins`), whether the source holds it by origin (a class subset of
 the same set, or the set itself) or pixel for pixel (a copy read another way): the same set
 as source leaves exactly the target's unlabeled pool.
 """
@@ -103,39 +103,40 @@ class ConformedImages(OnDemandImages):
         return conform(picked.astype(np.uint8), self.source, self.target)
 
 
-def held_apart(source: ImageSet, target: ImageSet, splits: Splits) -> NDArray[np.int64]:
-    """Indices of ``source`` images that are not in ``target``'s test or validation split,
-    by origin (a subset of the same set) and by content (a copy of it under another name)."""
-    held = np.concatenate([splits.test, splits.val])
-    rows = np.arange(len(source), dtype=np.int64)
-    source_base, source_index = source.origin()
-    target_base, target_index = target.origin()
-    if source_base == target_base:
-        rows = np.flatnonzero(~np.isin(source_index, target_index[held])).astype(np.int64)
-    return rows[~_in_content(source, rows, target, held)]
+@dataclass(frozen=True)
+class Twins:
+    """Which source images are images of the target, by origin (a class subset of the same
+    set, or the set itself) or pixel for pixel (a copy read another way, such as ``idx:``
+    files written from it: names alone miss it)."""
 
+    of_held: NDArray[np.bool_]
+    """Per source image: one of the target's test or validation images."""
+    of_target: NDArray[np.bool_] | None
+    """Per source image: one of the target's images, whichever split; ``None`` unless asked
+    for, since it costs hashing the whole target (a streamed one is decoded for it)."""
 
-def shares_images(source: ImageSet, target: ImageSet, rows: NDArray[np.int64]) -> bool:
-    """Whether any of ``source``'s ``rows`` is an image of ``target`` (its pool, by now),
-    by origin or by content."""
-    source_base, source_index = source.origin()
-    target_base, target_index = target.origin()
-    if source_base == target_base and bool(np.isin(source_index[rows], target_index).any()):
-        return True
-    return bool(_in_content(source, rows, target, np.arange(len(target))).any())
-
-
-def _in_content(
-    source: ImageSet, rows: NDArray[np.int64], target: ImageSet, among: NDArray[np.int64]
-) -> NDArray[np.bool_]:
-    """Whether each of ``source``'s ``rows`` is pixel for pixel one of ``target``'s ``among``.
-
-    Names alone miss a copy of a set read another way (``idx:`` files written from it); only
-    images of the same shape can be equal, so other sources cost nothing."""
-    if len(rows) == 0 or source.shape != target.shape:
-        return np.zeros(len(rows), dtype=bool)
-    known = set(_digests(target, np.asarray(among, dtype=np.int64)))
-    return np.array([d in known for d in _digests(source, rows)], dtype=bool)
+    @classmethod
+    def find(cls, source: ImageSet, target: ImageSet, splits: Splits, *, whole: bool) -> Twins:
+        """Each set is read once; ``whole``: compare with every target image, not only the
+        held-out ones."""
+        held = np.concatenate([splits.test, splits.val])
+        among = np.arange(len(target), dtype=np.int64) if whole else held
+        of_held = np.zeros(len(source), dtype=bool)
+        of_among = np.zeros(len(source), dtype=bool)
+        source_base, source_index = source.origin()
+        target_base, target_index = target.origin()
+        if source_base == target_base:
+            of_held |= np.isin(source_index, target_index[held])
+            of_among |= np.isin(source_index, target_index[among])
+        # Only images of the same shape can be equal, so other sources cost no hashing.
+        if len(source) and source.shape == target.shape:
+            ours = _digests(target, among)
+            held_here = np.isin(among, held)
+            known, known_held = set(ours), {d for d, h in zip(ours, held_here, strict=True) if h}
+            theirs = _digests(source, np.arange(len(source), dtype=np.int64))
+            of_held |= np.array([d in known_held for d in theirs], dtype=bool)
+            of_among |= np.array([d in known for d in theirs], dtype=bool)
+        return cls(of_held, of_among if whole else None)
 
 
 def _digests(images: ImageSet, rows: NDArray[np.int64], chunk: int = 4096) -> list[bytes]:
@@ -153,10 +154,11 @@ def pretraining_set(spec: str, target: ImageSet, splits: Splits, *, labelled: bo
     ``labelled``: the caller trains on the source's labels, so it must share no image with the
     target at all; the target's labels beyond its labeled draw would leak in otherwise."""
     source = load_dataset(spec)
-    rows = held_apart(source, target, splits)
+    twins = Twins.find(source, target, splits, whole=labelled)
+    rows = np.flatnonzero(~twins.of_held).astype(np.int64)
     if len(rows) == 0:
         raise ConfigError(f"pre-training data set {spec!r} has no image outside the test split")
-    if labelled and shares_images(source, target, rows):
+    if twins.of_target is not None and twins.of_target[rows].any():
         raise ConfigError(
             f"supervised pre-training on {spec!r} would train on labels of {target.name!r}'s "
             "own images; choose a source that shares no image with the target (another data "
