@@ -180,7 +180,7 @@ def _number(text: str) -> float | int:
 
 def _best_val(result: FinetuneResult) -> float:
     """Validation accuracy at the epoch whose weights were kept."""
-    return result.history[result.best_epoch - 1].val_accuracy if result.history else 0.0
+    return result.best.val_accuracy if result.history else 0.0
 
 
 def _fmt(values: list[float]) -> str:
