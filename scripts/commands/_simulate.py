@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from scripts.commands._connection import add_connection_options, client
+from scripts.errors import CommandError
 
-def register(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser],
-    connection: Callable[[argparse.ArgumentParser], None],
-) -> None:
+
+def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = actions.add_parser(
         "simulate",
         help="check the statistics by simulation: A/A false positives, A/B power, SRM",
@@ -26,7 +25,7 @@ def register(
             "variant in both arms) and --ab-runs baseline-vs-pretrained ones."
         ),
     )
-    connection(parser)
+    add_connection_options(parser)
     parser.add_argument(
         "--live", action="store_true", help="drive the server at --url instead (admin token)"
     )
@@ -49,18 +48,20 @@ def register(
 def run_simulate(args: argparse.Namespace) -> int:
     if args.live:
         from benchmarks import experiment_live
-        from scripts.commands.experiments import client
 
-        figures = experiment_live.run(
-            client(args),
-            args.model,
-            runs=args.runs,
-            ab_runs=args.ab_runs,
-            items=args.items,
-            batch=args.batch,
-            alpha=args.alpha,
-            seed=args.seed,
-        )
+        try:
+            figures = experiment_live.run(
+                client(args),
+                args.model,
+                runs=args.runs,
+                ab_runs=args.ab_runs,
+                items=args.items,
+                batch=args.batch,
+                alpha=args.alpha,
+                seed=args.seed,
+            )
+        except experiment_live.LiveSimulationError as exc:
+            raise CommandError(str(exc)) from None
         experiment_live.print_figures(figures)
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2) + "\n")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import Any
 
-from scripts.commands._admin_client import AdminClient
+from scripts.commands import _simulate
+from scripts.commands._connection import add_connection_options, client
 from scripts.errors import CommandError
 
 
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="start an experiment",
         description="Start an experiment that splits (or shadows) a model's traffic between arms.",
     )
-    _connection(create)
+    add_connection_options(create)
     create.add_argument("name", help="experiment name (letters, digits, . _ -)")
     create.add_argument("--model", required=True, help="the model whose traffic is split")
     create.add_argument(
@@ -56,44 +56,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create.set_defaults(func=run_create)
 
     listing = actions.add_parser("list", help="list experiments")
-    _connection(listing)
+    add_connection_options(listing)
     listing.set_defaults(func=run_list)
 
     show = actions.add_parser("show", help="an experiment's per-arm results and its verdict")
-    _connection(show)
+    add_connection_options(show)
     show.add_argument("name")
     show.add_argument("--json", action="store_true", help="print the server's JSON as is")
     show.set_defaults(func=run_show)
 
     stop = actions.add_parser("stop", help="stop an experiment (its feedback is still accepted)")
-    _connection(stop)
+    add_connection_options(stop)
     stop.add_argument("name")
     stop.set_defaults(func=run_stop)
 
-    from scripts.commands import _simulate
-
-    _simulate.register(actions, _connection)
-
-
-def _connection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--url",
-        default=os.environ.get("HEADSTART_URL", "http://127.0.0.1:8000"),
-        help="the server (default: $HEADSTART_URL or http://127.0.0.1:8000)",
-    )
-    parser.add_argument(
-        "--token",
-        default=None,
-        help="admin token (default: $HEADSTART_ADMIN_TOKEN; prefer the variable: "
-        "command lines are visible to other users)",
-    )
-
-
-def client(args: argparse.Namespace) -> AdminClient:
-    token = args.token or os.environ.get("HEADSTART_ADMIN_TOKEN")
-    if not token:
-        raise CommandError("no admin token: set HEADSTART_ADMIN_TOKEN (or pass --token)", 2)
-    return AdminClient(args.url, token)
+    _simulate.register(actions)
 
 
 def parse_arm(text: str) -> dict[str, Any]:
