@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from service import catalog, results
+from service import catalog, deadline, results
 from service.decode import DecodeOptions, decode_batch
 from service.errors import ModelNotFound, NotFound, NotReady
 from service.naming import split_v2_name, v2_name
@@ -86,14 +86,22 @@ class DataPlane:
     def decode(
         self, variant: LoadedVariant, images: Sequence[bytes], options: DecodeOptions
     ) -> NDArray[np.uint8]:
-        """Decode encoded images for ``variant``'s input spec, under the service's pixel limit."""
-        options = dataclasses.replace(options, max_pixels=self.settings.max_image_pixels)
+        """Decode encoded images for ``variant``'s input spec, under the service's pixel limits
+        (per image and per request) and the request's deadline."""
+        options = dataclasses.replace(
+            options,
+            max_pixels=self.settings.max_image_pixels,
+            max_request_pixels=self.settings.max_request_pixels,
+        )
         return decode_batch(images, variant.manifest.input, options)
 
     def run(
         self, variant: LoadedVariant, images: NDArray[np.uint8], outputs: Sequence[str] = OUTPUTS
     ) -> Outputs:
-        """Run ``uint8 [N, C, H, W]`` images through ``variant``: every route ends here."""
+        """Run ``uint8 [N, C, H, W]`` images through ``variant``: every route ends here.
+
+        Not started once the request is past its deadline (its client has had a 504)."""
+        deadline.check(f"running {variant.manifest.name}-{variant.manifest.variant}")
         reset_timing()
         result = variant.run(images, outputs)
         if self.observe is not None:

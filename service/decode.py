@@ -24,6 +24,7 @@ import pyspng  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from service import deadline
 from service.errors import InvalidImage, PayloadTooLarge
 from service.framing import frame
 from service.manifest import InputSpec
@@ -59,6 +60,9 @@ class DecodeOptions:
     framing: FramingChoice = "auto"
     """``auto`` frames as the model's manifest records (if it records any); ``none`` never."""
     max_pixels: int = 16_000_000
+    max_request_pixels: int = 64_000_000
+    """Most pixels all the images of one request may hold together: the work of decoding
+    grows with them, and a request's own thread does all of it."""
     max_jpeg_scans: int = 64
     """Most scans a JPEG may have: libjpeg redoes the work of a progressive image once per
     scan, so a few hundred KB of crafted scans would hold a worker for tens of seconds.
@@ -69,30 +73,85 @@ class DecodeOptions:
         return self.framing == "auto" and spec.framing is not None
 
 
+class PixelBudget:
+    """The pixels one request's images may still hold; each image is charged before it is
+    decoded, from the size its header declares."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+
+    def charge(self, pixels: int, index: int) -> None:
+        """Spend ``pixels`` on image ``index``; 413 when the request's total goes over."""
+        self.spent += pixels
+        if self.spent > self.limit:
+            raise PayloadTooLarge(
+                f"images: image {index} brings the request's images to {self.spent} pixels, "
+                f"over the limit of {self.limit} per request; send fewer or smaller images",
+                image=index,
+                field="images",
+            )
+
+
 def decode_image(
-    data: bytes, spec: InputSpec, options: DecodeOptions, *, index: int = 0
+    data: bytes,
+    spec: InputSpec,
+    options: DecodeOptions,
+    *,
+    index: int = 0,
+    budget: PixelBudget | None = None,
 ) -> NDArray[np.uint8]:
-    """Decode one image into ``uint8 [C, H, W]``; errors name the image by ``index``."""
+    """Decode one image into ``uint8 [C, H, W]``; errors name the image by ``index``.
+
+    With a ``budget``, the image's declared pixels are charged to it before decoding."""
     if not data:
         raise InvalidImage(f"image {index} is empty", image=index)
     pixels = _plain_png(data, spec.channels, options.max_pixels)
     if pixels is None:
-        return _decode_with_pillow(data, spec, options, index)
+        return _decode_with_pillow(data, spec, options, index, budget)
+    if budget is not None:
+        budget.charge(pixels.shape[0] * pixels.shape[1], index)
     return _lay_out(pixels, spec, options)
 
 
 def decode_batch(
     images: Sequence[bytes], spec: InputSpec, options: DecodeOptions
 ) -> NDArray[np.uint8]:
-    """Decode every image into one ``uint8 [N, C, H, W]`` batch."""
+    """Decode every image into one ``uint8 [N, C, H, W]`` batch, within the request's budget.
+
+    A request whose PNG headers already declare more than ``max_request_pixels`` is refused
+    before any image is decoded; the others are charged image by image. Between images the
+    request's deadline is checked (:mod:`service.deadline`), so an abandoned request stops.
+    """
+    declared = sum(_png_pixels(data) for data in images)
+    if declared > options.max_request_pixels:
+        raise PayloadTooLarge(
+            f"images: the request's {len(images)} images declare {declared} pixels, over the "
+            f"limit of {options.max_request_pixels} per request; send fewer or smaller images",
+            field="images",
+        )
+    budget = PixelBudget(options.max_request_pixels)
     batch = np.empty((len(images), spec.channels, spec.height, spec.width), dtype=np.uint8)
     for i, data in enumerate(images):
-        batch[i] = decode_image(data, spec, options, index=i)
+        deadline.check(f"decoding image {i}")
+        batch[i] = decode_image(data, spec, options, index=i, budget=budget)
     return batch
 
 
+def _png_pixels(data: bytes) -> int:
+    """The pixels a PNG's header declares (0 for anything else: Pillow's open tells later)."""
+    if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return 0
+    width, height = struct.unpack_from(">II", data, 16)
+    return int(width) * int(height)
+
+
 def _decode_with_pillow(
-    data: bytes, spec: InputSpec, options: DecodeOptions, index: int
+    data: bytes,
+    spec: InputSpec,
+    options: DecodeOptions,
+    index: int,
+    budget: PixelBudget | None = None,
 ) -> NDArray[np.uint8]:
     where = f"image {index}"
     try:
@@ -117,6 +176,8 @@ def _decode_with_pillow(
             f"{options.max_pixels}",
             image=index,
         )
+    if budget is not None:
+        budget.charge(width * height, index)
     try:
         return _lay_out(_upright_and_flat(image, spec, options), spec, options)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:

@@ -8,8 +8,10 @@ ONNX Runtime release the GIL and never stall the event loop. Around that:
   have no length to check up front, so they are counted as they are read);
 - when every thread is busy and ``max_queue`` requests already wait, a request is 503
   with ``Retry-After`` at once, rather than waiting without bound;
-- a request not answered within ``request_timeout`` seconds is 504 and its connection is
-  freed; the thread finishes the (bounded) work it started and takes the next request;
+- a request not answered within ``request_timeout`` seconds of its body's arrival, waiting
+  for a thread included, is 504 and its connection is freed; its thread stops at the next
+  step that checks the deadline (:mod:`service.deadline`: each image, each model run), and a
+  request whose deadline passed while it waited for a thread is never run;
 - probes (``/health/…``) and ``/metrics`` run on the event loop, outside the queue, so
   they answer while the pool is saturated;
 - a kept-alive connection is closed after ``keepalive_requests`` responses: its client
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ from typing import Any
 import gevent
 from gevent.threadpool import ThreadPool
 
+from service import deadline as deadline_scope
 from service import request_id
 from service.metrics import REFUSALS
 
@@ -95,11 +99,21 @@ class Front:
         # Counted until its thread is done, not until its client is answered: a request
         # answered 504 still holds its thread, and the queue must not forget it.
         self.in_flight += 1
-        task = self.pool.spawn(_run, self.app, environ)
-        task.rawlink(self._finished)
+        deadline = time.monotonic() + self.limits.request_timeout
+        # One timer over the wait for a thread and the run: the pool's spawn itself waits
+        # while every thread is busy, and a deadline started after it would not hold.
+        timer = gevent.Timeout(self.limits.request_timeout)
+        timer.start()
+        task = None
         try:
-            reply: _Reply = task.get(timeout=self.limits.request_timeout)
-        except gevent.Timeout:
+            task = self.pool.spawn(_run, self.app, environ, deadline)
+            task.rawlink(self._finished)
+            reply: _Reply = task.get()
+        except gevent.Timeout as expired:
+            if expired is not timer:
+                raise
+            if task is None:
+                self.in_flight -= 1  # it never reached a thread
             return _error(
                 start_response,
                 environ,
@@ -107,6 +121,8 @@ class Front:
                 "timeout",
                 f"the request took over {self.limits.request_timeout:g} s and was abandoned",
             )
+        finally:
+            timer.close()
         start_response(reply.status, reply.headers)
         self._count(environ, start_response)
         return [reply.body]
@@ -158,8 +174,19 @@ class Front:
         return None
 
 
-def _run(app: WsgiApp, environ: Environ) -> _Reply:
-    """Run the app in a pool thread and collect its whole response."""
+def _run(app: WsgiApp, environ: Environ, deadline: float) -> _Reply:
+    """Run the app in a pool thread under the request's deadline; collect its whole response.
+
+    A request whose deadline passed while it waited for the thread was answered 504 already
+    and is not run at all.
+    """
+    if time.monotonic() >= deadline:
+        return _Reply("504 Gateway Timeout", [], b"")
+    with deadline_scope.running_until(deadline):
+        return _run_app(app, environ)
+
+
+def _run_app(app: WsgiApp, environ: Environ) -> _Reply:
     captured: list[Any] = []
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

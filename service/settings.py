@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=16_000_000, ge=1)
     """Largest decoded image (width x height); larger ones, decompression bombs included, get 413."""
 
+    max_request_pixels: int = Field(default=64_000_000, ge=1)
+    """Most pixels the images of one request may declare together (four images at the
+    per-image limit); a request over it gets 413 before its images are decoded."""
+
     max_batch: int = Field(default=256, ge=1)
     """Most images in one request."""
 

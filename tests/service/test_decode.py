@@ -534,3 +534,45 @@ def test_jpeg_with_too_many_scans_is_refused_before_decoding(
         PayloadTooLarge, match=r"^image 2 is a JPEG with \d+ scans, over the limit of 64$"
     ):
         decode_image(data, MNIST_SPEC, AUTO, index=2)
+
+
+def test_a_request_whose_png_headers_declare_too_many_pixels_is_refused_up_front(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded: list[int] = []
+    monkeypatch.setattr(decode, "decode_image", lambda *a, **k: decoded.append(1))
+    images = [png(np.zeros((100, 100), np.uint8))] * 3
+    with pytest.raises(
+        PayloadTooLarge, match=r"3 images declare 30000 pixels, over the limit of 25000 per request"
+    ):
+        decode_batch(images, MNIST_SPEC, DecodeOptions(max_request_pixels=25_000))
+    assert decoded == []
+
+
+def test_other_formats_are_charged_to_the_request_before_each_is_decoded() -> None:
+    images = [encode(Image.new("L", (100, 100)), "BMP")] * 3
+    with pytest.raises(
+        PayloadTooLarge,
+        match=r"image 2 brings the request's images to 30000 pixels, over the limit of 25000",
+    ):
+        decode_batch(images, MNIST_SPEC, DecodeOptions(max_request_pixels=25_000))
+    assert decode_batch(images, MNIST_SPEC, DecodeOptions(max_request_pixels=30_000)).shape == (
+        3,
+        1,
+        28,
+        28,
+    )
+
+
+def test_a_batch_past_its_deadline_stops_before_the_next_image() -> None:
+    import time
+
+    from service import deadline
+
+    images = [png(np.zeros((28, 28), np.uint8))] * 2
+    with (
+        deadline.running_until(time.monotonic() - 1.0),
+        pytest.raises(deadline.DeadlinePassed, match="before decoding image 0"),
+    ):
+        decode_batch(images, MNIST_SPEC, AUTO)
+    assert decode_batch(images, MNIST_SPEC, AUTO).shape[0] == 2  # no deadline outside

@@ -146,3 +146,38 @@ def test_a_request_answered_504_still_counts_until_its_thread_is_done() -> None:
     gevent.sleep(0.4)
     assert front.in_flight == 0
     assert _call(front)[0].status.startswith("504")  # taken by the free thread, not shed
+
+
+def test_a_request_waiting_for_a_thread_keeps_its_deadline_and_is_never_run() -> None:
+    app = Echo(delay=0.5)
+    front = Front(app, Limits(**{**LIMITS.__dict__, "max_queue": 1, "request_timeout": 0.2}))
+    busy = gevent.spawn(_call, front)
+    gevent.sleep(0.05)
+    started = time.monotonic()
+    waiting, body = _call(front)  # the one thread is busy for longer than the deadline
+    assert time.monotonic() - started < 0.45
+    assert waiting.status == "504 Gateway Timeout"
+    assert json.loads(body)["error"]["code"] == "timeout"
+    busy.get(timeout=5)
+    gevent.sleep(0.6)
+    assert len(app.seen) == 1  # the abandoned request never reached the app
+    assert front.in_flight == 0
+
+
+def test_the_app_runs_under_the_requests_deadline() -> None:
+    from service import deadline
+
+    seen: list[bool] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        seen.append(deadline.passed())
+        time.sleep(0.3)
+        seen.append(deadline.passed())
+        start_response("200 OK", [])
+        return [b""]
+
+    front = Front(app, Limits(**{**LIMITS.__dict__, "request_timeout": 0.1}))
+    assert _call(front)[0].status.startswith("504")
+    gevent.sleep(0.4)
+    assert seen == [False, True]
+    assert not deadline.passed()  # the event loop's thread has no deadline of its own
