@@ -67,6 +67,10 @@ def test_requests_past_capacity_are_shed_with_retry_after(tight_server: str) -> 
 
 
 def test_a_request_past_the_deadline_is_504_and_the_server_carries_on(tight_server: str) -> None:
+    small = io.BytesIO()
+    Image.new("L", (28, 28)).save(small, "PNG")
+    # The thread may still hold an abandoned request of the test before: start idle.
+    _answered_once_idle(tight_server, small.getvalue())
     photo = _big_photo()
     started = time.monotonic()
     answer = _post(tight_server, photo)
@@ -74,14 +78,36 @@ def test_a_request_past_the_deadline_is_504_and_the_server_carries_on(tight_serv
     print(f"3000x3000 PNG with a 50 ms deadline: {answer.status_code} after {elapsed:.2f}s")
     if answer.status_code == 200:
         pytest.fail(f"decoding took only {elapsed:.2f}s; the photo is too small to test this")
+    # 504 and not the 200 its finished decoding would give: answered at the deadline, not
+    # after the work (how long the upload took is the machine's business, not a verdict).
     assert answer.status_code == 504
     assert answer.json()["error"]["code"] == "timeout"
     assert _refusals(tight_server, "504", "timeout") >= 1
-    assert elapsed < 3.0  # the upload, then at most the 50 ms deadline
-    time.sleep(2.0)  # the thread finishes the decoding it started, then takes new work
-    small = io.BytesIO()
-    Image.new("L", (28, 28)).save(small, "PNG")
-    assert _post(tight_server, small.getvalue()).status_code == 200
+    # The thread finishes (or stops) the work it was given, then serves again.
+    assert _answered_once_idle(tight_server, small.getvalue()).status_code == 200
+
+
+IDLE_WITHIN_S = 120.0
+"""Hang guard for a server to become idle again: a bound on a fault, not a latency."""
+
+
+def _answered_once_idle(url: str, body: bytes) -> requests.Response:
+    """Send ``body`` until it is answered 200, retrying while the server says it is busy.
+
+    On this one-thread, no-queue server a 503 means the thread is still busy; a 504 means the
+    machine ran this small request past the 50 ms deadline. Anything else is a fault.
+    """
+    deadline = time.monotonic() + IDLE_WITHIN_S
+    while True:
+        answer = _post(url, body)
+        if answer.status_code == 200:
+            assert "predictions" in answer.json()
+            return answer
+        assert answer.status_code in {503, 504}, (answer.status_code, answer.text)
+        assert time.monotonic() < deadline, f"still {answer.status_code} after {IDLE_WITHIN_S}s"
+        if answer.status_code == 503:
+            assert answer.headers["Retry-After"] == "1"
+        time.sleep(0.1)
 
 
 def _refusals(url: str, status: str, code: str) -> float:
