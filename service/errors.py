@@ -82,3 +82,10 @@ class ValidationFailed(ServiceError):
 class NotReady(ServiceError):
     status_code = 503
     code = "not_ready"
+
+
+class NotSupported(ServiceError):
+    """An operation of a protocol that this server does not offer (yet)."""
+
+    status_code = 501
+    code = "not_supported"

@@ -55,6 +55,7 @@ import PIL.Image  # noqa: F401
 import pydantic  # noqa: F401
 
 from service import access_log  # after the environment set-up above, on purpose
+from service.grpc import lifecycle as grpc_lifecycle  # holds the port; never imports grpc
 from service.settings import Settings
 
 _settings = Settings()
@@ -80,11 +81,13 @@ control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
-    """Start from empty metrics: files left by an earlier run would be summed in."""
+    """Start from empty metrics: files left by an earlier run would be summed in. Hold the
+    gRPC port that every worker will serve."""
     directory = Path(os.environ[_METRICS_ENV])
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink()
+    grpc_lifecycle.master_starting(server, _settings)
 
 
 def post_fork(server: Any, worker: Any) -> None:
@@ -99,6 +102,16 @@ def post_fork(server: Any, worker: Any) -> None:
     logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
+
+
+def post_worker_init(worker: Any) -> None:
+    """Serve gRPC from this worker too, over the app it has just loaded."""
+    grpc_lifecycle.worker_started(worker)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Stop this worker's gRPC server."""
+    grpc_lifecycle.worker_exiting(worker)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -88,6 +88,25 @@ def embed(
 
 def infer(name: str, inference: InferenceRequest, chunks: Sequence[memoryview | None]) -> Response:
     """V2 ``infer`` with ``parameters.experiment`` (and ``parameters.unit``)."""
+    result, the_route = infer_routed(
+        name, inference, chunks, request.headers.get(UNIT_HEADER), current_request_id()
+    )
+    record_images(1)
+    record_variant(the_route.arm.variant)
+    response = inference_response(result)
+    response.headers[ARM_HEADER] = the_route.arm.name
+    return response
+
+
+def infer_routed(
+    name: str,
+    inference: InferenceRequest,
+    chunks: Sequence[memoryview | None],
+    unit_header: str | None,
+    request_id: str,
+) -> tuple[InferenceResult, Route]:
+    """Serve a V2 request through its experiment, in any protocol: the arm's result, with the
+    experiment in its ``parameters``, and the route. Needs the app's context, not a request."""
     parameters = inference.parameters or {}
     experiment, unit = parameters.get("experiment"), parameters.get("unit")
     if not isinstance(experiment, str):
@@ -95,7 +114,8 @@ def infer(name: str, inference: InferenceRequest, chunks: Sequence[memoryview | 
     if unit is not None and not isinstance(unit, str):
         raise ValidationFailed("parameters.unit must be a string", field="unit")
     model, _ = split_v2_name(name)
-    the_route = route(model, experiment, unit or request.headers.get(UNIT_HEADER), v2=True)
+    store = experiment_store()
+    the_route = resolve(store, experiment, model, unit or unit_header)
     current = plane()
 
     def run(variant: str) -> InferenceResult:
@@ -110,13 +130,11 @@ def infer(name: str, inference: InferenceRequest, chunks: Sequence[memoryview | 
 
     labels = current.variant(model, the_route.arm.variant).manifest.class_names
     protocol = Protocol(run, lambda r: tensor_prediction(r, labels), tensor_probabilities)
-    result = answer(the_route, protocol)
+    result = serve(store, the_route, protocol, request_id, settings().shadow_threads)
     result.header.setdefault("parameters", {}).update(
         {f"experiment_{k}": v for k, v in the_route.describe().items()}
     )
-    response = inference_response(result)
-    response.headers[ARM_HEADER] = the_route.arm.name
-    return response
+    return result, the_route
 
 
 def route(model: str, experiment: str, unit: str | None, *, v2: bool = False) -> Route:

@@ -1,0 +1,1 @@
+"""Modules generated from ``service/grpc/protos`` by ``python -m service.grpc.generate``."""
