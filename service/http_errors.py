@@ -10,13 +10,16 @@ other route in v1's ``{"error": {"code", "message", ...details}}``.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from service.errors import NotFound, PayloadTooLarge, ServiceError, UnsupportedMediaType
+from service.manifest import VARIANTS
 from service.metrics import record_error
+from service.naming import DEFAULT_VARIANT, split_v2_name
 from service.state import settings
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,8 @@ log = logging.getLogger(__name__)
 # Werkzeug's errors under the same codes as the service's own.
 _CODES = {c.status_code: c.code for c in (NotFound, PayloadTooLarge, UnsupportedMediaType)}
 _V2_PREFIX = "/v2"
+# KServe's V1 protocol: /v1/models/<name>:predict and :explain.
+_KSERVE_V1 = re.compile(r"/v1/models/([^/:]+):(predict|explain)")
 
 
 def register(app: Flask) -> None:
@@ -39,6 +44,9 @@ def _service_error(exc: ServiceError) -> Response:
 
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
+    kserve_v1 = _KSERVE_V1.fullmatch(request.path)
+    if status == 405 and kserve_v1:
+        return _render(404, NotFound.code, _kserve_v1_pointer(kserve_v1[1], kserve_v1[2]))
     code = _CODES.get(status) or (exc.name or "error").lower().replace(" ", "_")
     message = exc.description or exc.name
     if isinstance(exc, RequestEntityTooLarge):
@@ -49,6 +57,17 @@ def _http_error(exc: HTTPException) -> Response:
         if name.lower() != "content-type":
             response.headers[name] = value
     return response
+
+
+def _kserve_v1_pointer(name: str, verb: str) -> str:
+    """Where a KServe V1 request (``POST /v1/models/<name>:predict``) goes instead."""
+    model, variant = split_v2_name(name)
+    target = name if model and variant in VARIANTS else f"{name}-{DEFAULT_VARIANT}"
+    return (
+        f"/v1/models/{name}:{verb} is KServe's V1 protocol, which this service does not speak; "
+        f"send the Open Inference Protocol (V2) instead: POST /v2/models/{target}/infer "
+        "(over gRPC: ModelInfer)"
+    )
 
 
 def _unexpected(exc: Exception) -> Response:

@@ -51,10 +51,6 @@ STATUS = {
 REQUEST_ID = "x-request-id"
 EXPERIMENT_UNIT = "x-experiment-unit"
 EXPERIMENT_ARM = "x-experiment-arm"
-_NOT_SUPPORTED = (
-    "loading and unloading models is not supported: the service serves the repository it "
-    "started with (restart it to change the models)"
-)
 
 
 def status_code(error: ServiceError) -> grpc.StatusCode:
@@ -215,7 +211,7 @@ def _parse(shape: Any, message: M) -> M:
 
 
 def _not_supported() -> Any:
-    raise NotSupported(_NOT_SUPPORTED)
+    raise NotSupported(triton.LOADING_NOT_SUPPORTED)
 
 
 def add_to_server(servicer: InferenceServicer, server: grpc.Server) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 
 from service.api import routed
-from service.errors import BadRequest
+from service.errors import BadRequest, NotSupported
 from service.metrics import record_images, variant_counts
+from service.request_id import current as current_request_id
 from service.state import plane, settings
 from service.v2 import codec, triton
 from service.v2.metadata import model_metadata as describe
@@ -99,6 +102,8 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
         request.headers.get("Content-Encoding"),
         settings().max_body_bytes,
     )
+    if inference.id is None:  # every answer carries an id (KServe's model requires one)
+        inference = inference.model_copy(update={"id": current_request_id()})
     if (inference.parameters or {}).get("experiment") is not None:
         return routed.infer(name, inference, chunks)
     result = current.infer(name, version, inference, chunks)
@@ -107,12 +112,15 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
 
 
 _ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+_LOAD = re.compile(r"/v2/repository/models/[^/]+/(load|unload)")
 
 
 @bp.route("/", methods=_ANY_METHOD, defaults={"rest": ""})
 @bp.route("/<path:rest>", methods=_ANY_METHOD)
 def unknown(rest: str) -> ResponseReturnValue:
     """Name the methods a V2 path takes, or say there is no such V2 endpoint."""
+    if request.method == "POST" and _LOAD.fullmatch(request.path):
+        raise NotSupported(triton.LOADING_NOT_SUPPORTED)
     adapter = current_app.url_map.bind_to_environ(request.environ)
     allowed = []
     for method in ("GET", "POST"):

@@ -19,6 +19,11 @@ BACKEND = "onnxruntime"
 READY = "READY"
 UNAVAILABLE = "UNAVAILABLE"
 _NS = 1e9
+LOADING_NOT_SUPPORTED = (
+    "loading and unloading models is not supported: the service serves the repository it "
+    "started with (restart it to change the models)"
+)
+"""The answer to the model repository extension's load and unload."""
 
 
 def model_config(

@@ -160,9 +160,29 @@ def test_classification_extension(client: FlaskClient, repository: Path) -> None
 
 def test_request_parameters_come_back_but_protocol_ones_do_not(client: FlaskClient) -> None:
     request = _json_request(parameters={"trace": "abc", "binary_data_output": False})
-    body = client.post("/v2/models/tiny-pretrained/infer", json=request).get_json()
+    response = client.post("/v2/models/tiny-pretrained/infer", json=request)
+    body = response.get_json()
     assert body["parameters"] == {"trace": "abc"}
-    assert "id" not in body
+    # A request without an id is answered under its request id: every answer has one.
+    assert body["id"] == response.headers["X-Request-ID"]
+
+
+def test_loading_models_is_not_supported(client: FlaskClient) -> None:
+    for action in ("load", "unload"):
+        response = client.post(f"/v2/repository/models/tiny-pretrained/{action}")
+        assert response.status_code == 501
+        assert response.get_json()["error"].startswith("loading and unloading models is not")
+
+
+@pytest.mark.parametrize(
+    ("name", "target"), [("tiny", "tiny-pretrained"), ("tiny-baseline", "tiny-baseline")]
+)
+def test_a_kserve_v1_request_is_pointed_to_v2(client: FlaskClient, name: str, target: str) -> None:
+    response = client.post(f"/v1/models/{name}:predict", json={"instances": [[0]]})
+    assert response.status_code == 404
+    message = response.get_json()["error"]["message"]
+    assert f"POST /v2/models/{target}/infer" in message
+    assert "KServe's V1 protocol" in message
 
 
 def test_gzip_request_body(client: FlaskClient) -> None:
