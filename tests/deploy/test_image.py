@@ -2,8 +2,8 @@
 
 The base image is made from Debian's packages (tests.deploy.base_image: no container
 registry is reachable here) and passed as PYTHON_IMAGE; everything else is the
-Dockerfile as a user builds it: once with a quick repository the test trains
-(MODEL_SOURCE=context), once training in the build (MODEL_SOURCE=build,
+Dockerfile as a user builds it: once with the session's quick repository
+(``tests/conftest.py``, MODEL_SOURCE=context), once training in the build (MODEL_SOURCE=build,
 BUILD_OPTIONS=--quick). The containers use the host's network and bind
 127.0.0.1 on a free port. Answers are compared with the service run from this
 tree on the same repository. Run with ``-s`` to see the build and start times.
@@ -64,21 +64,6 @@ def wheels() -> Path:
     if not any(WHEELHOUSE.glob("torch-*.whl")):
         pytest.fail(f"no torch wheel in {WHEELHOUSE}: run make test, whose install step fills it")
     return WHEELHOUSE
-
-
-@pytest.fixture(scope="module")
-def quick_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A repository ``headstart build --quick`` trains here, for MODEL_SOURCE=context."""
-    root = tmp_path_factory.mktemp("quick") / "model_repository"
-    headstart = Path(sys.executable).with_name("headstart")
-    subprocess.run(
-        [str(headstart), "build", "--quick", "--device", "cpu", "--model-repository", str(root)],
-        cwd=root.parent,
-        capture_output=True,
-        check=True,
-        timeout=600,
-    )
-    return root
 
 
 @pytest.fixture(scope="module")
