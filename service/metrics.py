@@ -48,6 +48,11 @@ FEEDBACK = Counter(
     "Feedback items stored, by experiment and arm.",
     ["experiment", "arm"],
 )
+SHADOW_DROPPED = Counter(
+    "headstart_shadow_dropped",
+    "Shadow runs not started because the worker's shadow queue was full, by experiment.",
+    ["experiment"],
+)
 REFUSALS = Counter(
     "headstart_front_refusals",
     "Requests the worker's front answered itself, before the app saw them: 413 (body too "
@@ -172,6 +177,11 @@ def _exposures(experiment: str, arm: str, role: str) -> Counter:
 def record_feedback(experiment: str, arm: str, count: int) -> None:
     """Count ``count`` stored feedback items for one arm."""
     FEEDBACK.labels(experiment, arm).inc(count)
+
+
+def record_shadow_dropped(experiment: str) -> None:
+    """Count one shadow run dropped because the shadow queue was full."""
+    SHADOW_DROPPED.labels(experiment).inc()
 
 
 def record_variant(variant: str) -> None:

@@ -45,7 +45,8 @@ def serve(
     shadow_threads: int,
 ) -> T:
     """Run the route's arm and store its exposure (committed before this returns); in shadow
-    mode start the other arm in the background. A stop seen at the write is 409."""
+    mode queue the other arm for the background (dropped and counted when the queue is
+    full). A stop seen at the write is 409."""
     start = time.perf_counter()
     served = protocol.run(route.arm.variant)
     latency_ms = (time.perf_counter() - start) * 1000.0
@@ -60,6 +61,7 @@ def serve(
         shadow.submit(
             lambda: _shadow(store, route, other, protocol, request_id, distribution),
             shadow_threads,
+            route.experiment.name,
         )
     return served
 
