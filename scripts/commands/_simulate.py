@@ -98,7 +98,7 @@ def in_process(args: argparse.Namespace) -> dict[str, Any]:
     ab = sim.power_ab(runs=args.ab_runs, batch=args.batch, alpha=args.alpha, seed=args.seed + 1)
     s = ab.summary()
     print(
-        f"A/B, in-process: accuracy 0.72 vs 0.80 (the default models), {ab.runs} experiments: "
+        f"A/B, in-process: accuracy 0.72 (a) vs 0.80 (b), {ab.runs} experiments: "
         f"feedback items to call b better: median {s['median']:.0f} (quartiles {s['q1']:.0f}"
         f"-{s['q3']:.0f}); undecided after 20000: {ab.undecided}; wrong arm called: {ab.wrong}"
     )
