@@ -13,7 +13,7 @@ from service.api.json_body import read_json
 from service.errors import ExperimentNotFound, NotFound, ValidationFailed
 from service.experiments import attach
 from service.experiments.analysis import results
-from service.experiments.definition import Experiment, ExperimentSpec
+from service.experiments.definition import Experiment, ExperimentSpec, is_name
 from service.settings import Settings
 
 bp = Blueprint("experiments", __name__)
@@ -75,11 +75,12 @@ def stop(name: str) -> ResponseReturnValue:
 
 def find(name: str) -> Experiment:
     """The stored experiment ``name``, or 404 naming the ones that exist."""
-    experiment = attach.experiment_store().get(name)
+    # A name no experiment can have is not looked up: PostgreSQL refuses some (NUL) outright.
+    experiment = attach.experiment_store().get(name) if is_name(name) else None
     if experiment is None:
         names = [e.name for e in attach.experiment_store().all()]
         raise ExperimentNotFound(
-            f"no experiment named {name!r}; experiments: {', '.join(names) or 'none yet'}",
+            f"no experiment named {name[:120]!r}; experiments: {', '.join(names) or 'none yet'}",
             experiment=name,
         )
     return experiment

@@ -6,7 +6,7 @@ from collections import Counter
 
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.api.auth import require_feedback
 from service.api.json_body import read_json
@@ -17,17 +17,36 @@ from service.metrics import record_feedback
 bp = Blueprint("feedback", __name__)
 
 MAX_ITEMS = 10_000
+_NO_NUL = r"^[^\x00]*$"
+"""Text PostgreSQL can store: anything but NUL."""
+
+
+MAX_LABEL = 200
+"""Longest label stored (the feedback table's column), a class index written out included."""
 
 
 class FeedbackEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str = Field(min_length=1, max_length=128)
+    request_id: str = Field(min_length=1, max_length=128, pattern=_NO_NUL)
     """The X-Request-ID of the routed request."""
     label: int | str | None = None
     """The true class (its name, or the class index written as a number)."""
     outcome: float | None = Field(default=None, allow_inf_nan=False)
     """Any number measuring what happened (a click, revenue, a rating)."""
+
+    @field_validator("label")
+    @classmethod
+    def _storable(cls, label: int | str | None) -> int | str | None:
+        """The label as stored must fit its column, and PostgreSQL stores no NUL."""
+        if label is None:
+            return None
+        text = str(label)
+        if len(text) > MAX_LABEL:
+            raise ValueError(f"a label is at most {MAX_LABEL} characters, got {len(text)}")
+        if "\x00" in text:
+            raise ValueError("a label holds no NUL character")
+        return label
 
     @model_validator(mode="after")
     def _something(self) -> FeedbackEntry:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -10,6 +12,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MODES = ("split", "shadow")
+
+NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
+"""What an experiment's and an arm's name may be."""
+_NAME = re.compile(NAME_PATTERN)
+
+
+def is_name(text: str) -> bool:
+    """Whether ``text`` can be an experiment's name (so there is no need to look it up)."""
+    return _NAME.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,7 @@ class Experiment:
 class ArmSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    name: str = Field(pattern=NAME_PATTERN)
     variant: str = Field(min_length=1, max_length=200)
     weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
 
@@ -54,7 +65,7 @@ class ExperimentSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    name: str = Field(pattern=NAME_PATTERN)
     model: str = Field(min_length=1, max_length=200)
     mode: Literal["split", "shadow"] = "split"
     arms: list[ArmSpec] = Field(min_length=2, max_length=16)
@@ -68,6 +79,13 @@ class ExperimentSpec(BaseModel):
         names = [arm.name for arm in self.arms]
         if len(set(names)) != len(names):
             raise ValueError(f"arm names must be distinct, got {names}")
+        if not math.isfinite(sum(arm.weight for arm in self.arms)):
+            # Each arm's share is its weight over the sum: an infinite sum gives every
+            # unit to the last arm, and the sample-ratio check has no ratio to test.
+            raise ValueError(
+                "the arms' weights must have a finite sum; weights are relative, so scale "
+                "them down (1 and 3 split as 1e300 and 3e300 would)"
+            )
         if self.mode == "shadow" and len(self.arms) != 2:
             raise ValueError(
                 "shadow mode takes exactly two arms: the first answers, the second runs in shadow"

@@ -8,7 +8,7 @@ from typing import Any
 
 from service.errors import ExperimentNotFound, ExperimentStopped, ValidationFailed
 from service.experiments.assignment import assign
-from service.experiments.definition import Arm, Experiment
+from service.experiments.definition import Arm, Experiment, is_name
 from service.experiments.store import ExperimentStore, Exposure
 
 MAX_UNIT = 256
@@ -59,7 +59,16 @@ class Route:
 
 
 def resolve(store: ExperimentStore, name: str, model: str, unit: str | None) -> Route:
-    """The route for ``unit``: 404 for an unknown experiment, 409 for a stopped one."""
+    """The route for ``unit``: 404 for an unknown experiment, 409 for a stopped one, 422 for
+    a name no experiment can have or a unit that cannot be stored (both checked before the
+    database sees them)."""
+    if not is_name(name):
+        raise ValidationFailed(
+            f"experiment: {name[:120]!r} cannot name an experiment: names are 1 to 100 of "
+            "the characters A-Z a-z 0-9 . _ -",
+            field="experiment",
+        )
+    check_unit(unit)
     experiment = store.definition(name)
     if experiment is None:
         raise ExperimentNotFound(
@@ -74,17 +83,27 @@ def resolve(store: ExperimentStore, name: str, model: str, unit: str | None) -> 
             f"experiment {name!r} splits model {experiment.model!r}, not {model!r}",
             field="experiment",
         )
-    if unit is not None and not 0 < len(unit) <= MAX_UNIT:
-        raise ValidationFailed(
-            f"the experiment unit must be 1 to {MAX_UNIT} characters, got {len(unit)}",
-            field="unit",
-        )
     arm = (
         experiment.control
         if experiment.mode == "shadow"
         else assign(experiment.salt, experiment.arms, unit)
     )
     return Route(experiment, arm, unit)
+
+
+def check_unit(unit: str | None) -> None:
+    """422 for a unit that is empty, too long, or holds a NUL (which PostgreSQL cannot store)."""
+    if unit is None:
+        return
+    if not 0 < len(unit) <= MAX_UNIT:
+        raise ValidationFailed(
+            f"the experiment unit must be 1 to {MAX_UNIT} characters, got {len(unit)}",
+            field="unit",
+        )
+    if "\x00" in unit:
+        raise ValidationFailed(
+            "the experiment unit holds a NUL character; send printable text", field="unit"
+        )
 
 
 def stopped(experiment: Experiment) -> ExperimentStopped:

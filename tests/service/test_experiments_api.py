@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service.app import create_app
+from service.experiments import shadow
 from service.experiments.attach import experiment_store
 from service.experiments.store import Exposure
 from service.settings import Settings
@@ -28,14 +31,20 @@ BODY: dict[str, Any] = {
 
 
 @pytest.fixture
-def app(repository: Path) -> Flask:
-    return create_app(
+def app(repository: Path, database_url: str) -> Iterator[Flask]:
+    """The app on SQLite, then on a real PostgreSQL server."""
+    app = create_app(
         Settings(
             model_repository=repository,
+            database_url=database_url,
             admin_token="admin-secret",  # type: ignore[arg-type]
             feedback_token="feedback-secret",  # type: ignore[arg-type]
         )
     )
+    yield app
+    assert shadow.wait_idle(10)  # shadow runs still use the store
+    with app.app_context():
+        experiment_store().dispose()
 
 
 @pytest.fixture
@@ -98,6 +107,8 @@ def test_admin_routes_want_the_admin_token(client: FlaskClient, headers: dict[st
                    {"name": "b", "variant": "nope"}]}, 422, "arms.1.variant"),
         ({"model": "nope"}, 422, "arms.0.variant"),
         ({"mode": "bandit"}, 422, "mode"),
+        ({"arms": [{"name": "a", "variant": "pretrained", "weight": 1e308},
+                   {"name": "b", "variant": "baseline", "weight": 1e308}]}, 422, "body"),
         ({"alpha": 0.7}, 422, "alpha"),
         ({"name": "has space"}, 422, "name"),
         ({"colour": "red"}, 422, "colour"),
@@ -143,6 +154,7 @@ def _expose(app: Flask, *request_ids: str) -> None:
 def test_feedback_is_stored_per_item_and_counted(app: Flask, client: FlaskClient) -> None:
     client.post("/v1/experiments", json=BODY, headers=ADMIN)
     _expose(app, "r1", "r2")
+    counted = _feedback_counted(client)
     items = [
         {"request_id": "r1", "label": 3},
         {"request_id": "r2", "outcome": 1.5},
@@ -159,8 +171,15 @@ def test_feedback_is_stored_per_item_and_counted(app: Flask, client: FlaskClient
     assert shown is not None
     assert shown["arms"][0]["feedback"] == 2
     assert shown["arms"][0]["accuracy"] == 1.0
-    metrics = client.get("/metrics").text
-    assert 'headstart_experiment_feedback_total{arm="a",experiment="rbm-vs-random"} 2.0' in metrics
+    assert _feedback_counted(client) == counted + 2  # the counters live as long as the process
+
+
+def _feedback_counted(client: FlaskClient) -> float:
+    series = 'headstart_experiment_feedback_total{arm="a",experiment="rbm-vs-random"} '
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(series):
+            return float(line.removeprefix(series))
+    return 0.0
 
 
 def test_feedback_after_stop_is_still_accepted(app: Flask, client: FlaskClient) -> None:
@@ -270,3 +289,85 @@ def test_a_blank_image_embedded_through_an_experiment_is_flagged(
         (embedding,) = response.json["embeddings"]
         assert embedding["blank"] is blank
         assert embedding["size"] == len(embedding["vector"])
+
+
+# --- text the database cannot store: SQLite takes it, PostgreSQL refuses it ------------------
+
+_ONE_IMAGE = {
+    "name": "image",
+    "datatype": "UINT8",
+    "shape": [1, 1, 28, 28],
+    "data": [0] * 784,
+}
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "x" * 101, "has space"])
+@pytest.mark.parametrize("route", ["classify", "embed"])
+def test_an_experiment_name_no_experiment_can_have_is_refused_naming_the_parameter(
+    client: FlaskClient, route: str, name: str
+) -> None:
+    client.post("/v1/experiments", json=BODY, headers=ADMIN)
+    response = client.post(
+        f"/v1/models/tiny/{route}",
+        query_string={"experiment": name},
+        data=b"\x89PNG",
+        content_type="image/png",
+    )
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["error"]["field"] == "experiment"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "field"),
+    [
+        ({"experiment": "a\x00b"}, "experiment"),
+        ({"experiment": "x" * 101}, "experiment"),
+        ({"experiment": "rbm-vs-random", "unit": "u\x00"}, "unit"),
+    ],
+)
+def test_bad_v2_experiment_parameters_are_refused(
+    client: FlaskClient, parameters: dict[str, str], field: str
+) -> None:
+    client.post("/v1/experiments", json=BODY, headers=ADMIN)
+    response = client.post(
+        "/v2/models/tiny-pretrained/infer",
+        json={"parameters": parameters, "inputs": [_ONE_IMAGE]},
+    )
+    assert response.status_code == 422, response.get_json()
+    assert field in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("name", ["a%00b", "x" * 101])
+def test_an_admin_path_naming_no_possible_experiment_is_404(client: FlaskClient, name: str) -> None:
+    client.post("/v1/experiments", json=BODY, headers=ADMIN)
+    shown = client.get(f"/v1/experiments/{name}", headers=ADMIN)
+    assert shown.status_code == 404, shown.get_json()
+    assert "rbm-vs-random" in shown.get_json()["error"]["message"]
+    assert client.post(f"/v1/experiments/{name}/stop", headers=ADMIN).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("item", "field"),
+    [
+        ({"request_id": "r1", "label": "x" * 201}, "items.1.label"),
+        ({"request_id": "r1", "label": "a\x00"}, "items.1.label"),
+        ({"request_id": "r1", "label": 10**201}, "items.1.label"),
+        ({"request_id": "r\x00", "label": 1}, "items.1.request_id"),
+    ],
+)
+def test_feedback_text_the_database_cannot_store_is_422_naming_the_item(
+    app: Flask, client: FlaskClient, item: dict[str, Any], field: str
+) -> None:
+    client.post("/v1/experiments", json=BODY, headers=ADMIN)
+    _expose(app, "r1")
+    items = [{"request_id": "r1", "label": 3}, item]
+    body = json.dumps({"items": items})  # the app's own encoder stops at 64-bit integers
+    response = client.post(
+        "/v1/feedback", data=body, content_type="application/json", headers=FEEDBACK
+    )
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["error"]["field"] == field
+    fine = client.post(
+        "/v1/feedback", json={"items": [{"request_id": "r1", "label": "x" * 200}]}, headers=FEEDBACK
+    )
+    assert fine.status_code == 200, fine.get_json()
