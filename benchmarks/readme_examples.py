@@ -1,21 +1,21 @@
-"""The README's serving examples, run as written: ``python -m benchmarks.readme_examples``.
+"""The serving examples of the README and docs/api.md, run as written.
 
-Serves a model repository with the canonical gunicorn command on a free loopback port, runs
-the commands of the README's "With curl" part in a scratch folder (the digit files first, as
-the README makes them), then the V2 part's tritonclient program, and prints each with the
-answer it got in the README's form: compact JSON, lists longer than three items cut to three
-and ``…``, wrapped into ``#`` lines. ``--update`` writes those answers into README.md in place
-of the shown ones.
+``python -m benchmarks.readme_examples`` serves a model repository with the canonical gunicorn
+command on a free loopback port, runs the commands of docs/api.md's "With curl" part (from
+the checkout: they send the digits committed under ``docs/digits/``), then its V2 part's
+tritonclient program, then the README quickstart's curl, and prints each with the answer it
+got in the pages' form: compact JSON, lists longer than three items cut to three and ``…``,
+times elided as ``…``, wrapped into ``#`` lines. ``--update`` writes those answers into the
+pages in place of the shown ones.
 
-Run it on the default models (what ``make serve`` builds) whenever they change::
+Run it on the default models (the committed ``model_repository``) whenever they change::
 
-    .venv/bin/headstart build --model-repository /tmp/default-repo
-    python -m benchmarks.readme_examples --model-repository /tmp/default-repo --update
+    python -m benchmarks.readme_examples --model-repository model_repository --update
 
-``tests/http/test_readme_serving.py`` and ``tests/http/test_v2_readme.py`` run the same
-examples against a quick build and check their answers against the shown ones (JSON with
-:func:`shape_problems`): the same keys, types, sizes, labels from the model's classes and exit
-codes, not a quick model's predictions.
+``tests/http/test_readme_serving.py``, ``tests/http/test_v2_readme.py`` and
+``tests/test_readme.py`` run the same examples against a quick build and check their answers
+against the shown ones (JSON with :func:`shape_problems`): the same keys, types, sizes, labels
+from the model's classes and exit codes, not a quick model's predictions.
 """
 
 from __future__ import annotations
@@ -31,11 +31,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+API = ROOT / "docs" / "api.md"
+"""The page whose examples :func:`examples` reads."""
 README = ROOT / "README.md"
-PART = "### With curl"
-"""The README part whose ``sh`` blocks are run, in order."""
+"""The front page, whose quickstart holds one curl (:func:`quickstart`)."""
+PART = "## With curl"
+"""The part of docs/api.md whose ``sh`` blocks are run, in order."""
 V2_PART = "## Open Inference Protocol (V2)"
-"""The README part whose first ``python`` block is run last (it opens a digit the curl part makes)."""
+"""The part of docs/api.md whose first ``python`` block is run last."""
+QUICKSTART = "## Quickstart"
+"""The README part whose ``curl`` commands are run."""
 HOST = "localhost:8000"
 """The address the README's commands use; replaced by the live server's."""
 PYTHON = ".venv/bin/python"
@@ -46,6 +51,8 @@ KEEP = 3
 """Items of a list shown before ``…``."""
 WIDTH = 100
 """Longest line of a shown answer, ``#`` included."""
+ELIDED = frozenset({"latency_ms"})
+"""Keys whose values are times: shown as ``…``, never compared."""
 EXACT = frozenset({"model", "variant", "normalized", "size", "images", "test", "blank"})
 """Keys whose values any build of the same architecture answers alike (the rest are the
 trained weights' own: probabilities, labels, agreement, times)."""
@@ -62,17 +69,22 @@ class Example:
     shown: str
     """The ``#`` lines under it, without the ``#``, joined by spaces ("" when none)."""
     line: int
-    """The README line (1-based) the command starts on."""
+    """The page's line (1-based) the command starts on."""
     shown_lines: tuple[int, int]
-    """The README lines (0-based, end exclusive) the shown answer takes."""
+    """The page's lines (0-based, end exclusive) the shown answer takes."""
     language: str = "sh"
     """``sh``: a shell command; ``python``: a program, its shown output the ``#`` lines ending it."""
 
 
 def examples(text: str) -> list[Example]:
-    """Every command of the README's "With curl" part, in order, with its shown answer, then
+    """Every command of docs/api.md's "With curl" part, in order, with its shown answer, then
     the V2 part's program with the output shown under it."""
-    return [*_commands(text), _program(text)]
+    return [*_commands(text, PART), _program(text)]
+
+
+def quickstart(text: str) -> list[Example]:
+    """The ``curl`` commands of the README's quickstart, with their shown answers."""
+    return [e for e in _commands(text, QUICKSTART) if e.command.startswith("curl ")]
 
 
 def _program(text: str) -> Example:
@@ -92,9 +104,10 @@ def _program(text: str) -> Example:
     )
 
 
-def _commands(text: str) -> list[Example]:
-    lines = text.splitlines()
-    start = lines.index(PART)
+def _commands(text: str, part: str) -> list[Example]:
+    """The ``sh`` blocks of ``part``, indented ones (in list items) included."""
+    lines = [line.strip() for line in text.splitlines()]
+    start = lines.index(part)
     end = next(
         (i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "### "))),
         len(lines),
@@ -143,14 +156,14 @@ def _commands(text: str) -> list[Example]:
 
 
 def runnable(command: str, host: str) -> str:
-    """The README's command for this machine: this Python, and the live server's address."""
+    """The page's command for this machine: this Python, and the live server's address."""
     return command.replace(PYTHON, sys.executable).replace(HOST, host)
 
 
 def run(
-    example: Example, host: str, cwd: Path, timeout: float = 60.0
+    example: Example, host: str, cwd: Path = ROOT, timeout: float = 60.0
 ) -> subprocess.CompletedProcess[str]:
-    """Run one README example in ``cwd``: a command with bash, a program with this Python."""
+    """Run one example in ``cwd``: a command with bash, a program with this Python."""
     if example.language == "python":
         command = [sys.executable, "-c", example.command.replace(HOST, host)]
     else:
@@ -169,17 +182,28 @@ def run(
 
 
 def abbreviate(value: Any) -> Any:
-    """``value`` with every list of more than :data:`KEEP` items cut to them and ``…``."""
+    """``value`` with every list of more than :data:`KEEP` items cut to them and ``…``, and
+    every number under an :data:`ELIDED` key replaced by ``…``."""
     if isinstance(value, dict):
-        return {key: abbreviate(item) for key, item in value.items()}
+        return {
+            key: _elide(item) if key in ELIDED else abbreviate(item) for key, item in value.items()
+        }
     if isinstance(value, list):
         kept = [abbreviate(item) for item in value[:KEEP]]
         return [*kept, MORE] if len(value) > KEEP else kept
     return value
 
 
+def _elide(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _elide(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_elide(item) for item in value]
+    return MORE if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 def render(output: str) -> list[str]:
-    """An answer as the README shows it: ``#`` lines, JSON compact, abbreviated and wrapped."""
+    """An answer as the pages show it: ``#`` lines, JSON compact, abbreviated and wrapped."""
     try:
         value = json.loads(output)
     except ValueError:
@@ -256,6 +280,10 @@ def shape_problems(
             for i, item in enumerate(head)
             for problem in shape_problems(actual[i], item, classes, f"{where}[{i}]", key)
         ]
+    if shown == MORE:
+        if isinstance(actual, bool) or not isinstance(actual, int | float):
+            return [f"{where}: {actual!r}, shown an elided number"]
+        return []
     if shown is None or isinstance(shown, (bool, str)):
         if type(actual) is not type(shown):
             return [f"{where}: {actual!r}, shown {shown!r}"]
@@ -276,11 +304,11 @@ def shape_problems(
 
 
 def answers(
-    text: str, url: str, scratch: Path
+    found: Sequence[Example], url: str, cwd: Path = ROOT
 ) -> list[tuple[Example, subprocess.CompletedProcess[str]]]:
-    """Run every example of ``text`` against the server at ``url``, in ``scratch``, in order."""
+    """Run every example of ``found`` against the server at ``url``, in ``cwd``, in order."""
     host = url.removeprefix("http://")
-    return [(example, run(example, host, scratch)) for example in examples(text)]
+    return [(example, run(example, host, cwd)) for example in found]
 
 
 def updated(text: str, results: Sequence[tuple[Example, subprocess.CompletedProcess[str]]]) -> str:
@@ -289,30 +317,35 @@ def updated(text: str, results: Sequence[tuple[Example, subprocess.CompletedProc
     # From the last example up, so earlier line numbers stay valid.
     for example, result in sorted(results, key=lambda r: r[0].line, reverse=True):
         start, end = example.shown_lines
-        lines[start:end] = render(result.stdout.strip())
+        at = lines[start] if start < end else lines[example.line - 1]
+        indent = at[: len(at) - len(at.lstrip())]
+        lines[start:end] = [indent + line for line in render(result.stdout.strip())]
     return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.readme_examples",
-        description="Run the README's curl and V2 examples against a live server on a model "
-        "repository and print (or, with --update, write) the answers they get.",
+        description="Run the serving examples of docs/api.md and the README's quickstart "
+        "against a live server on a model repository and print (or, with --update, write) "
+        "the answers they get.",
     )
     parser.add_argument(
         "--model-repository",
         type=Path,
-        required=True,
-        help="the repository to serve: the default models, as `headstart build` makes them",
+        default=Path("model_repository"),
+        help="the repository to serve: the default models (default: %(default)s)",
     )
-    parser.add_argument("--readme", type=Path, default=README, help="default: %(default)s")
     parser.add_argument(
-        "--update", action="store_true", help="write the answers into the README (default: print)"
+        "--update", action="store_true", help="write the answers into the pages (default: print)"
     )
     args = parser.parse_args(argv)
     if not (args.model_repository / "mnist").is_dir():
         parser.error(f"--model-repository {args.model_repository}: no mnist model in it")
-    text = args.readme.read_text(encoding="utf-8")
+    pages = {
+        API: examples(API.read_text(encoding="utf-8")),
+        README: quickstart(README.read_text(encoding="utf-8")),
+    }
 
     from benchmarks import servers
     from service.server_command import serve_command
@@ -328,23 +361,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="readme-examples-") as scratch:
         server = servers.Server(serve_command(), env, "/health/ready")
         with servers.running({"headstart": server}, Path(scratch)) as urls:
-            results = answers(text, urls["headstart"], Path(scratch))
-    failed = [(e, r) for e, r in results if r.returncode != 0]
-    for example, result in failed:
+            results = {page: answers(found, urls["headstart"]) for page, found in pages.items()}
+    failed = [(page, e, r) for page, ran in results.items() for e, r in ran if r.returncode != 0]
+    for page, example, result in failed:
         print(
-            f"README.md:{example.line}: exit {result.returncode}: {example.command}\n"
-            f"{result.stderr.strip()}",
+            f"{page.relative_to(ROOT)}:{example.line}: exit {result.returncode}: "
+            f"{example.command}\n{result.stderr.strip()}",
             file=sys.stderr,
         )
     if failed:
         return 1
-    if args.update:
-        args.readme.write_text(updated(text, results), encoding="utf-8")
-        print(f"updated {len(results)} answers in {args.readme}")
-        return 0
-    for example, result in results:
-        print(f"$ {example.command}")
-        print("\n".join(render(result.stdout.strip())))
+    for page, ran in results.items():
+        if args.update:
+            page.write_text(updated(page.read_text(encoding="utf-8"), ran), encoding="utf-8")
+            print(f"updated {len(ran)} answers in {page.relative_to(ROOT)}")
+            continue
+        for example, result in ran:
+            print(f"$ {example.command}")
+            print("\n".join(render(result.stdout.strip())))
     return 0
 
 

