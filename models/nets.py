@@ -198,8 +198,12 @@ def build_classifier(
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
-    """``uint8 [N, C, H, W]`` -> float32 in ``[0, 1]``: the one normalisation, also in ONNX."""
-    return images.to(torch.float32) * (1.0 / 255.0)
+    """``uint8 [N, C, H, W]`` -> float in ``[0, 1]``: the one normalisation, also in ONNX.
+
+    The float is torch's default dtype, float32 unless a caller chose another (the
+    data-parallel equivalence test trains in float64).
+    """
+    return images.to(torch.get_default_dtype()) * (1.0 / 255.0)
 
 
 class Exportable(nn.Module):

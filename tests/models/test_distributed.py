@@ -1,8 +1,8 @@
 """Two gloo processes on the same global batches and seeds train what one process trains.
 
 Each run goes through torch's own launcher (``torch.distributed.run``), rendezvous on
-127.0.0.1; see ``tests/models/distributed_run.py`` for what is trained. Summing two halves'
-gradients instead of one whole batch's changes float rounding only, hence the tolerance.
+127.0.0.1; see ``tests/models/distributed_run.py`` for what is trained, and why in float64.
+Summing two halves' gradients instead of one whole batch's changes float rounding only.
 """
 
 from __future__ import annotations
@@ -21,17 +21,26 @@ from safetensors.torch import load_file
 from models.distributed import World
 
 ROOT = Path(__file__).resolve().parents[2]
-TOLERANCE = 1e-4
-"""Largest absolute difference allowed in any weight after pre-training and fine-tuning."""
+TOLERANCE = 1e-9
+"""Largest absolute difference allowed in any weight after pre-training and fine-tuning.
+
+The runs train in float64 (unit roundoff 1.1e-16). In float32 the training amplified the
+first step's rounding about a thousandfold before a ReLU or max-pool boundary flipped, so
+float64 rounding stays near 1e-13; a boundary flip needs an input within that distance of
+it, a billion times rarer than the float32 flips. 1e-9 leaves four orders of magnitude above
+that and six below what training on other numbers moves (the guard below)."""
 
 
-def launch(nproc: int, out: Path) -> dict[str, object]:
+def launch(
+    nproc: int, out: Path, *run_args: str, module: str = "tests.models.distributed_run"
+) -> dict[str, object]:
+    """``nproc`` processes of ``module OUT *run_args`` under torch's launcher; its result."""
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
     command = [
         "nice", "-n", "10", sys.executable, "-m", "torch.distributed.run",
         "--nnodes=1", f"--nproc-per-node={nproc}",
         "--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0",
-        "-m", "tests.models.distributed_run", str(out),
+        "-m", module, str(out), *run_args,
     ]  # fmt: skip
     done = subprocess.run(
         command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
@@ -49,15 +58,17 @@ def test_two_processes_train_what_one_trains(tmp_path: Path) -> None:
     single = load_file(str(tmp_path / "one" / "weights.safetensors"))
     double = load_file(str(tmp_path / "two" / "weights.safetensors"))
     assert single.keys() == double.keys()
-    moved = 0
-    for name, weight in single.items():
-        torch.testing.assert_close(double[name], weight, atol=TOLERANCE, rtol=0, msg=name)
-        moved += int(name.endswith("weight"))
-    assert moved >= 16  # every method's layers, after pre-training and after fine-tuning
+    assert all(w.dtype == torch.float64 for w in single.values())
+    apart = {name: float((double[name] - w).abs().max()) for name, w in single.items()}
+    worst = sorted(apart.items(), key=lambda item: -item[1])[:8]
+    assert worst[0][1] <= TOLERANCE, f"weights apart (largest first; runs in {tmp_path}): {worst}"
+    # every method's layers, after pre-training and after fine-tuning
+    assert sum(name.endswith("weight") for name in single) >= 16
 
 
 def test_the_tolerance_tells_different_training_apart() -> None:
-    """Guard for the test above: one batch seed apart, the weights differ by far more than it."""
+    """Guard for the test above: one batch seed apart, the weights differ by a million times it
+    (9e-3): a data-parallel mistake, which trains on other numbers, cannot hide under it."""
     from models.nets import build_classifier
     from models.pretraining import PretrainConfig, pretrain
     from tests.models.distributed_run import ARCHS
@@ -73,7 +84,7 @@ def test_the_tolerance_tells_different_training_apart() -> None:
             model, torch.from_numpy(data.images), "dae", config, torch.Generator().manual_seed(seed)
         )
         firsts.append(next(iter(model.weight_layers().values())).weight.detach())
-    assert float((firsts[0] - firsts[1]).abs().max()) > 10 * TOLERANCE
+    assert float((firsts[0] - firsts[1]).abs().max()) > 1e6 * TOLERANCE
 
 
 @pytest.mark.parametrize(("total", "size"), [(10, 2), (11, 2), (1, 2), (7, 3)])
