@@ -115,7 +115,8 @@ def infer_routed(
         raise ValidationFailed("parameters.unit must be a string", field="unit")
     model, _ = split_v2_name(name)
     store = experiment_store()
-    the_route = resolve(store, experiment, model, unit or unit_header)
+    # An empty parameters.unit is refused as v1's empty header is, not routed at random.
+    the_route = resolve(store, experiment, model, unit if unit is not None else unit_header)
     current = plane()
 
     def run(variant: str) -> InferenceResult:

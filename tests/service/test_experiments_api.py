@@ -323,6 +323,7 @@ def test_an_experiment_name_no_experiment_can_have_is_refused_naming_the_paramet
         ({"experiment": "a\x00b"}, "experiment"),
         ({"experiment": "x" * 101}, "experiment"),
         ({"experiment": "rbm-vs-random", "unit": "u\x00"}, "unit"),
+        ({"experiment": "rbm-vs-random", "unit": ""}, "unit"),
     ],
 )
 def test_bad_v2_experiment_parameters_are_refused(
