@@ -49,8 +49,8 @@ $(DEV_STAMP): pyproject.toml deploy/constraints.txt | $(BIN)/python
 
 serve: $(TRAIN_STAMP)
 	$(BIN)/headstart build --if-missing
-	@# A busy port is one line from headstart (exit 75), not a make error on top of it.
-	@$(BIN)/headstart serve --host $(HOST) --port $(PORT) || [ $$? -eq 75 ]
+	@# headstart says what went wrong in one line (a busy port exits 75) and make fails with it.
+	@$(BIN)/headstart serve --host $(HOST) --port $(PORT)
 
 test: system-packages lint typecheck pytest
 

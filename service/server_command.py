@@ -13,6 +13,11 @@ GUNICORN_ARGS: tuple[str, ...] = (
 )
 """Everything else comes from ``HEADSTART_*`` variables (see :mod:`service.gunicorn_conf`)."""
 
+_HINT = (
+    "build the default models with `headstart build`, or name another repository with "
+    "--model-repository or HEADSTART_MODEL_REPOSITORY"
+)
+
 
 def gunicorn() -> list[str]:
     """The gunicorn of the Python environment this runs in."""
@@ -23,3 +28,19 @@ def gunicorn() -> list[str]:
 def serve_command() -> list[str]:
     """The whole command that serves the model repository named by the environment."""
     return [*gunicorn(), *GUNICORN_ARGS]
+
+
+def repository_problem(root: Path) -> str | None:
+    """Why the service must not start on ``root`` (missing, not a directory, or holding no
+    model directory), as one line; ``None`` when it may. Every launch path asks this."""
+    shown = root.absolute()
+    try:
+        if not root.exists():
+            return f"model repository {shown} does not exist ({_HINT})"
+        if not root.is_dir():
+            return f"model repository {shown} is not a directory ({_HINT})"
+        if not any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
+            return f"model repository {shown} holds no models ({_HINT})"
+    except OSError as exc:
+        return f"model repository {shown} cannot be read ({exc.strerror})"
+    return None

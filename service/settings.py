@@ -17,8 +17,9 @@ class Settings(BaseSettings):
     model_repository: Path = Path("model_repository")
     """Root of the model repository: ``<root>/<model>/<variant>/{model.onnx, manifest.json}``."""
 
-    host: str = "0.0.0.0"
-    """Address gunicorn binds to."""
+    host: str = "127.0.0.1"
+    """Address gunicorn binds to: loopback unless told otherwise (the container image sets
+    ``0.0.0.0``, as its port is published on purpose)."""
 
     port: int = Field(default=8000, ge=0, le=65535)
     """Port gunicorn binds to; 0 lets the system pick a free one (gunicorn logs which)."""

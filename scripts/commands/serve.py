@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scripts.errors import CommandError
-from service.server_command import serve_command
+from service.server_command import repository_problem, serve_command
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--host",
-        help="address to bind (default: $HEADSTART_HOST or 0.0.0.0; `make serve`: 127.0.0.1)",
+        help="address to bind; 0.0.0.0 faces the network (default: 127.0.0.1; env HEADSTART_HOST)",
     )
     parser.add_argument("--port", type=int, help="port to bind, 0 for any free one (default: 8000)")
     parser.add_argument(
@@ -67,11 +67,9 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         name = str(err["loc"][0]) if err["loc"] else "settings"
         source = f"--{name.replace('_', '-')}" if name in overrides else f"HEADSTART_{name.upper()}"
         raise CommandError(f"{source}: {err['msg']} (got {err.get('input')!r})") from None
-    if not settings.model_repository.is_dir():
-        raise CommandError(
-            f"model repository {settings.model_repository} does not exist or is not a directory "
-            "(build the default models with `headstart build`, or pass --model-repository)"
-        )
+    problem = repository_problem(settings.model_repository)
+    if problem is not None:
+        raise CommandError(problem)
     return settings
 
 
@@ -85,7 +83,7 @@ def serve_environment(settings: Settings, base: dict[str, str]) -> dict[str, str
 
 
 PORT_IN_USE = 75
-"""Exit status for a busy port (EX_TEMPFAIL: try again, or elsewhere); `make serve` knows it."""
+"""Exit status for a busy port (EX_TEMPFAIL: try again, or elsewhere)."""
 
 
 def require_free_port(host: str, port: int) -> None:

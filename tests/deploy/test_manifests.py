@@ -353,6 +353,22 @@ def test_inference_service_environment_and_metrics_agree_with_the_code(routes: s
     assert annotations["prometheus.kserve.io/path"] in routes
 
 
+def _value(container: dict[str, Any], name: str) -> Any:
+    return next((e.get("value") for e in container.get("env", []) if e["name"] == name), None)
+
+
+def test_every_serving_manifest_binds_all_interfaces_itself() -> None:
+    # The service binds loopback unless told, so each place that must be reached from
+    # outside its container says so itself rather than leaning on the image's default.
+    assert Settings.model_fields["host"].default == "127.0.0.1"
+    compose = _one(DEPLOY / "compose.yaml")["services"]["headstart"]
+    assert compose["environment"]["HEADSTART_HOST"] == "0.0.0.0"
+    assert _value(_container(), "HEADSTART_HOST") == "0.0.0.0"
+    assert _value(_predictor(), "HEADSTART_HOST") == "0.0.0.0"
+    runtime = next(stage for stage in dockerfile.stages() if stage.name == "runtime")
+    assert runtime.env()["HEADSTART_HOST"] == "0.0.0.0"
+
+
 # ---- Kubernetes training: the report's shards and torchrun across pods
 
 _TRAINING_TYPES: dict[str, type[BaseModel]] = {

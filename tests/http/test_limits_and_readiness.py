@@ -117,17 +117,27 @@ def test_bad_entry_is_logged_and_skipped_the_rest_serve(
     assert "does not match the manifest's" in text
 
 
+# An empty repository is refused at start (tests/scripts/test_serve_command.py); one whose
+# only model has no usable variant starts, and says it is not ready.
+NO_USABLE_MODEL = (
+    "no usable model in the model repository: tiny/pretrained: variant 'pretrained' is "
+    "missing; tiny/baseline: variant 'baseline' is missing"
+)
+
+
 @pytest.fixture(scope="module")
 def empty_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_server(tmp_path_factory.mktemp("empty-repo")) as url:
+    root = tmp_path_factory.mktemp("empty-repo")
+    (root / "tiny").mkdir()
+    with running_server(root) as url:
         yield url
 
 
-def test_not_ready_without_models(empty_server: str) -> None:
+def test_not_ready_without_usable_models(empty_server: str) -> None:
     ready = requests.get(f"{empty_server}/health/ready", timeout=5)
     assert ready.status_code == 503
     assert ready.json()["status"] == "not_ready"
-    assert ready.json()["reason"] == "no models in the model repository"
+    assert ready.json()["reason"] == NO_USABLE_MODEL
     assert requests.get(f"{empty_server}/health/live", timeout=5).status_code == 200
     for response in (
         requests.get(f"{empty_server}/v1/models", timeout=5),
@@ -135,7 +145,7 @@ def test_not_ready_without_models(empty_server: str) -> None:
             f"{empty_server}/v1/models/tiny/classify", json={"images": ["AA=="]}, timeout=5
         ),
     ):
-        assert _error(response, 503, "not_ready") == "no models in the model repository"
+        assert _error(response, 503, "not_ready") == NO_USABLE_MODEL
 
 
 def test_model_with_one_variant_still_serves_it(tmp_path: Path) -> None:

@@ -346,8 +346,8 @@ def test_a_variant_that_failed_to_load_is_503(limited_server: str) -> None:
         client.close()
 
 
-def test_a_server_without_models_is_not_ready(tmp_path: Path) -> None:
-    (tmp_path / "empty").mkdir()
+def test_a_server_without_usable_models_is_not_ready(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "tiny").mkdir(parents=True)  # a model with no variant in it
     with running_server(tmp_path / "empty") as url:
         client = httpclient.InferenceServerClient(url=url.removeprefix("http://"))
         try:
@@ -355,6 +355,6 @@ def test_a_server_without_models_is_not_ready(tmp_path: Path) -> None:
             assert not client.is_server_ready()
             error = _server_error(lambda: client.get_model_metadata("tiny-pretrained"))
             assert error.status() == "503"
-            assert error.message() == "no models in the model repository"
+            assert error.message().startswith("no usable model in the model repository: ")
         finally:
             client.close()

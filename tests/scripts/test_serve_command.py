@@ -15,6 +15,7 @@ import pytest
 from scripts.cli import build_parser, main
 from scripts.commands.serve import PORT_IN_USE, resolve_settings, serve_environment
 from service.server_command import GUNICORN_ARGS
+from tests.builders import write_repository
 from tests.server import ROOT, running_server
 from tests.system import require
 
@@ -41,15 +42,74 @@ def test_options_override_the_environment(
     assert env["HEADSTART_THREADS"] == "3"  # not given: the environment's value
 
 
-def test_missing_repository_is_one_line_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def _clean_env(**headstart: str) -> dict[str, str]:
+    """This environment without its ``HEADSTART_*`` variables, plus ``headstart``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADSTART_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return {**env, **headstart}
+
+
+def _gunicorn(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The canonical gunicorn command, expected to stop at once."""
+    command = [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS]
+    return subprocess.run(
+        command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("state", ["missing", "empty", "a file"])
+def test_every_launch_path_refuses_a_repository_without_models_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], state: str
 ) -> None:
-    code = main(["serve", "--model-repository", str(tmp_path / "nope")])
-    assert code == 1
+    root = tmp_path / "repo"
+    if state == "empty":
+        (root / ".hidden").mkdir(parents=True)
+    elif state == "a file":
+        root.write_text("not a directory")
+    assert main(["serve", "--model-repository", str(root)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("headstart: error: model repository ")
-    assert "does not exist" in err
+    assert err.startswith(f"headstart: error: model repository {root} ")
+    assert "`headstart build`" in err
     assert err.count("\n") == 1
+    # gunicorn started by hand (the container's command) says exactly the same and stops.
+    done = _gunicorn(_clean_env(HEADSTART_MODEL_REPOSITORY=str(root), HEADSTART_PORT="0"))
+    assert done.returncode == 1
+    assert done.stderr == err
+    assert "Listening at" not in done.stdout + done.stderr
+
+
+def test_gunicorn_names_the_repository_it_was_not_given(tmp_path: Path) -> None:
+    # No HEADSTART_MODEL_REPOSITORY: the default, relative to where gunicorn runs, in full.
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS],
+        check=False,
+        cwd=tmp_path,
+        env=_clean_env(HEADSTART_PORT="0", PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        f"headstart: error: model repository {tmp_path / 'model_repository'} does not exist ("
+    )
+
+
+def test_every_launch_path_binds_loopback_unless_told(repository: Path) -> None:
+    args = build_parser().parse_args(["serve", "--model-repository", str(repository)])
+    env = serve_environment(resolve_settings(args), {})
+    assert env["HEADSTART_HOST"] == "127.0.0.1"
+    # The gunicorn configuration on its own, as the container's command reads it.
+    done = subprocess.run(
+        [sys.executable, "-c", "import service.gunicorn_conf as c; print(c.bind)"],
+        check=True,
+        cwd=ROOT,
+        env=_clean_env(HEADSTART_MODEL_REPOSITORY=str(repository)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout == "127.0.0.1:8000\n"
 
 
 @pytest.mark.parametrize(
@@ -145,10 +205,39 @@ def _make_serve(env: dict[str, str], *args: str) -> str:
     return next(line for line in done.stdout.splitlines() if "headstart serve" in line)
 
 
+def test_make_serve_on_a_busy_port_fails_with_one_line_from_headstart(tmp_path: Path) -> None:
+    require("make", "make")
+    write_repository(tmp_path / "repo", ("mnist",))  # so `build --if-missing` builds nothing
+    env = _clean_env(HEADSTART_MODEL_REPOSITORY=str(tmp_path / "repo"))
+    env = {k: v for k, v in env.items() if k not in ("HOST", "PORT", "MAKEFLAGS")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # -o: take the installed environment as it is, whatever the stamps' times.
+        make = ["make", "--no-print-directory", "-o", ".venv/.train-installed", "serve"]
+        done = subprocess.run(
+            [*make, f"PORT={port}", f"BIN={Path(sys.executable).parent}"],
+            check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode != 0
+    lines = done.stderr.splitlines()
+    assert lines[0] == (
+        f"headstart: error: port {port} on 127.0.0.1 is already in use; choose another with "
+        f"`make serve PORT={port + 1}` or `headstart serve --port {port + 1}`"
+    )
+    assert len(lines) <= 2  # make's own "Error 75" line at most, no traceback
+
+
 def test_make_serve_binds_loopback_and_takes_host_and_port() -> None:
     require("make", "make")
-    assert "serve --host 127.0.0.1 --port 8000 " in _make_serve({})
+    assert _make_serve({}).endswith(" serve --host 127.0.0.1 --port 8000")
     honoured = _make_serve({"HEADSTART_HOST": "0.0.0.0", "HEADSTART_PORT": "9000"})
-    assert "serve --host 0.0.0.0 --port 9000 " in honoured
+    assert honoured.endswith(" serve --host 0.0.0.0 --port 9000")
     chosen = _make_serve({"HEADSTART_PORT": "9000"}, "PORT=8123", "HOST=127.0.0.2")
-    assert "serve --host 127.0.0.2 --port 8123 " in chosen
+    assert chosen.endswith(" serve --host 127.0.0.2 --port 8123")
