@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
 from flask import Flask
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
 
 from service.api.routed import infer_routed
 from service.dataplane import DataPlane
@@ -214,5 +216,54 @@ def _not_supported() -> Any:
     raise NotSupported(triton.LOADING_NOT_SUPPORTED)
 
 
+@dataclass(frozen=True)
+class _Malformed:
+    """What a request's bytes became when they were not the message they had to be."""
+
+    message: str
+    reason: str
+
+
+def _lenient(message: type[Message]) -> Callable[[bytes], Message | _Malformed]:
+    """A deserializer that lets the method answer bytes it cannot parse, instead of gRPC's
+    bare ``INTERNAL`` ("Exception deserializing request!")."""
+
+    def parse(data: bytes) -> Message | _Malformed:
+        try:
+            return message.FromString(data)
+        except DecodeError as exc:
+            return _Malformed(message.DESCRIPTOR.full_name, str(exc))
+
+    return parse
+
+
+def _checked(method: str, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def call(request: Any, context: Any) -> Any:
+        if isinstance(request, _Malformed):
+            metrics.observe(method, "", "", grpc.StatusCode.INVALID_ARGUMENT.name, 0.0)
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the request is not a valid {request.message} message ({request.reason})",
+            )
+        return handler(request, context)
+
+    return call
+
+
 def add_to_server(servicer: InferenceServicer, server: grpc.Server) -> None:
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    """Register every unary method of the service; the streaming one is not offered, so gRPC
+    answers it ``UNIMPLEMENTED``, as it does the methods the servicer leaves to its base."""
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
+        if method.client_streaming or method.server_streaming:
+            continue
+        request = getattr(pb, method.input_type.name)
+        response = getattr(pb, method.output_type.name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            _checked(method.name, getattr(servicer, method.name)),
+            request_deserializer=_lenient(request),
+            response_serializer=response.SerializeToString,
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(metrics.SERVICE, handlers),)
+    )
