@@ -24,10 +24,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     state.attach(app, DataPlane(store, settings, observe=metrics.observe_run))
 
-    from service.api import experiments, health, meta, v1
+    from service.api import experiments, health, meta, query, v1
     from service.v2 import api as v2_api
 
     request_id.init_app(app)
+    query.init_app(app)
     metrics.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(v1.bp)

@@ -28,7 +28,8 @@ class _Schema(BaseModel):
 class DecodeQuery(BaseModel):
     """Query parameters of every endpoint that takes images: how to decode them."""
 
-    # Unknown query parameters are ignored, as HTTP clients and proxies add their own.
+    # Names a route does not take are refused before parsing (service.api.query); the ones
+    # that belong to the body (compare's raw ?label=) pass through here unread.
     model_config = ConfigDict(extra="ignore", use_attribute_docstrings=True)
 
     invert: Literal["auto", "true", "false"] = "auto"

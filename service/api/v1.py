@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel, ValidationError
 
 from service.api import routed
 from service.api.payload import Payload, read_payload
+from service.api.query import parse as _query
 from service.api.schemas import ClassifyQuery, CompareQuery, DecodeQuery, EmbedQuery
 from service.decode import DecodeOptions
-from service.errors import ValidationFailed
 from service.metrics import record_images
 from service.state import plane, settings
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
-
-Q = TypeVar("Q", bound=BaseModel)
 
 
 @bp.get("/models")
@@ -72,17 +67,6 @@ def compare(model: str) -> ResponseReturnValue:
     )
     record_images(len(payload.images))
     return jsonify(answer)
-
-
-def _query(schema: type[Q]) -> Q:
-    try:
-        return schema.model_validate(request.args.to_dict())
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "query"
-        raise ValidationFailed(
-            f"query parameter {field}: {err['msg']} (got {err.get('input')!r})", field=field
-        ) from None
 
 
 def _options(query: DecodeQuery) -> DecodeOptions:
