@@ -193,8 +193,6 @@ def _run_wrk(base_url: str, request: Request, concurrency: int, duration: float)
 
 def _run_python(base_url: str, request: Request, concurrency: int, duration: float) -> LoadResult:
     """Split the connections over one client process per core; start them together."""
-    processes = max(1, min(concurrency, os.cpu_count() or 1))
-    shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
     with tempfile.TemporaryDirectory(prefix="headstart-pyload-") as scratch:
         body = Path(scratch) / "body"
         body.write_bytes(request.body)
@@ -202,35 +200,59 @@ def _run_python(base_url: str, request: Request, concurrency: int, duration: flo
             "url": base_url + request.path,
             "headers": request.headers,
             "body": str(body),
-            "duration": duration,
             "timeout": TIMEOUT_S,
         }
-        clients = [
-            subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.pyclient", json.dumps({**spec, "threads": n})],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                cwd=Path(__file__).resolve().parents[1],
-            )
-            for n in shares
+        return run_clients("benchmarks.pyclient", spec, concurrency, duration)
+
+
+def run_grpc(address: str, message: bytes, concurrency: int, duration: float) -> LoadResult:
+    """Keep ``concurrency`` gRPC channels (one connection each) busy with ``ModelInfer``
+    carrying the serialized request ``message``; the Python client's process layout."""
+    with tempfile.TemporaryDirectory(prefix="headstart-grpcload-") as scratch:
+        body = Path(scratch) / "body"
+        body.write_bytes(message)
+        spec = {"address": address, "body": str(body), "timeout": TIMEOUT_S}
+        return run_clients("benchmarks.grpcclient", spec, concurrency, duration)
+
+
+def run_clients(
+    module: str, spec: dict[str, object], concurrency: int, duration: float
+) -> LoadResult:
+    """Run ``python -m module SPEC`` client processes, one per core, with ``concurrency``
+    connections among them; start them together and merge their reports."""
+    processes = max(1, min(concurrency, os.cpu_count() or 1))
+    shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
+    clients = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                module,
+                json.dumps({**spec, "duration": duration, "threads": n}),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        for n in shares
+    ]
+    try:
+        for client in clients:  # each says "ready" once its connections are open
+            assert client.stdout is not None
+            client.stdout.readline()
+        for client in clients:
+            assert client.stdin is not None
+            client.stdin.write("go\n")
+            client.stdin.flush()
+        outputs = [
+            client.communicate(timeout=duration + 2 * TIMEOUT_S + 30)[0] for client in clients
         ]
-        try:
-            for client in clients:  # each says "ready" once its connections are open
-                assert client.stdout is not None
-                client.stdout.readline()
-            for client in clients:
-                assert client.stdin is not None
-                client.stdin.write("go\n")
-                client.stdin.flush()
-            outputs = [
-                client.communicate(timeout=duration + 2 * TIMEOUT_S + 30)[0] for client in clients
-            ]
-        finally:
-            for client in clients:
-                if client.poll() is None:
-                    client.kill()
-                    client.wait()
+    finally:
+        for client in clients:
+            if client.poll() is None:
+                client.kill()
+                client.wait()
     reports = [json.loads(out) for out in outputs]
     latencies = np.concatenate([np.asarray(r["latencies"], dtype=np.float64) for r in reports])
     return _summarise(

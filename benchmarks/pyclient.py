@@ -14,6 +14,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,8 +56,19 @@ def _worker(
     connection.close()
 
 
+Worker = Callable[
+    [dict[str, Any], bytes, threading.Barrier, threading.Event, list[float], list[int]], None
+]
+"""One connection's loop: spec, body, connected barrier, start event, latencies, failures."""
+
+
 def main(argv: list[str]) -> int:
     """Run the spec in ``argv[1]``; print the JSON report on stdout."""
+    return run_threads(_worker, argv)
+
+
+def run_threads(worker: Worker, argv: list[str]) -> int:
+    """Start ``spec["threads"]`` workers, say ``ready``, wait for ``go``, print the report."""
     spec = json.loads(argv[1])
     body = Path(spec["body"]).read_bytes()
     start = threading.Event()
@@ -65,7 +77,7 @@ def main(argv: list[str]) -> int:
     failures = [[0] for _ in range(spec["threads"])]
     threads = [
         threading.Thread(
-            target=_worker, args=(spec, body, connected, start, latencies[i], failures[i])
+            target=worker, args=(spec, body, connected, start, latencies[i], failures[i])
         )
         for i in range(spec["threads"])
     ]

@@ -94,6 +94,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "classify (at the highest --concurrency up to 8), and 1,000 feedback items in one request"
         ),
     )
+    parser.add_argument(
+        "--grpc",
+        action="store_true",
+        help=(
+            "instead of the scenarios: single-image V2 inference over gRPC against V2 REST "
+            "with binary tensors, in alternating rounds at each --concurrency (Python clients)"
+        ),
+    )
     parser.add_argument("--out", type=Path, metavar="FILE", help="write the report as JSON here")
     parser.set_defaults(func=run)
 
@@ -136,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.experiments:
         return _experiments(args, repository)
+    if args.grpc:
+        return _grpc(args, repository)
     config = BenchConfig(
         repository=repository,
         model=args.model,
@@ -174,6 +184,28 @@ def _experiments(args: argparse.Namespace, repository: Path) -> int:
             tool=loadgen.pick_tool(args.loadgen),
         )
     except (BenchError, FileNotFoundError) as exc:
+        raise CommandError(str(exc)) from None
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _grpc(args: argparse.Namespace, repository: Path) -> int:
+    import json
+
+    from benchmarks import grpc_bench
+    from benchmarks.run import BenchError
+
+    try:
+        result = grpc_bench.run(
+            repository,
+            args.model,
+            duration=args.duration,
+            rounds=args.rounds,
+            concurrency=args.concurrency,
+        )
+    except BenchError as exc:
         raise CommandError(str(exc)) from None
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
