@@ -46,11 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost (sub-)command parser that ``args`` was parsed by."""
+    while True:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        name = getattr(args, actions[0].dest, None) if actions else None
+        if name is None or name not in actions[0].choices:
+            return parser
+        parser = actions[0].choices[name]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the command's own usage, not the top level's (exits 2)
+        chosen(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     args.argv = argv  # what --nproc hands each worker it starts
     if getattr(args, "func", None) is None:
         parser.print_help()

@@ -21,8 +21,8 @@ def add_nproc_option(parser: argparse.ArgumentParser) -> None:
         default=1,
         metavar="N",
         help=(
-            "data-parallel training processes on this machine, started with torch's launcher "
-            "(gloo on CPU, NCCL on GPU; default: 1)"
+            "data-parallel training processes on this machine, started with torch's launcher: "
+            "gloo on CPU, NCCL on GPU (default: 1)"
         ),
     )
 

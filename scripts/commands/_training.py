@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from models import defaults, methods
 from scripts.commands._lists import positive_ints
+from scripts.commands._options import stated
 from scripts.errors import CommandError
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--method",
         default=None,
         metavar="METHOD",
-        help=f"pre-training ({methods.pairs()}; default per arch: {default_methods})",
+        help=f"pre-training, one of {methods.pairs()} (default: per arch, {default_methods})",
     )
 
 
@@ -146,16 +147,25 @@ def add_checkpoint_options(
         )
 
 
-def add_budget_options(parser: argparse.ArgumentParser) -> None:
+def add_pretrain_budget_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pretrain-epochs",
         type=int,
         default=None,
         metavar="N",
-        help="override pre-training epochs",
+        help="pre-training epochs (per layer for the greedy methods) "
+        + stated("the method's, registered in models/methods.py"),
     )
+
+
+def add_finetune_budget_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--max-epochs", type=int, default=None, metavar="N", help="override fine-tuning epochs"
+        "--max-epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most fine-tuning epochs, early stopping on validation loss "
+        + stated("the recipe's, in models/training.py"),
     )
 
 
@@ -241,16 +251,6 @@ def default_repository() -> Path:
     from service.settings import Settings
 
     return Settings().model_repository
-
-
-def add_repository_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model-repository",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="repository root (default: $HEADSTART_MODEL_REPOSITORY or ./model_repository)",
-    )
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from models import defaults
 from scripts.commands import _training as common
 from scripts.commands._launch import add_nproc_option, launch
+from scripts.commands._options import add_repository_option
 
 if TYPE_CHECKING:
     from models.pretraining import PretrainReport
@@ -30,13 +31,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common.add_arch_options(parser)
     common.add_labels_option(parser, defaults.LABELS_PER_CLASS)
     common.add_run_options(parser, seed_default=defaults.SEED)
-    common.add_budget_options(parser)
+    common.add_pretrain_budget_option(parser)
+    common.add_finetune_budget_option(parser)
     parser.add_argument(
         "--name",
         default=defaults.NAME,
         help=f"model name in the repository, no '-' (default: {defaults.NAME})",
     )
-    common.add_repository_option(parser)
+    add_repository_option(parser)
     add_nproc_option(parser)
     parser.add_argument(
         "--if-missing",

@@ -18,7 +18,12 @@ from scripts.errors import CommandError
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "experiments", help="create, inspect and stop online A/B experiments on a running server"
+        "experiments",
+        help="create, inspect and stop online A/B experiments on a running server",
+        description=(
+            "Create, inspect and stop online A/B experiments through a running server's admin "
+            "routes (they need the server's admin token), or check the statistics by simulation."
+        ),
     )
     actions = parser.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
 
@@ -55,19 +60,37 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     create.set_defaults(func=run_create)
 
-    listing = actions.add_parser("list", help="list experiments")
+    listing = actions.add_parser(
+        "list",
+        help="list experiments",
+        description="List every experiment on the server with its model, mode, status and arms.",
+    )
     add_connection_options(listing)
     listing.set_defaults(func=run_list)
 
-    show = actions.add_parser("show", help="an experiment's per-arm results and its verdict")
+    show = actions.add_parser(
+        "show",
+        help="an experiment's per-arm results and its verdict",
+        description=(
+            "Print an experiment's per-arm exposures, feedback and accuracy with intervals, each "
+            "arm against the control, the sample-ratio check and the decision."
+        ),
+    )
     add_connection_options(show)
-    show.add_argument("name")
+    show.add_argument("name", help="the experiment's name")
     show.add_argument("--json", action="store_true", help="print the server's JSON as is")
     show.set_defaults(func=run_show)
 
-    stop = actions.add_parser("stop", help="stop an experiment (its feedback is still accepted)")
+    stop = actions.add_parser(
+        "stop",
+        help="stop an experiment (its feedback is still accepted)",
+        description=(
+            "Stop routing requests through an experiment; feedback on its recorded requests is "
+            "still accepted and its results stay readable."
+        ),
+    )
     add_connection_options(stop)
-    stop.add_argument("name")
+    stop.add_argument("name", help="the experiment's name")
     stop.set_defaults(func=run_stop)
 
     _simulate.register(actions)
@@ -87,11 +110,18 @@ def parse_arm(text: str) -> dict[str, Any]:
 
 
 def run_create(args: argparse.Namespace) -> int:
+    arms = [parse_arm(a) for a in args.arm]
+    if len(arms) < 2:
+        raise CommandError(
+            f"an experiment needs two or more arms, got {len(arms)}: give --arm once per arm, "
+            "e.g. --arm a=baseline --arm b=pretrained",
+            2,
+        )
     body = {
         "name": args.name,
         "model": args.model,
         "mode": args.mode,
-        "arms": [parse_arm(a) for a in args.arm],
+        "arms": arms,
         "alpha": args.alpha,
         "minimum_detectable_effect": args.mde,
     }

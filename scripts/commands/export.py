@@ -6,6 +6,7 @@ import argparse
 
 from models import defaults
 from scripts.commands import _training as common
+from scripts.commands._options import add_repository_option
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=defaults.NAME,
         help=f"model name in the repository, no '-' (default: {defaults.NAME})",
     )
-    common.add_repository_option(parser)
+    add_repository_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common.add_checkpoint_options(parser, reads="pretrain", writes=True)
     common.add_labels_option(parser, None)
     common.add_run_options(parser, seed_default=None)
-    common.add_budget_options(parser)
+    common.add_finetune_budget_option(parser)
     add_nproc_option(parser)
     parser.set_defaults(func=run)
 

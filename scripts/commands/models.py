@@ -6,12 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from scripts.commands._options import add_repository_option
 from service.repository import scan_repository
 from service.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("models", help="inspect the model repository")
+    parser = subparsers.add_parser(
+        "models",
+        help="inspect the model repository",
+        description="Inspect the model repository the service would serve, without serving it.",
+    )
     actions = parser.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser(
         "list",
@@ -21,13 +26,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "reported on stderr with its path and reason; the exit code is 1 if any was found."
         ),
     )
-    listing.add_argument(
-        "--model-repository",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="repository root (default: $HEADSTART_MODEL_REPOSITORY or ./model_repository)",
-    )
+    add_repository_option(listing)
     listing.set_defaults(func=run_list)
 
 

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common.add_model_options(parser)
     common.add_arch_options(parser)
     common.add_run_options(parser, seed_default=defaults.SEED)
-    common.add_budget_options(parser)
+    common.add_pretrain_budget_option(parser)
     common.add_checkpoint_options(parser, writes=True)
     add_nproc_option(parser)
     parser.set_defaults(func=run)

@@ -65,8 +65,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=1,
         metavar="N",
         help=(
-            "torch CPU threads (default: 1; the sweep's small nets gain little from more, "
-            "and lose much on a busy machine)"
+            "torch CPU threads; the sweep's small nets gain little from more, and lose much "
+            "on a busy machine (default: 1)"
         ),
     )
     parallel = parser.add_argument_group("sharing the sweep between processes or machines")

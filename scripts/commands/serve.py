@@ -6,9 +6,9 @@ import argparse
 import errno
 import os
 import socket
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scripts.commands._options import add_repository_option, env_name, stated
 from scripts.errors import CommandError
 from service.server_command import repository_problem, serve_command
 
@@ -21,30 +21,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "serve",
         help="serve the model repository over HTTP (gunicorn)",
         description=(
-            "Serve every model in the repository under gunicorn. Options left out come from "
-            "HEADSTART_* environment variables (see the README's Configuration table)."
+            "Serve every model in the repository under gunicorn, on loopback unless --host says "
+            "otherwise. Options left out come from their HEADSTART_* variables, as does every "
+            "other setting of the service."
         ),
     )
-    parser.add_argument(
-        "--model-repository",
-        type=Path,
-        metavar="DIR",
-        help="repository root (default: $HEADSTART_MODEL_REPOSITORY or ./model_repository)",
-    )
-    parser.add_argument(
-        "--host",
-        help="address to bind; 0.0.0.0 faces the network (default: 127.0.0.1; env HEADSTART_HOST)",
-    )
-    parser.add_argument("--port", type=int, help="port to bind, 0 for any free one (default: 8000)")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        help="worker processes (default: $HEADSTART_WORKERS or 2)",
-    )
-    parser.add_argument(
-        "--threads", type=int, metavar="N", help="request threads per worker (default: 4)"
-    )
+    from service.settings import Settings
+
+    fields = Settings.model_fields
+    add_repository_option(parser)
+
+    def option(name: str, text: str, **kwargs: Any) -> None:
+        default = stated(fields[name].default, env_name(name))
+        parser.add_argument(f"--{name}", help=f"{text} {default}", **kwargs)
+
+    option("host", "address to bind; 0.0.0.0 faces the network")
+    option("port", "port to bind, 0 for any free one", type=int)
+    option("workers", "worker processes", type=int, metavar="N")
+    option("threads", "request threads per worker", type=int, metavar="N")
     parser.set_defaults(func=run)
 
 
