@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from scripts.commands._lists import positive_ints
+from scripts.commands._options import add_repository_option
 from scripts.errors import CommandError
 
 
@@ -21,12 +22,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "images; print the figures, their ratios and the targets, and optionally write JSON."
         ),
     )
-    parser.add_argument(
-        "--model-repository",
-        type=Path,
-        metavar="DIR",
-        help="repository root (default: $HEADSTART_MODEL_REPOSITORY or ./model_repository)",
-    )
+    add_repository_option(parser)
     parser.add_argument(
         "--model", help="model to measure (default: the first in the repository by name)"
     )
@@ -83,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SIZE,WAIT_MS|off",
         help=(
             "dynamic batching to compare with the service as configured, on single-image "
-            "classify and V2 infer (default: 8,0; off skips the comparison)"
+            "classify and V2 infer; off skips the comparison (default: 8,0)"
         ),
     )
     parser.add_argument(
