@@ -124,7 +124,8 @@ RUN headstart models list \
     && ! python -c "import torch" 2>/dev/null
 # The SQLite experiments database, when HEADSTART_DATABASE_URL does not name a shared one.
 VOLUME ["/var/lib/headstart"]
-EXPOSE 8000
+# HTTP (v1, V2 REST, /metrics) and the Open Inference Protocol over gRPC.
+EXPOSE 8000 8001
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "/usr/local/bin/headstart-healthcheck"]
 # gunicorn is PID 1: SIGTERM reaches it directly and it drains in-flight requests

@@ -84,6 +84,8 @@ class Podman:
             *self.limits(),
             "--env=HEADSTART_HOST=127.0.0.1",
             f"--env=HEADSTART_PORT={port}",
+            # Host networking: gRPC takes any free port rather than the shared 8001.
+            "--env=HEADSTART_GRPC_PORT=0",
             *options,
             image,
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from service.app import create_app
+from service.grpc.port import DEFAULT_PORT as GRPC_PORT
 from service.server_command import GUNICORN_ARGS
 from service.settings import Settings
 from tests.deploy import dockerfile
@@ -126,11 +127,12 @@ def test_runtime_user_is_not_root() -> None:
     assert uid.isdigit(), "a numeric uid lets Kubernetes check runAsNonRoot"
 
 
-def test_exposed_port_is_the_settings_default() -> None:
+def test_exposed_ports_are_the_settings_defaults() -> None:
     runtime = _runtime()
     default_port = Settings.model_fields["port"].default
-    assert runtime.last("EXPOSE") == str(default_port)
+    assert runtime.last("EXPOSE") == f"{default_port} {GRPC_PORT}"
     assert runtime.env()["HEADSTART_PORT"] == str(default_port)
+    assert "HEADSTART_GRPC_PORT" not in runtime.env()  # gRPC's default follows the port's
 
 
 def test_environment_names_are_settings_fields() -> None:

@@ -15,6 +15,7 @@ from kubernetes.client import models as k8s
 from pydantic import BaseModel, ValidationError
 
 from service.app import create_app
+from service.grpc.port import DEFAULT_PORT as GRPC_PORT
 from service.settings import Settings
 from tests.builders import write_repository
 from tests.deploy import dockerfile
@@ -51,14 +52,15 @@ def _one(path: Path) -> dict[str, Any]:
     return documents[0]
 
 
-def _by_kind(kind: str) -> dict[str, Any]:
-    """The one serving manifest of ``kind`` (the training ones are checked on their own)."""
+def _by_kind(kind: str, name: str | None = None) -> dict[str, Any]:
+    """The one serving manifest of ``kind`` (the training ones are checked on their own),
+    or of ``kind`` and ``name``."""
     found = [
         doc
         for path in KUBERNETES.rglob("*.yaml")
         if TRAINING not in path.parents
         for doc in _load(path)
-        if doc["kind"] == kind
+        if doc["kind"] == kind and name in (None, doc["metadata"]["name"])
     ]
     assert len(found) == 1, f"{len(found)} {kind} manifests"
     return found[0]
@@ -79,6 +81,7 @@ def test_there_are_manifests_to_check() -> None:
         "kubernetes/pdb.yaml",
         "kubernetes/kustomization.yaml",
         "kubernetes/kserve/inferenceservice.yaml",
+        "kubernetes/kserve/inferenceservice-grpc.yaml",
         "kubernetes/training/kustomization.yaml",
         "kubernetes/training/report-shards.yaml",
         "kubernetes/training/report-assemble.yaml",
@@ -128,7 +131,7 @@ def test_compose_runs_replicas_of_the_image_built_here() -> None:
     assert service["build"]["dockerfile"] == "Dockerfile"
     assert service["image"] == IMAGE
     assert service["deploy"]["replicas"] >= 2
-    assert service["expose"] == [str(PORT)]
+    assert service["expose"] == [str(PORT), str(GRPC_PORT)]
     assert "ports" not in service, "replicas publish no host port; the load balancer does"
     assert set(service["environment"]) <= SETTINGS_VARS, set(service["environment"]) - SETTINGS_VARS
     env = service["environment"]
@@ -158,10 +161,13 @@ def test_compose_images_are_pinned_and_configs_exist() -> None:
 def test_nginx_balances_over_the_service_port() -> None:
     conf = (DEPLOY / "nginx.conf").read_text()
     servers = re.findall(r"^\s*server\s+([\w.-]+):(\d+)\b", conf, flags=re.MULTILINE)
-    assert servers == [("headstart", str(PORT))]
-    body = re.search(r"client_max_body_size\s+(\d+)m;", conf)
-    assert body is not None
-    assert int(body.group(1)) * 1024 * 1024 >= Settings.model_fields["max_body_bytes"].default
+    assert servers == [("headstart", str(PORT)), ("headstart", str(GRPC_PORT))]
+    assert re.search(rf"listen {GRPC_PORT};\s+http2 on;", conf), "gRPC needs an HTTP/2 listener"
+    assert "grpc_pass grpc://headstart_grpc;" in conf
+    sizes = re.findall(r"client_max_body_size\s+(\d+)m;", conf)
+    assert len(sizes) == 2  # HTTP bodies and gRPC messages
+    for size in sizes:
+        assert int(size) * 1024 * 1024 >= Settings.model_fields["max_body_bytes"].default
     read = re.search(r"proxy_read_timeout\s+(\d+)s;", conf)
     assert read is not None
     assert int(read.group(1)) > Settings.model_fields["timeout"].default
@@ -210,9 +216,10 @@ def _container() -> dict[str, Any]:
     return containers[0]
 
 
-def test_deployment_serves_the_settings_port() -> None:
-    (port,) = _container()["ports"]
-    assert port["containerPort"] == PORT
+def test_deployment_serves_the_settings_ports() -> None:
+    http, grpc = _container()["ports"]
+    assert (http["name"], http["containerPort"]) == ("http", PORT)
+    assert (grpc["name"], grpc["containerPort"]) == ("grpc", GRPC_PORT)
     assert _container()["image"] == IMAGE
 
 
@@ -279,8 +286,9 @@ def test_service_selects_the_deployment_pods() -> None:
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert service["spec"]["selector"].items() <= labels.items()
-    (port,) = service["spec"]["ports"]
-    assert port["targetPort"] in {_container()["ports"][0]["name"], PORT}
+    http, grpc = service["spec"]["ports"]
+    assert http["targetPort"] in {_container()["ports"][0]["name"], PORT}
+    assert grpc["targetPort"] in {_container()["ports"][1]["name"], GRPC_PORT}
 
 
 def test_disruption_budget_covers_the_deployment_pods() -> None:
@@ -314,8 +322,8 @@ def test_kustomization_lists_every_plain_kubernetes_manifest() -> None:
 # ---- KServe
 
 
-def _predictor() -> dict[str, Any]:
-    isvc = _by_kind("InferenceService")
+def _predictor(name: str = "headstart") -> dict[str, Any]:
+    isvc = _by_kind("InferenceService", name)
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
     containers: list[dict[str, Any]] = isvc["spec"]["predictor"]["containers"]
     assert len(containers) == 1
@@ -348,9 +356,23 @@ def test_inference_service_environment_and_metrics_agree_with_the_code(routes: s
     assert names <= SETTINGS_VARS, names - SETTINGS_VARS
     (workers,) = [e for e in container["env"] if e["name"] == "HEADSTART_WORKERS"]
     assert workers["valueFrom"]["resourceFieldRef"]["containerName"] == container["name"]
-    annotations = _by_kind("InferenceService")["metadata"]["annotations"]
+    annotations = _by_kind("InferenceService", "headstart")["metadata"]["annotations"]
     assert annotations["prometheus.kserve.io/port"] == str(PORT)
     assert annotations["prometheus.kserve.io/path"] in routes
+
+
+def test_grpc_inference_service_is_a_grpc_v2_predictor_with_grpc_probes() -> None:
+    container = _predictor("headstart-grpc")
+    k8s.V1Container.model_validate(container)
+    assert container["image"] == IMAGE
+    assert _value(container, "PROTOCOL") == "grpc-v2"
+    assert _env_names(container) - {"PROTOCOL"} <= SETTINGS_VARS
+    (port,) = container["ports"]
+    assert (port["name"], port["containerPort"]) == ("h2c", GRPC_PORT)
+    assert int(_value(container, "HEADSTART_GRPC_PORT")) == GRPC_PORT
+    assert _value(container, "HEADSTART_HOST") == "0.0.0.0"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["port"] == GRPC_PORT
 
 
 def _value(container: dict[str, Any], name: str) -> Any:
