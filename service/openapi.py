@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from service.api import schemas
+from service.api import query, schemas
 from service.api.feedback import FeedbackRequest
 from service.decode import MEDIA_TYPES
 from service.experiments.definition import ExperimentSpec
@@ -25,7 +25,10 @@ from service.version import __version__
 _REF = "#/components/schemas/{model}"
 
 _ERRORS: dict[str, str] = {
-    "400": "Malformed body or an image that cannot be decoded (the message says which).",
+    "400": (
+        "Malformed body, an image that cannot be decoded, or a query parameter the route does "
+        "not take (the message says which, and lists the ones it takes)."
+    ),
     "404": "Unknown model or variant (the message lists the known ones).",
     "413": "Body over the size limit, more images than the batch limit, or an image over the pixel limit.",
     "415": "Unsupported content type.",
@@ -43,11 +46,19 @@ _ADMIN_ERRORS: dict[str, str] = {
     "503": "The experiments database could not be opened (the message says why).",
 }
 
-_QUERY_MODELS: dict[str, type[BaseModel]] = {
-    "classify": schemas.ClassifyQuery,
-    "embed": schemas.EmbedQuery,
-    "compare": schemas.CompareQuery,
-}
+TAGS: tuple[dict[str, str], ...] = (
+    {"name": "v1", "description": "Classify, embed and compare images; the models served."},
+    {
+        "name": "V2",
+        "description": "The Open Inference Protocol (KServe V2) with Triton's extensions.",
+    },
+    {"name": "experiments", "description": "Online A/B experiments and their feedback (tokens)."},
+    {"name": "operations", "description": "Probes, metrics, this document and the pages."},
+)
+"""The groups the docs page shows, in order; every operation carries exactly one."""
+
+_ACTIONS = ("classify", "embed", "compare")
+"""The image endpoints, first in the document as they are what the service is for."""
 
 _RESPONSES: dict[str, type[BaseModel]] = {
     "classify": schemas.ClassifyResponse,
@@ -94,7 +105,23 @@ def document() -> dict[str, Any]:
         v2.RepositoryIndex,
     ]
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
-    paths: dict[str, Any] = {
+    paths: dict[str, Any] = {}
+    for action in _ACTIONS:
+        endpoint = f"v1.{action}"
+        paths[f"/v1/models/{{model}}/{action}"] = {
+            "post": {
+                **_operation(
+                    _SUMMARIES[action], _RESPONSES[action].__name__, errors=tuple(_ERRORS)
+                ),
+                "parameters": [
+                    _model_parameter(),
+                    *_query_parameters(query.QUERIES[endpoint]),
+                    *(_body_parameter(name) for name in query.BODY_PARAMETERS.get(endpoint, ())),
+                ],
+                "requestBody": _request_body(action),
+            }
+        }
+    paths |= {
         "/v1/models": {
             "get": _operation(
                 "List every loaded model with its variants.", "ModelList", errors=("503",)
@@ -156,16 +183,7 @@ def document() -> dict[str, Any]:
             )
         },
     }
-    for action, query_model in _QUERY_MODELS.items():
-        paths[f"/v1/models/{{model}}/{action}"] = {
-            "post": {
-                **_operation(
-                    _SUMMARIES[action], _RESPONSES[action].__name__, errors=tuple(_ERRORS)
-                ),
-                "parameters": [_model_parameter(), *_query_parameters(query_model)],
-                "requestBody": _request_body(action),
-            }
-        }
+    _tag(paths)
     spec: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -176,6 +194,7 @@ def document() -> dict[str, Any]:
                 "model with its randomly initialised baseline."
             ),
         },
+        "tags": list(TAGS),
         "paths": paths,
         "components": {
             "schemas": defs["$defs"],
@@ -184,6 +203,39 @@ def document() -> dict[str, Any]:
     }
     rendered: dict[str, Any] = _markdown_descriptions(spec)
     return rendered
+
+
+def tag_of(path: str) -> str:
+    """The group of the operations under ``path``."""
+    if path.startswith("/v2"):
+        return "V2"
+    if path.startswith(("/v1/experiments", "/v1/feedback", "/experiments")):
+        return "experiments"
+    if path.startswith("/v1/"):
+        return "v1"
+    return "operations"
+
+
+def _tag(paths: dict[str, Any]) -> None:
+    """Give every operation its group, and order the paths by group (stable within one)."""
+    order = [t["name"] for t in TAGS]
+    for path, operations in paths.items():
+        for operation in operations.values():
+            operation["tags"] = [tag_of(path)]
+    ranked = sorted(paths.items(), key=lambda item: order.index(tag_of(item[0])))
+    paths.clear()
+    paths.update(ranked)
+
+
+def _body_parameter(name: str) -> dict[str, Any]:
+    """A query parameter that belongs to the body's form: a raw image's label."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": "With a raw image body: its true label (class index or name).",
+        "schema": {"type": "string"},
+    }
 
 
 def _admin(

@@ -10,14 +10,13 @@ import json
 import sys
 
 from headstart_client import Client
-from headstart_client.api.default import (
-    get_health_ready,
-    get_v1_models,
+from headstart_client.api.operations import get_health_ready
+from headstart_client.api.v1 import get_v1_models, post_v1_models_model_classify
+from headstart_client.api.v2 import (
     get_v2,
     get_v2_models_name,
     get_v2_models_name_config,
     get_v2_models_stats,
-    post_v1_models_model_classify,
     post_v2_models_name_infer,
     post_v2_repository_index,
 )

@@ -10,10 +10,13 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import requests
 from numpy.typing import NDArray
 from PIL import Image
 
@@ -41,13 +44,25 @@ CHROMIUM_ARGS = [
 ]
 
 
+# What the page must say of each variant: read from these manifest fields, so the numbers
+# are ones no page could know without asking GET /v1/models.
+TRAINING = {
+    "pretrained": {"num_unlabeled": 4321, "num_labeled": 70, "labels_per_class": 7},
+    "baseline": {"num_unlabeled": 0, "num_labeled": 70, "labels_per_class": 7},
+}
+ACCURACY = {"pretrained": 0.8125, "baseline": 0.75}
+
+
 def _framed_repository(root: Path) -> Path:
     """The tiny models, their manifests saying their training images were MNIST-framed."""
     write_repository(root)
     for path in root.glob(f"*/*/{MANIFEST_FILE}"):
         manifest = parse_manifest(path.read_text(encoding="utf-8"))
         spec = manifest.input.model_copy(update={"framing": MNIST_FRAMING})
-        manifest.model_copy(update={"input": spec}).write(path.parent)
+        training = manifest.training.model_copy(update=TRAINING[manifest.variant])
+        metrics = manifest.test_metrics.model_copy(update={"accuracy": ACCURACY[manifest.variant]})
+        update = {"input": spec, "training": training, "test_metrics": metrics}
+        manifest.model_copy(update=update).write(path.parent)
     return root
 
 
@@ -74,6 +89,147 @@ def _ink_box_and_centre(pixels: NDArray[np.uint8]) -> tuple[int, float, float]:
     cy = float((ink.sum(axis=1) * steps).sum() / ink.sum())
     cx = float((ink.sum(axis=0) * steps).sum() / ink.sum())
     return int(side), cy, cx
+
+
+@contextmanager
+def _page(tmp_path: Path, problems: list[str]) -> Iterator[Any]:
+    """A fresh Chromium page; console errors, page errors and HTTP errors go to ``problems``."""
+    chromium = require("chromium", "chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),  # a new, empty user-data dir
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_ARGS,
+        )
+        try:
+            page = context.new_page()
+            page.on(
+                "console",
+                lambda m: (
+                    problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+                ),
+            )
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on(
+                "response",
+                lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+            )
+            yield page
+        finally:
+            context.close()
+
+
+def _boxes(page: Any) -> dict[str, Any]:
+    """Where the pad and every control sit."""
+    names = ("#pad", "#file", "#clear", "#model", "#variant", "#classify", "#compare")
+    return {name: page.locator(name).bounding_box() for name in names}
+
+
+def _api_error(server: str, data: bytes, filename: str) -> str:
+    """The error message the API itself gives for ``data`` sent as a multipart file."""
+    response = requests.post(
+        f"{server}/v1/models/tiny/classify",
+        params={"variant": "pretrained", "top_k": "5", "include_input": "true"},
+        files={"image": (filename, data)},
+        timeout=10,
+    )
+    error = response.json()["error"]
+    return f"{response.status_code} {error['code']}: {error['message']}"
+
+
+def test_files_the_browser_cannot_draw_go_to_the_service_as_they_are(
+    server: str, tmp_path: Path
+) -> None:
+    tiff = tmp_path / "digit.tif"
+    Image.fromarray(255 - mnist()[0][0]).resize((112, 112)).save(tiff, format="TIFF")
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image at all\n")
+    problems: list[str] = []
+    with _page(tmp_path, problems) as page:
+        page.goto(server + "/")
+        page.wait_for_function("document.getElementById('model').options.length > 0")
+
+        # A TIFF: Chromium draws no preview, says so, and the service classifies the file.
+        page.set_input_files("#file", str(tiff))
+        page.wait_for_function(PAD_HOLDS_FILE)
+        assert "No preview" in page.inner_text("#note")
+        page.click("#classify")
+        page.wait_for_selector("#seen")
+        assert "pad is empty" not in page.inner_text("#out")
+        expected = decode_image(tiff.read_bytes(), FRAMED_SPEC, DecodeOptions())[0]
+        np.testing.assert_array_equal(_shown(page), expected)
+
+        # A text file: sent as it is, and the service's own error message is shown.
+        page.set_input_files("#file", str(text))
+        page.wait_for_function(PAD_HOLDS_FILE)
+        page.click("#classify")
+        page.wait_for_selector("#error")
+        assert page.inner_text("#error") == _api_error(server, text.read_bytes(), "notes.txt")
+    # The one failed request is the text file's (which the browser logs as well).
+    assert [p.split("?")[0] for p in problems] == [
+        f"400 {server}/v1/models/tiny/classify",
+        (
+            "console error: Failed to load resource: the server responded with a status of "
+            "400 (BAD REQUEST)"
+        ),
+    ]
+
+
+def test_the_controls_stay_put_and_each_variant_is_described(server: str, tmp_path: Path) -> None:
+    problems: list[str] = []
+    with _page(tmp_path, problems) as page:
+        page.goto(server + "/")
+        page.wait_for_function("document.getElementById('model').options.length > 0")
+        page.wait_for_selector("#about-baseline")
+        assert page.inner_text("#about-pretrained") == (
+            "pretrained is pre-trained (dae) on 4,321 unlabeled images, then fine-tuned on "
+            "70 labels (7 per class); test accuracy 81.3% on 10 held-out images."
+        )
+        assert page.inner_text("#about-baseline") == (
+            "baseline starts from random weights, then is fine-tuned on 70 labels "
+            "(7 per class); test accuracy 75.0% on 10 held-out images."
+        )
+        assert page.locator('a[href="/experiments"]').count() == 1
+
+        before = _boxes(page)
+        box = before["#pad"]
+        page.mouse.move(box["x"] + 100, box["y"] + 60)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 140, box["y"] + 220, steps=8)
+        page.mouse.up()
+        page.click("#compare")
+        page.wait_for_selector("#out .label")
+        assert _boxes(page) == before
+        page.click("#classify")
+        page.wait_for_selector("#label")
+        assert _boxes(page) == before
+        page.set_viewport_size({"width": 420, "height": 900})  # a phone: one column
+        narrow = _boxes(page)
+        page.click("#compare")
+        page.wait_for_selector("#out .label")
+        assert _boxes(page) == narrow
+    assert problems == []
+
+
+def test_the_docs_page_groups_operations_with_classify_first(server: str, tmp_path: Path) -> None:
+    problems: list[str] = []
+    with _page(tmp_path, problems) as page:
+        page.goto(server + "/docs")
+        page.wait_for_selector("#ops section details")
+        sections = page.eval_on_selector_all("#ops > section", "s => s.map((e) => e.id)")
+        assert sections == ["tag-v1", "tag-V2", "tag-experiments", "tag-operations"]
+        first = page.eval_on_selector_all(
+            "#tag-v1 details > summary", "s => s.slice(0, 3).map((e) => e.textContent)"
+        )
+        assert first == [
+            "post/v1/models/{model}/classify",
+            "post/v1/models/{model}/embed",
+            "post/v1/models/{model}/compare",
+        ]
+    assert problems == []
 
 
 def test_draw_upload_classify_compare_and_clear(server: str, tmp_path: Path) -> None:

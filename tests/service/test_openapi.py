@@ -139,3 +139,28 @@ def test_the_experiment_routes_are_documented_with_their_token() -> None:
         "FeedbackRequest"
     )
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_operations_are_grouped_by_tag_with_the_image_endpoints_first() -> None:
+    doc = document()
+    names = [t["name"] for t in doc["tags"]]
+    assert names == ["v1", "V2", "experiments", "operations"]
+    seen: list[str] = []
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            (tag,) = operation["tags"]
+            assert tag in names, f"{method} {path}: {tag}"
+            seen.append(tag)
+    assert seen == sorted(seen, key=names.index), "paths are not in tag order"
+    assert list(doc["paths"])[:3] == [
+        "/v1/models/{model}/classify",
+        "/v1/models/{model}/embed",
+        "/v1/models/{model}/compare",
+    ]
+
+
+def test_compare_documents_the_raw_body_label() -> None:
+    post = document()["paths"]["/v1/models/{model}/compare"]["post"]
+    assert "label" in {p["name"] for p in post["parameters"]}
+    classify = document()["paths"]["/v1/models/{model}/classify"]["post"]
+    assert "label" not in {p["name"] for p in classify["parameters"]}
