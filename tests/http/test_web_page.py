@@ -233,9 +233,6 @@ def test_the_docs_page_groups_operations_with_classify_first(server: str, tmp_pa
 
 
 def test_draw_upload_classify_compare_and_clear(server: str, tmp_path: Path) -> None:
-    chromium = require("chromium", "chromium")
-    from playwright.sync_api import sync_playwright
-
     digit_file = tmp_path / "digit.png"
     page_picture = Image.new("L", (800, 600), 240)
     ink = Image.fromarray(mnist()[0][0]).resize((200, 200), Image.Resampling.BICUBIC)
@@ -246,88 +243,67 @@ def test_draw_upload_classify_compare_and_clear(server: str, tmp_path: Path) -> 
 
     problems: list[str] = []
     classify_calls: list[str] = []
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),  # a new, empty user-data dir
-            executable_path=chromium,
-            headless=True,
-            args=CHROMIUM_ARGS,
+    with _page(tmp_path, problems) as page:
+        page.on(
+            "request",
+            lambda r: classify_calls.append(r.url) if "/v1/models/" in r.url else None,
         )
-        try:
-            page = context.new_page()
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
-                ),
-            )
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on(
-                "response",
-                lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None,
-            )
-            page.on(
-                "request",
-                lambda r: classify_calls.append(r.url) if "/v1/models/" in r.url else None,
-            )
-            page.goto(server + "/")
-            page.wait_for_function("document.getElementById('model').options.length > 0")
+        page.goto(server + "/")
+        page.wait_for_function("document.getElementById('model').options.length > 0")
 
-            # An empty pad is refused in the page, with a hint, and sends nothing.
-            page.click("#classify")
-            assert "pad is empty" in page.inner_text("#hint")
-            assert classify_calls == []
+        # An empty pad is refused in the page, with a hint, and sends nothing.
+        page.click("#classify")
+        assert "pad is empty" in page.inner_text("#hint")
+        assert classify_calls == []
 
-            # A small 7 drawn in the top-left corner of the pad, with mouse strokes.
-            box = page.locator("#pad").bounding_box()
-            assert box is not None
-            x0, y0 = box["x"], box["y"]
-            page.mouse.move(x0 + 20, y0 + 20)
-            page.mouse.down()
-            for x, y in ((50, 20), (80, 20), (65, 50), (50, 80), (40, 100)):
-                page.mouse.move(x0 + x, y0 + y, steps=5)
-            page.mouse.up()
-            page.click("#classify")
-            page.wait_for_selector("#seen")
-            assert page.inner_text("#label").strip()
-            side, cy, cx = _ink_box_and_centre(_shown(page))
-            # The corner drawing reached the model fitted into 20x20 and centred by mass.
-            assert side in (19, 20, 21)
-            assert abs(cy - 14) <= 1.0
-            assert abs(cx - 14) <= 1.0
+        # A small 7 drawn in the top-left corner of the pad, with mouse strokes.
+        box = page.locator("#pad").bounding_box()
+        assert box is not None
+        x0, y0 = box["x"], box["y"]
+        page.mouse.move(x0 + 20, y0 + 20)
+        page.mouse.down()
+        for x, y in ((50, 20), (80, 20), (65, 50), (50, 80), (40, 100)):
+            page.mouse.move(x0 + x, y0 + y, steps=5)
+        page.mouse.up()
+        page.click("#classify")
+        page.wait_for_selector("#seen")
+        assert page.inner_text("#label").strip()
+        side, cy, cx = _ink_box_and_centre(_shown(page))
+        # The corner drawing reached the model fitted into 20x20 and centred by mass.
+        assert side in (19, 20, 21)
+        assert abs(cy - 14) <= 1.0
+        assert abs(cx - 14) <= 1.0
 
-            page.click("#compare")
-            page.wait_for_selector("#out .label")
-            assert len(page.query_selector_all("#out .label")) == 2
-            assert "Jensen" in page.inner_text("#out")
-            page.wait_for_selector("#seen")
+        page.click("#compare")
+        page.wait_for_selector("#out .label")
+        assert len(page.query_selector_all("#out .label")) == 2
+        assert "Jensen" in page.inner_text("#out")
+        page.wait_for_selector("#seen")
 
-            # An uploaded PNG is sent as it is: the page shows exactly what the service made of it.
-            page.set_input_files("#file", str(digit_file))
-            page.wait_for_function(PAD_HOLDS_FILE)
-            page.click("#classify")
-            page.wait_for_function(
-                "document.getElementById('out').textContent.includes('(pretrained)')"
-            )
-            expected = decode_image(digit_file.read_bytes(), FRAMED_SPEC, DecodeOptions())[0]
-            np.testing.assert_array_equal(_shown(page), expected)
-            page.screenshot(path=str(tmp_path / "web-page.png"), full_page=True)
+        # An uploaded PNG is sent as it is: the page shows exactly what the service made of it.
+        page.set_input_files("#file", str(digit_file))
+        page.wait_for_function(PAD_HOLDS_FILE)
+        page.click("#classify")
+        page.wait_for_function(
+            "document.getElementById('out').textContent.includes('(pretrained)')"
+        )
+        expected = decode_image(digit_file.read_bytes(), FRAMED_SPEC, DecodeOptions())[0]
+        np.testing.assert_array_equal(_shown(page), expected)
+        page.screenshot(path=str(tmp_path / "web-page.png"), full_page=True)
 
-            # Clear empties the pad, the answer and the file input.
-            page.click("#clear")
-            assert page.eval_on_selector("#file", "e => e.value") == ""
-            assert page.inner_text("#out") == ""
-            page.click("#classify")
-            assert "pad is empty" in page.inner_text("#hint")
+        # Clear empties the pad, the answer and the file input.
+        page.click("#clear")
+        assert page.eval_on_selector("#file", "e => e.value") == ""
+        assert page.inner_text("#out") == ""
+        page.click("#classify")
+        assert "pad is empty" in page.inner_text("#hint")
 
-            # A blank picture reaches the service, which says so; the page passes it on.
-            page.set_input_files("#file", str(blank_file))
-            page.wait_for_function(PAD_HOLDS_FILE)
-            page.click("#classify")
-            page.wait_for_selector("#hint")
-            assert "No digit found" in page.inner_text("#hint")
-            page.screenshot(path=str(tmp_path / "web-page-blank.png"), full_page=True)
-        finally:
-            context.close()
+        # A blank picture reaches the service, which says so; the page passes it on.
+        page.set_input_files("#file", str(blank_file))
+        page.wait_for_function(PAD_HOLDS_FILE)
+        page.click("#classify")
+        page.wait_for_selector("#hint")
+        assert "No digit found" in page.inner_text("#hint")
+        page.screenshot(path=str(tmp_path / "web-page-blank.png"), full_page=True)
     assert problems == []
     print(f"screenshots: {tmp_path / 'web-page.png'}, {tmp_path / 'web-page-blank.png'}")
