@@ -123,7 +123,12 @@ def decode_batch(
     before any image is decoded; the others are charged image by image. Between images the
     request's deadline is checked (:mod:`service.deadline`), so an abandoned request stops.
     """
-    declared = sum(_png_pixels(data) for data in images)
+    declared = 0
+    for i, data in enumerate(images):
+        width, height = _png_size(data)
+        if width * height > options.max_pixels:
+            raise _over_image_limit(i, width, height, options.max_pixels)
+        declared += width * height
     if declared > options.max_request_pixels:
         raise PayloadTooLarge(
             f"images: the request's {len(images)} images declare {declared} pixels, over the "
@@ -138,12 +143,20 @@ def decode_batch(
     return batch
 
 
-def _png_pixels(data: bytes) -> int:
-    """The pixels a PNG's header declares (0 for anything else: Pillow's open tells later)."""
+def _png_size(data: bytes) -> tuple[int, int]:
+    """The width and height a PNG's header declares ((0, 0) for anything else: Pillow's open
+    tells those later)."""
     if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
-        return 0
+        return 0, 0
     width, height = struct.unpack_from(">II", data, 16)
-    return int(width) * int(height)
+    return int(width), int(height)
+
+
+def _over_image_limit(index: int, width: int, height: int, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"image {index} is {width}x{height} = {width * height} pixels, over the limit of {limit}",
+        image=index,
+    )
 
 
 def _decode_with_pillow(
@@ -171,11 +184,7 @@ def _decode_with_pillow(
     if image.format == "JPEG":
         _check_scans(data, options.max_jpeg_scans, where, index)
     if width * height > options.max_pixels:
-        raise PayloadTooLarge(
-            f"{where} is {width}x{height} = {width * height} pixels, over the limit of "
-            f"{options.max_pixels}",
-            image=index,
-        )
+        raise _over_image_limit(index, width, height, options.max_pixels)
     if budget is not None:
         budget.charge(width * height, index)
     try:

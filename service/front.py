@@ -5,7 +5,12 @@ never a thread), then a bounded pool of real threads runs the app, where decodin
 ONNX Runtime release the GIL and never stall the event loop. Around that:
 
 - a body over ``max_body_bytes`` is 413, whatever its transfer encoding (chunked bodies
-  have no length to check up front, so they are counted as they are read);
+  have no length to check up front, so they are counted as they are read), and the
+  connection closes after the answer: the rest of the body is never read;
+- a body that stalls for ``body_timeout`` seconds, or arrives slower on average than
+  ``min_body_rate`` once its first ``body_timeout`` seconds are over, is 408 and its
+  connection closed, so a client cannot hold a buffer by stopping halfway;
+- ``Expect: 100-continue`` is answered only when the body is going to be read;
 - when every thread is busy and ``max_queue`` requests already wait, a request is 503
   with ``Retry-After`` at once, rather than waiting without bound;
 - a request not answered within ``request_timeout`` seconds of its body's arrival, waiting
@@ -59,6 +64,8 @@ class Limits:
     request_timeout: float
     max_body_bytes: int
     keepalive_requests: int
+    body_timeout: float = 10.0
+    min_body_rate: float = 16 * 1024.0
 
 
 @dataclass
@@ -86,6 +93,8 @@ class Front:
             return self.app(environ, start_response)
         refusal = self._buffer_body(environ)
         if refusal is not None:
+            # The rest of the body is never read: the connection closes after the answer.
+            _close_after(start_response)
             return _error(start_response, environ, *refusal)
         if self.in_flight >= self.limits.threads + self.limits.max_queue:
             return _error(
@@ -138,14 +147,15 @@ class Front:
         served = self.served.get(connection, 0) + 1
         self.served[connection] = served
         if served >= self.limits.keepalive_requests:
-            # gunicorn drops a Connection header set by the app; its response object, whose
-            # method start_response is, closes the connection after this response instead.
-            close = getattr(getattr(start_response, "__self__", None), "force_close", None)
-            if close is not None:
-                close()
+            _close_after(start_response)
 
     def _buffer_body(self, environ: Environ) -> tuple[int, str, str] | None:
-        """Read the body into memory; a reason to refuse the request, or ``None``."""
+        """Read the body into memory; a reason to refuse the request, or ``None``.
+
+        A body declared or found over the limit is refused without reading the rest, and so
+        is one that stalls for ``body_timeout`` seconds or arrives slower, on average, than
+        ``min_body_rate`` bytes a second once its first ``body_timeout`` seconds are over.
+        """
         limit = self.limits.max_body_bytes
         length = environ.get("CONTENT_LENGTH") or None
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
@@ -157,11 +167,24 @@ class Front:
             except ValueError:
                 return 400, "bad_request", f"Content-Length {length!r} is not a number"
             if declared > limit:
-                return None  # the app refuses it by its length, without reading it
+                return 413, "payload_too_large", _too_large(limit)
+        _send_continue(environ)
         stream = environ["wsgi.input"]
         parts: list[bytes] = []
         size = 0
-        while chunk := stream.read(min(_READ_SIZE, limit + 1 - size)):
+        patience, rate = self.limits.body_timeout, self.limits.min_body_rate
+        started = last = time.monotonic()
+        while True:
+            # Wait for the next bytes until the body stalls too long or falls behind the rate.
+            wait = min(last + patience, started + patience + size / rate) - time.monotonic()
+            try:
+                with gevent.Timeout(max(wait, 0.0)):
+                    chunk = stream.read(min(_READ_SIZE, limit + 1 - size))
+            except gevent.Timeout:
+                return 408, "body_timeout", _too_slow(size, patience, rate)
+            if not chunk:
+                break
+            last = time.monotonic()
             parts.append(chunk)
             size += len(chunk)
             if size > limit:
@@ -207,6 +230,39 @@ def _too_large(limit: int) -> str:
     return f"request body is over the limit of {limit} bytes"
 
 
+def _too_slow(received: int, patience: float, rate: float) -> str:
+    return (
+        f"the request body stalled after {received} bytes: send it without pauses over "
+        f"{patience:g} s and at {rate:g} bytes/s or more on average"
+    )
+
+
+def _close_after(start_response: StartResponse) -> None:
+    """Have gunicorn close the connection after this response, unread body and all.
+
+    gunicorn drops a Connection header set by the app; its response object, whose method
+    start_response is, closes the connection instead of reading on to the next request.
+    """
+    close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+    if close is not None:
+        close()
+
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def _send_continue(environ: Environ) -> None:
+    """Tell a client waiting on ``Expect: 100-continue`` to send its body, now that it will
+    be read (the worker keeps gunicorn from saying so before the front has looked)."""
+    if (
+        environ.get("HTTP_EXPECT", "").lower() == "100-continue"
+        and environ.get("SERVER_PROTOCOL") == "HTTP/1.1"
+    ):
+        connection = environ.get("gunicorn.socket")
+        if connection is not None:
+            connection.sendall(_CONTINUE)
+
+
 def _error(
     start_response: StartResponse,
     environ: Environ,
@@ -235,6 +291,7 @@ def _error(
 
 _REASONS = {
     400: "Bad Request",
+    408: "Request Timeout",
     413: "Content Too Large",
     503: "Service Unavailable",
     504: "Gateway Timeout",

@@ -55,8 +55,9 @@ SHADOW_DROPPED = Counter(
 )
 REFUSALS = Counter(
     "headstart_front_refusals",
-    "Requests the worker's front answered itself, before the app saw them: 413 (body too "
-    "large), 503 (overloaded) and 504 (timed out), by status and error code.",
+    "Requests the worker's front answered itself, before the app saw them: 408 (body too "
+    "slow), 413 (body too large), 503 (overloaded) and 504 (timed out), by status and error "
+    "code.",
     ["status", "code"],
 )
 

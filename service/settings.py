@@ -60,7 +60,16 @@ class Settings(BaseSettings):
     """ONNX Runtime intra-op threads per session; keep workers x ort_threads <= cores."""
 
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    """Largest request body accepted; larger ones get 413."""
+    """Largest request body accepted; larger ones get 413 and their connection is closed
+    without reading the rest."""
+
+    body_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a request body may pause; one that stalls longer gets 408 and its connection
+    is closed, so a client that stops halfway holds no buffer."""
+
+    min_body_rate: float = Field(default=16 * 1024.0, gt=0)
+    """Slowest average rate, in bytes a second, a request body may arrive at once its first
+    ``body_timeout`` seconds are over; slower ones get 408 (a 16 MiB body may take 17 min)."""
 
     max_image_pixels: int = Field(default=16_000_000, ge=1)
     """Largest decoded image (width x height); larger ones, decompression bombs included, get 413."""

@@ -52,8 +52,16 @@ class ServiceWorker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no ty
                 request_timeout=settings.request_timeout,
                 max_body_bytes=settings.max_body_bytes,
                 keepalive_requests=settings.keepalive_requests,
+                body_timeout=settings.body_timeout,
+                min_body_rate=settings.min_body_rate,
             ),
         )
+
+    def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
+        # gunicorn answers "100 Continue" as soon as it has the headers, before the front
+        # could refuse the body (413 by its length, say); the front says it when it reads.
+        req._expected_100_continue = False
+        return super().handle_request(listener_name, req, sock, addr)
 
 
 def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:

@@ -181,3 +181,70 @@ def test_the_app_runs_under_the_requests_deadline() -> None:
     gevent.sleep(0.4)
     assert seen == [False, True]
     assert not deadline.passed()  # the event loop's thread has no deadline of its own
+
+
+def test_a_body_declared_over_the_limit_is_413_and_its_connection_closed_unread() -> None:
+    app = Echo()
+    stream = io.BytesIO(b"x" * 1000)
+    response, _ = _call(Front(app, LIMITS), CONTENT_LENGTH="1000", **{"wsgi.input": stream})
+    assert response.status == "413 Content Too Large"
+    assert response.closed
+    assert stream.tell() == 0
+    assert app.seen == []
+
+
+def test_a_chunked_body_over_the_limit_closes_its_connection() -> None:
+    response, _ = _call(
+        Front(Echo(), LIMITS), body=b"x" * 101, CONTENT_LENGTH="", HTTP_TRANSFER_ENCODING="chunked"
+    )
+    assert response.status == "413 Content Too Large"
+    assert response.closed
+
+
+class Stalling(io.RawIOBase):
+    """A body that sends ``first`` and then nothing more, like a client that stopped."""
+
+    def __init__(self, first: bytes) -> None:
+        self.first = first
+
+    def read(self, size: int = -1) -> bytes:
+        if self.first:
+            out, self.first = self.first, b""
+            return out
+        gevent.sleep(30)
+        return b""
+
+
+def test_a_body_that_stalls_is_408_and_its_connection_closed() -> None:
+    app = Echo()
+    limits = Limits(**{**LIMITS.__dict__, "body_timeout": 0.1})
+    started = time.monotonic()
+    response, body = _call(
+        Front(app, limits), CONTENT_LENGTH="100", **{"wsgi.input": Stalling(b"x" * 50)}
+    )
+    assert time.monotonic() - started < 5
+    assert response.status == "408 Request Timeout"
+    assert response.closed
+    assert "stalled after 50 bytes" in json.loads(body)["error"]["message"]
+    assert app.seen == []
+
+
+class Trickling(io.RawIOBase):
+    """A body that sends one byte every ``interval`` seconds, never pausing long."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+
+    def read(self, size: int = -1) -> bytes:
+        gevent.sleep(self.interval)
+        return b"x"
+
+
+def test_a_body_slower_than_the_minimum_rate_is_408() -> None:
+    limits = Limits(**{**LIMITS.__dict__, "body_timeout": 0.2, "min_body_rate": 100.0})
+    started = time.monotonic()
+    response, _ = _call(
+        Front(Echo(), limits), CONTENT_LENGTH="100", **{"wsgi.input": Trickling(0.05)}
+    )
+    assert response.status == "408 Request Timeout"
+    assert time.monotonic() - started < 5
