@@ -372,3 +372,32 @@ def test_feedback_text_the_database_cannot_store_is_422_naming_the_item(
         "/v1/feedback", json={"items": [{"request_id": "r1", "label": "x" * 200}]}, headers=FEEDBACK
     )
     assert fine.status_code == 200, fine.get_json()
+
+
+def test_a_million_feedback_items_are_refused_before_the_body_is_parsed(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.api import feedback
+
+    parsed: list[int] = []
+    real = feedback.FeedbackRequest.model_validate_json
+
+    def spy(data: Any, **kwargs: Any) -> Any:
+        parsed.append(len(data))
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(feedback.FeedbackRequest, "model_validate_json", spy)
+    body = b'{"items": [' + b",".join([b"{}"] * 1_000_000) + b"]}"
+    response = client.post(
+        "/v1/feedback", data=body, content_type="application/json", headers=FEEDBACK
+    )
+    assert response.status_code == 422
+    assert response.get_json()["error"]["field"] == "items"
+    assert "1000000 objects" in response.get_json()["error"]["message"]
+    assert parsed == []
+    # Braces inside strings are not items: 10,000 items with braces in their labels pass.
+    items = [{"request_id": f"r{i}", "label": "{{}}"} for i in range(10_000)]
+    fine = client.post("/v1/feedback", json={"items": items}, headers=FEEDBACK)
+    assert fine.status_code == 200, fine.get_json()
+    assert fine.get_json()["unknown"] == 10_000
+    assert len(parsed) == 1
