@@ -19,6 +19,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from service.server_command import GUNICORN_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +75,26 @@ def running_server(
             yield url
         finally:
             _stop(process)
+
+
+def grpc_address(log: Path, timeout: float = 60.0) -> str:
+    """The gRPC address a server's log names, once the standard health check says SERVING."""
+    match = re.search(r"gRPC at: (\S+)", log.read_text())
+    assert match, f"no gRPC address in the log:\n{log.read_text()}"
+    address = match.group(1)
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        check = health_pb2_grpc.HealthStub(channel).Check
+        while True:
+            try:
+                answer = check(health_pb2.HealthCheckRequest(), timeout=5, wait_for_ready=True)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return address
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise
+            assert time.monotonic() < deadline, f"gRPC at {address} is not serving"
+            time.sleep(0.05)
 
 
 def _wait_until_live(process: subprocess.Popen[bytes], log: Path, timeout: float) -> str:

@@ -17,8 +17,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from tests.adversarial.conftest import PRODUCTION, Server
 from tests.builders import write_repository
-from tests.compat.conftest import grpc_address
-from tests.server import running_server
+from tests.server import grpc_address, running_server
 
 pytestmark = pytest.mark.system
 

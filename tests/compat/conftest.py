@@ -1,17 +1,13 @@
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.builders import write_repository
-from tests.server import running_server
+from tests.server import grpc_address, running_server
 
 
 @pytest.fixture(scope="package")
@@ -41,26 +37,6 @@ ADMIN = "t-compat-admin"
 def compat_grpc(compat_server: str, compat_log: Path) -> str:
     """``host:port`` of ``compat_server``'s gRPC service, once it answers health checks."""
     return grpc_address(compat_log)
-
-
-def grpc_address(log: Path, timeout: float = 60.0) -> str:
-    """The gRPC address a server's log names, once the standard health check says SERVING."""
-    match = re.search(r"gRPC at: (\S+)", log.read_text())
-    assert match, f"no gRPC address in the log:\n{log.read_text()}"
-    address = match.group(1)
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
-        check = health_pb2_grpc.HealthStub(channel).Check
-        while True:
-            try:
-                answer = check(health_pb2.HealthCheckRequest(), timeout=5, wait_for_ready=True)
-                if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                    return address
-            except grpc.RpcError:
-                if time.monotonic() > deadline:
-                    raise
-            assert time.monotonic() < deadline, f"gRPC at {address} is not serving"
-            time.sleep(0.05)
 
 
 @pytest.fixture(scope="package")

@@ -13,8 +13,7 @@ import pytest
 from service.grpc.port import DEFAULT_PORT, PORT_IN_USE, PortInUse, reserve, wanted_port
 from service.settings import Settings
 from tests.builders import write_repository
-from tests.compat.conftest import grpc_address
-from tests.server import ServerFailed, running_server
+from tests.server import ServerFailed, grpc_address, running_server
 
 
 def test_the_port_follows_the_http_port_unless_set() -> None:

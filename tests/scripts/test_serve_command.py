@@ -180,6 +180,7 @@ def test_gunicorn_on_a_busy_port_leaves_no_metrics_folder(repository: Path, tmp_
             HEADSTART_MODEL_REPOSITORY=str(repository),
             HEADSTART_HOST="127.0.0.1",
             HEADSTART_PORT=str(taken.getsockname()[1]),
+            HEADSTART_GRPC_PORT="0",  # not 8001, which another server may hold
         )
         gunicorn = [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS]
         done = subprocess.run(
