@@ -68,6 +68,14 @@ class Limits:
     min_body_rate: float = 16 * 1024.0
 
 
+class ChunkTooLarge(Exception):
+    """A chunk of a chunked body declares more bytes than a whole body may have."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
 @dataclass
 class _Reply:
     """A response produced in a pool thread, handed back to the connection's greenlet."""
@@ -182,6 +190,8 @@ class Front:
                     chunk = stream.read(min(_READ_SIZE, limit + 1 - size))
             except gevent.Timeout:
                 return 408, "body_timeout", _too_slow(size, patience, rate)
+            except ChunkTooLarge as chunk_over:
+                return 413, "payload_too_large", _too_large(limit, chunk_over.size)
             if not chunk:
                 break
             last = time.monotonic()
@@ -226,7 +236,9 @@ def _run_app(app: WsgiApp, environ: Environ) -> _Reply:
     return _Reply(captured[0], captured[1], body)
 
 
-def _too_large(limit: int) -> str:
+def _too_large(limit: int, chunk: int | None = None) -> str:
+    if chunk is not None:
+        return f"request body has a chunk of {chunk} bytes, over the limit of {limit} bytes"
     return f"request body is over the limit of {limit} bytes"
 
 

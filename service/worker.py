@@ -18,9 +18,10 @@ from typing import Any
 
 from gevent import monkey
 from gunicorn import util
+from gunicorn.http import body
 from gunicorn.workers.ggevent import GeventWorker
 
-from service.front import Front, Limits
+from service.front import ChunkTooLarge, Front, Limits
 from service.settings import Settings
 
 
@@ -44,6 +45,7 @@ class ServiceWorker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no ty
         _return_large_buffers_to_the_system()
         super().load_wsgi()
         settings = Settings()
+        _refuse_chunks_over(settings.max_body_bytes)
         self.wsgi: Any = Front(
             self.wsgi,
             Limits(
@@ -58,10 +60,45 @@ class ServiceWorker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no ty
         )
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
+        if tuple(req.version) not in _VERSIONS:
+            # gunicorn takes any HTTP/1.x and would answer in that version's name.
+            major, minor = req.version
+            write_json_error(
+                sock,
+                505,
+                "HTTP Version Not Supported",
+                f"HTTP/{major}.{minor} is not supported; send HTTP/1.1 or HTTP/1.0",
+            )
+            raise StopIteration  # gunicorn's way to close the connection
         # gunicorn answers "100 Continue" as soon as it has the headers, before the front
         # could refuse the body (413 by its length, say); the front says it when it reads.
         req._expected_100_continue = False
         return super().handle_request(listener_name, req, sock, addr)
+
+
+_VERSIONS = ((1, 0), (1, 1))
+
+
+def _refuse_chunks_over(limit: int) -> None:
+    """Have gunicorn's chunked reader raise :class:`ChunkTooLarge` for a chunk over ``limit``.
+
+    It would otherwise wait for all of a chunk that declares, say, 2**64 bytes, and the front
+    could only refuse the body once the bytes it counts went over.
+    """
+    parse = body.ChunkedReader.parse_chunk_size
+    if getattr(parse, "headstart_limit", None) == limit:
+        return
+    original = getattr(parse, "headstart_original", parse)
+
+    def parse_chunk_size(self: Any, unreader: Any, data: Any = None) -> Any:
+        size, rest = original(self, unreader, data)
+        if size > limit:
+            raise ChunkTooLarge(size)
+        return size, rest
+
+    parse_chunk_size.headstart_limit = limit  # type: ignore[attr-defined]
+    parse_chunk_size.headstart_original = original  # type: ignore[attr-defined]
+    body.ChunkedReader.parse_chunk_size = parse_chunk_size
 
 
 def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:

@@ -79,17 +79,28 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
         raise UnsupportedMediaType(
             f"Content-Encoding {encoding!r} is not supported (use gzip, deflate or none)"
         )
-    inflater = zlib.decompressobj(wbits)
-    try:
-        # max_length bounds the output, so a small "zip bomb" cannot fill the memory.
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise BadRequest(f"body is not valid {encoding} data ({exc})") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
-    if not inflater.eof:
-        raise BadRequest(f"{encoding} body is truncated")
-    return out
+    # A gzip body may be several members, each a whole gzip stream (RFC 1952): all are read.
+    pieces: list[bytes] = []
+    size = 0
+    data = body
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            # max_length bounds the output, so a small "zip bomb" cannot fill the memory.
+            piece = inflater.decompress(data, limit + 1 - size)
+        except zlib.error as exc:
+            raise BadRequest(f"body is not valid {encoding} data ({exc})") from None
+        pieces.append(piece)
+        size += len(piece)
+        if size > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
+        if not inflater.eof:
+            raise BadRequest(f"{encoding} body is truncated")
+        data = inflater.unused_data
+        if not data:
+            return b"".join(pieces)
+        if encoding != "gzip":
+            raise BadRequest(f"{encoding} body has {len(data)} bytes after the end of its data")
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryview]:

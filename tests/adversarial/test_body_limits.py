@@ -205,3 +205,16 @@ def test_bodies_that_stop_halfway_give_their_memory_back(tmp_path: Path) -> None
     assert answered == [408] * 24
     for pid, before in idle.items():
         assert after[pid] < before + 60, (pid, before, after[pid])
+
+
+@pytest.mark.parametrize("size", [b"ffffffffffffffff", b"f" * 40, b"1000001"])
+def test_a_chunk_declared_over_the_limit_is_413_at_once(body_server: Server, size: bytes) -> None:
+    """Not a wait for bytes that never come: the chunk's size alone is over the limit."""
+    with _connect(body_server) as conn:
+        conn.sendall(f"{HEAD}Transfer-Encoding: chunked\r\n\r\n".encode() + size + b"\r\nabc")
+        status, received = _status(conn)
+        conn.settimeout(CLOSED_WITHIN_S)
+        while chunk := conn.recv(65536):
+            received += chunk
+    assert status == 413, received[:300]
+    assert b"request body has a chunk of" in received

@@ -217,3 +217,17 @@ def test_huge_integer_parameters_are_shown_cut_short() -> None:
 def test_encode_response_never_writes_nan() -> None:
     with pytest.raises(ValueError, match="not JSON compliant"):
         codec.encode_response({"parameters": {"p": float("nan")}}, [])
+
+
+def test_every_member_of_a_gzip_body_is_read() -> None:
+    body = gzip.compress(b'{"inputs": ') + gzip.compress(b"[]}")
+    assert codec.decompress(body, "gzip", limit=1000) == b'{"inputs": []}'
+    with pytest.raises(PayloadTooLarge):
+        codec.decompress(gzip.compress(b"a" * 600) * 2, "gzip", limit=1000)
+    with pytest.raises(BadRequest, match="not valid gzip"):
+        codec.decompress(gzip.compress(b"abc") + b"trailing", "gzip", limit=1000)
+
+
+def test_data_after_a_deflate_stream_is_refused() -> None:
+    with pytest.raises(BadRequest, match="3 bytes after the end"):
+        codec.decompress(zlib.compress(b"abc") + b"xyz", "deflate", limit=1000)
