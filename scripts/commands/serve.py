@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="serve the model repository over HTTP (gunicorn)",
+        help="serve the model repository over HTTP and gRPC (gunicorn; gRPC on port 8001)",
         description=(
             "Serve every model in the repository under gunicorn, on loopback unless --host says "
             "otherwise. Options left out come from their HEADSTART_* variables, as does every "
