@@ -4,6 +4,7 @@ experiment-routed request, and the standard gRPC health protocol."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import grpc
@@ -226,3 +227,21 @@ def test_standard_health_protocol(compat_grpc: str) -> None:
         with pytest.raises(grpc.RpcError) as caught:
             check(health_pb2.HealthCheckRequest(service="nope"), timeout=10)
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_the_asyncio_client(compat_grpc: str, compat_server: str, pixels: np.ndarray) -> None:
+    import tritonclient.grpc.aio as aioclient
+
+    async def calls() -> tuple[bool, np.ndarray]:
+        client = aioclient.InferenceServerClient(url=compat_grpc)
+        try:
+            image = aioclient.InferInput("image", list(pixels.shape), "UINT8")
+            image.set_data_from_numpy(pixels)
+            result = await client.infer(MODEL, [image])
+            return await client.is_model_ready(MODEL), result.as_numpy("probabilities")
+        finally:
+            await client.close()
+
+    ready, probabilities = asyncio.run(calls())
+    assert ready
+    np.testing.assert_array_equal(probabilities, _http_probabilities(compat_server, pixels))
