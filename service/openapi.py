@@ -37,6 +37,7 @@ _ERRORS: dict[str, str] = {
 }
 
 _ADMIN_ERRORS: dict[str, str] = {
+    "400": "Malformed JSON body (the message says where).",
     "401": "No bearer token, or a wrong one (WWW-Authenticate: Bearer).",
     "403": "The route is off: no token is configured (the message says which variable to set).",
     "404": "Unknown experiment (the message lists the existing ones).",
@@ -271,7 +272,7 @@ def _experiment_paths() -> dict[str, Any]:
             "post": _admin(
                 "Create an experiment: arms (variant, weight), mode split or shadow, alpha, "
                 "minimum detectable effect (admin token).",
-                (*auth, "409", "415", "422"),
+                (*auth, "400", "409", "415", "422"),
                 status="201",
                 body="ExperimentSpec",
             ),
@@ -299,7 +300,7 @@ def _experiment_paths() -> dict[str, Any]:
                 "Record what happened after routed requests: a label or an outcome per "
                 "request id; unknown ids are reported per item; the latest value wins "
                 "(feedback or admin token).",
-                (*auth, "415", "422"),
+                (*auth, "400", "415", "422"),
                 body="FeedbackRequest",
             )
         },

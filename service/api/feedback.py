@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from service.api.auth import require_feedback
 from service.api.json_body import read_json
@@ -27,14 +36,34 @@ MAX_LABEL = 200
 """Longest label stored (the feedback table's column), a class index written out included."""
 
 
+_LABEL_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "integer"},
+        {"type": "string", "maxLength": MAX_LABEL, "pattern": _NO_NUL},
+        {"type": "null"},
+    ]
+}
+"""The label's schema with the limits :meth:`FeedbackEntry._storable` checks."""
+
+
 class FeedbackEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # A label, an outcome or both: what _something checks, as the document says it.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["label"], "properties": {"label": {"not": {"type": "null"}}}},
+                {"required": ["outcome"], "properties": {"outcome": {"not": {"type": "null"}}}},
+            ]
+        },
+    )
 
     request_id: str = Field(min_length=1, max_length=128, pattern=_NO_NUL)
     """The X-Request-ID of the routed request."""
-    label: int | str | None = None
+    # Strict: JSON's true and false are neither a class index nor an outcome.
+    label: StrictInt | StrictStr | None = Field(default=None, json_schema_extra=_LABEL_SCHEMA)
     """The true class (its name, or the class index written as a number)."""
-    outcome: float | None = Field(default=None, allow_inf_nan=False)
+    outcome: float | None = Field(default=None, allow_inf_nan=False, strict=True)
     """Any number measuring what happened (a click, revenue, a rating)."""
 
     @field_validator("label")
@@ -83,6 +112,13 @@ def _at_most_max_items(body: bytes) -> None:
             f"{MAX_ITEMS} items per request; send the rest in another request",
             field="items",
         )
+
+
+@bp.after_request
+def _challenge(response: Response) -> Response:
+    if response.status_code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="headstart"'
+    return response
 
 
 @bp.post("/v1/feedback")

@@ -8,10 +8,11 @@ response against them (``extra="forbid"``, so any drift fails a test).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.experiments.definition import NAME_PATTERN
 from service.manifest import InputSpec, Pretraining, TestMetrics, TrainingData
 from service.naming import DEFAULT_VARIANT
 
@@ -43,7 +44,7 @@ class ClassifyQuery(DecodeQuery):
 
     variant: str = DEFAULT_VARIANT
     """``pretrained`` or ``baseline``."""
-    experiment: str | None = None
+    experiment: str | None = Field(default=None, pattern=NAME_PATTERN)
     """A running experiment on this model: its arm for the ``X-Experiment-Unit`` picks the
     variant (do not send ``variant`` too); the request and its answer are recorded."""
     top_k: int = Field(default=5, ge=1, le=1000)
@@ -56,7 +57,7 @@ class EmbedQuery(DecodeQuery):
     """Query parameters of ``embed``."""
 
     variant: str = DEFAULT_VARIANT
-    experiment: str | None = None
+    experiment: str | None = Field(default=None, pattern=NAME_PATTERN)
     """As for ``classify``."""
     normalize: bool = False
     """Scale each embedding to unit L2 length."""
@@ -72,7 +73,7 @@ class CompareQuery(DecodeQuery):
 class ImagesRequest(_Schema):
     """``application/json`` body of every POST endpoint."""
 
-    images: list[str] = Field(min_length=1)
+    images: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
     """Base64-encoded image files (PNG, JPEG, WebP, BMP, GIF, TIFF); a ``data:`` URL prefix is allowed."""
     labels: list[int | str] | None = None
     """True labels, one per image (class index or class name); ``compare`` uses them."""

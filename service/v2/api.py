@@ -83,6 +83,8 @@ def repository_index() -> ResponseReturnValue:
     body = request.get_json(silent=True, force=True) if request.get_data() else {}
     if not isinstance(body, dict):
         raise BadRequest('repository index request must be a JSON object such as {"ready": true}')
+    if unknown := sorted(set(body) - {"ready"}):
+        raise BadRequest(f"repository index request: unknown fields {unknown}; it takes 'ready'")
     ready = body.get("ready", False)
     if not isinstance(ready, bool):
         raise BadRequest(f"repository index: 'ready' must be true or false, got {ready!r}")
@@ -115,12 +117,44 @@ _ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _LOAD = re.compile(r"/v2/repository/models/[^/]+/(load|unload)")
 
 
-@bp.route("/", methods=_ANY_METHOD, defaults={"rest": ""})
+# Without a trailing slash too: PUT /v2 is 405 (the metadata route takes GET), not a
+# redirect to /v2/ and a 404 there.
+@bp.route("/", methods=_ANY_METHOD, defaults={"rest": ""}, strict_slashes=False)
 @bp.route("/<path:rest>", methods=_ANY_METHOD)
 def unknown(rest: str) -> ResponseReturnValue:
     """Name the methods a V2 path takes, or say there is no such V2 endpoint."""
     if request.method == "POST" and _LOAD.fullmatch(request.path):
         raise NotSupported(triton.LOADING_NOT_SUPPORTED)
+    allowed = _allowed_methods()
+    if allowed:
+        raise MethodNotAllowed(
+            valid_methods=allowed,
+            description=f"{request.method} is not allowed on {request.path} (use {', '.join(allowed)})",
+        )
+    raise RouteNotFound(f"no V2 endpoint {request.path}")
+
+
+@bp.before_app_request
+def _options() -> ResponseReturnValue | None:
+    """Answer OPTIONS on a V2 path (probes too) with the methods its own route takes.
+
+    Werkzeug's automatic answer lists the methods of every rule that matches the path, and
+    the catch-all above matches them all, so it would advertise PUT, PATCH and DELETE.
+    """
+    if request.method != "OPTIONS" or not (request.path + "/").startswith("/v2/"):
+        return None
+    allowed = _allowed_methods()
+    if not allowed:
+        raise RouteNotFound(f"no V2 endpoint {request.path}")
+    if "GET" in allowed:
+        allowed.append("HEAD")
+    response = current_app.response_class(status=200)
+    response.headers["Allow"] = ", ".join([*allowed, "OPTIONS"])
+    return response
+
+
+def _allowed_methods() -> list[str]:
+    """The methods (of GET and POST) that a V2 route other than the catch-all takes here."""
     adapter = current_app.url_map.bind_to_environ(request.environ)
     allowed = []
     for method in ("GET", "POST"):
@@ -128,11 +162,6 @@ def unknown(rest: str) -> ResponseReturnValue:
             endpoint, _ = adapter.match(request.path, method=method)
         except HTTPException:
             continue
-        if endpoint != request.endpoint:
+        if endpoint != "v2.unknown":
             allowed.append(method)
-    if allowed:
-        raise MethodNotAllowed(
-            valid_methods=allowed,
-            description=f"{request.method} is not allowed on {request.path} (use {', '.join(allowed)})",
-        )
-    raise RouteNotFound(f"no V2 endpoint {request.path}")
+    return allowed
