@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from models import defaults, methods
 from scripts.commands._lists import positive_ints
 from scripts.commands._options import stated
+from scripts.commands._progress import LOG_FORMAT
 from scripts.errors import CommandError
 
 if TYPE_CHECKING:
@@ -222,11 +223,7 @@ def configure_logging() -> None:
     """One log line per epoch on stderr, unless the host application set up logging."""
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     elif root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
 

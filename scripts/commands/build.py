@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models import defaults
+from scripts.commands import _progress as progress
 from scripts.commands import _training as common
 from scripts.commands._launch import add_nproc_option, launch
 from scripts.commands._options import add_repository_option
@@ -66,7 +67,13 @@ def run(args: argparse.Namespace) -> int:
 
     with common.training_world(config) as world:
         prepared = load_data(config)
-        result = run_experiment(config, prepared=prepared)
+        stages = progress.plan(
+            config,
+            pool=len(prepared.splits.pool),
+            labeled=config.labels_per_class * prepared.data.num_classes,
+        )
+        with progress.reporting(stages, config.arch, announce=world.main):
+            result = run_experiment(config, prepared=prepared)
         if not world.main:
             return 0  # rank 0 evaluates, exports and reports; the others are done
     rows = []
