@@ -11,6 +11,9 @@ ONNX Runtime release the GIL and never stall the event loop. Around that:
   ``min_body_rate`` once its first ``body_timeout`` seconds are over, is 408 and its
   connection closed, so a client cannot hold a buffer by stopping halfway;
 - ``Expect: 100-continue`` is answered only when the body is going to be read;
+- a body that would take the body bytes the worker holds (bodies being read, and those of
+  requests not done yet) over ``max_buffered_bytes`` is 503 with ``Retry-After`` and its
+  connection closed, so many large bodies at once cannot grow a worker without bound;
 - when every thread is busy and ``max_queue`` requests already wait, a request is 503
   with ``Retry-After`` at once, rather than waiting without bound;
 - a request not answered within ``request_timeout`` seconds of its body's arrival, waiting
@@ -53,6 +56,8 @@ _INLINE_PREFIXES = ("/health/", "/v2/health/", "/metrics")
 """Cheap routes answered on the event loop: probes must answer under load."""
 
 _READ_SIZE = 64 * 1024
+_SPAWNED = "headstart.spawned"
+"""Set in the environ once a pool thread has the request (and will release its body)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class Limits:
     keepalive_requests: int
     body_timeout: float = 10.0
     min_body_rate: float = 16 * 1024.0
+    max_buffered_bytes: int = 64 * 1024 * 1024
 
 
 class ChunkTooLarge(Exception):
@@ -93,26 +99,35 @@ class Front:
         self.limits = limits
         self.pool = ThreadPool(limits.threads)
         self.in_flight = 0  # touched by greenlets of one event loop only: no lock needed
+        self.buffered = 0
+        """Body bytes held now: bodies being read, and those of requests not yet done."""
         self.served: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith(_INLINE_PREFIXES):
             return self.app(environ, start_response)
-        refusal = self._buffer_body(environ)
+        refusal, held = self._buffer_body(environ)
         if refusal is not None:
             # The rest of the body is never read: the connection closes after the answer.
             _close_after(start_response)
             return _error(start_response, environ, *refusal)
+        try:
+            reply = self._run(environ, held)
+        except _NotRun as not_run:
+            return _error(start_response, environ, *not_run.args)
+        finally:
+            if not environ.get(_SPAWNED):
+                self.buffered -= held  # else its thread's end releases them
+        start_response(reply.status, reply.headers)
+        self._count(environ, start_response)
+        return [reply.body]
+
+    def _run(self, environ: Environ, held: int) -> _Reply:
+        """Run the request in a pool thread, which releases the body's ``held`` bytes when it
+        is done; :class:`_NotRun` when it was not answered, for want of a thread or of time."""
         if self.in_flight >= self.limits.threads + self.limits.max_queue:
-            return _error(
-                start_response,
-                environ,
-                503,
-                "overloaded",
-                "the server is at capacity; retry after a second",
-                [("Retry-After", "1")],
-            )
+            raise _NotRun(*_OVERLOADED)
         # Counted until its thread is done, not until its client is answered: a request
         # answered 504 still holds its thread, and the queue must not forget it.
         self.in_flight += 1
@@ -121,31 +136,33 @@ class Front:
         # while every thread is busy, and a deadline started after it would not hold.
         timer = gevent.Timeout(self.limits.request_timeout)
         timer.start()
-        task = None
         try:
             task = self.pool.spawn(_run, self.app, environ, deadline)
-            task.rawlink(self._finished)
+        except gevent.Timeout as expired:
+            if expired is not timer:
+                raise
+            self.in_flight -= 1  # it never reached a thread
+            timer.close()
+            raise _NotRun(504, "timeout", self._too_late()) from None
+        environ[_SPAWNED] = True
+        task.rawlink(lambda _: self._finished(held))
+        try:
             reply: _Reply = task.get()
         except gevent.Timeout as expired:
             if expired is not timer:
                 raise
-            if task is None:
-                self.in_flight -= 1  # it never reached a thread
-            return _error(
-                start_response,
-                environ,
-                504,
-                "timeout",
-                f"the request took over {self.limits.request_timeout:g} s and was abandoned",
-            )
+            raise _NotRun(504, "timeout", self._too_late()) from None
         finally:
             timer.close()
-        start_response(reply.status, reply.headers)
-        self._count(environ, start_response)
-        return [reply.body]
+        return reply
 
-    def _finished(self, task: Any) -> None:
-        self.in_flight -= 1  # called on the event loop when the pool thread is done
+    def _too_late(self) -> str:
+        return f"the request took over {self.limits.request_timeout:g} s and was abandoned"
+
+    def _finished(self, held: int) -> None:
+        """Called on the event loop when the pool thread is done with a request."""
+        self.in_flight -= 1
+        self.buffered -= held
 
     def _count(self, environ: Environ, start_response: StartResponse) -> None:
         """Close the connection once it has carried ``keepalive_requests`` responses."""
@@ -157,32 +174,52 @@ class Front:
         if served >= self.limits.keepalive_requests:
             _close_after(start_response)
 
-    def _buffer_body(self, environ: Environ) -> tuple[int, str, str] | None:
-        """Read the body into memory; a reason to refuse the request, or ``None``.
+    def _buffer_body(self, environ: Environ) -> tuple[_Refusal | None, int]:
+        """Read the body into memory: a reason to refuse the request (or ``None``), and the
+        bytes now held for it in :attr:`buffered` (none when it is refused).
 
         A body declared or found over the limit is refused without reading the rest, and so
         is one that stalls for ``body_timeout`` seconds or arrives slower, on average, than
-        ``min_body_rate`` bytes a second once its first ``body_timeout`` seconds are over.
+        ``min_body_rate`` bytes a second once its first ``body_timeout`` seconds are over,
+        and one that would take the bytes the worker holds over ``max_buffered_bytes``.
         """
         limit = self.limits.max_body_bytes
         length = environ.get("CONTENT_LENGTH") or None
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         if length is None and not chunked:
-            return None
+            return None, 0
         if length is not None and not chunked:
             try:
                 declared = int(length)
             except ValueError:
-                return 400, "bad_request", f"Content-Length {length!r} is not a number"
+                return (400, "bad_request", f"Content-Length {length!r} is not a number"), 0
             if declared > limit:
-                return 413, "payload_too_large", _too_large(limit)
+                return (413, "payload_too_large", _too_large(limit)), 0
         _send_continue(environ)
-        stream = environ["wsgi.input"]
-        parts: list[bytes] = []
-        size = 0
+        sink = io.BytesIO()
+        try:
+            refusal = self._read_into(environ["wsgi.input"], sink)
+        except BaseException:
+            self.buffered -= sink.tell()
+            raise
+        size = sink.tell()
+        if refusal is not None:
+            self.buffered -= size
+            return refusal, 0
+        sink.seek(0)
+        environ["wsgi.input"] = sink
+        environ["CONTENT_LENGTH"] = str(size)
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ["wsgi.input_terminated"] = False
+        return None, size
+
+    def _read_into(self, stream: Any, sink: io.BytesIO) -> _Refusal | None:
+        """Copy the body into ``sink``, counting it in :attr:`buffered` as it arrives."""
+        limit = self.limits.max_body_bytes
         patience, rate = self.limits.body_timeout, self.limits.min_body_rate
         started = last = time.monotonic()
         while True:
+            size = sink.tell()
             # Wait for the next bytes until the body stalls too long or falls behind the rate.
             wait = min(last + patience, started + patience + size / rate) - time.monotonic()
             try:
@@ -193,18 +230,29 @@ class Front:
             except ChunkTooLarge as chunk_over:
                 return 413, "payload_too_large", _too_large(limit, chunk_over.size)
             if not chunk:
-                break
+                return None
+            if self.buffered + len(chunk) > self.limits.max_buffered_bytes:
+                return _OVERLOADED
             last = time.monotonic()
-            parts.append(chunk)
-            size += len(chunk)
-            if size > limit:
+            sink.write(chunk)
+            self.buffered += len(chunk)
+            if size + len(chunk) > limit:
                 return 413, "payload_too_large", _too_large(limit)
-        body = b"".join(parts)
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        environ.pop("HTTP_TRANSFER_ENCODING", None)
-        environ["wsgi.input_terminated"] = False
-        return None
+
+
+_Refusal = tuple[int, str, str] | tuple[int, str, str, list[tuple[str, str]]]
+"""Status, error code, message and extra headers of an answer the front gives itself."""
+
+_OVERLOADED: _Refusal = (
+    503,
+    "overloaded",
+    "the server is at capacity; retry after a second",
+    [("Retry-After", "1")],
+)
+
+
+class _NotRun(Exception):
+    """The request was answered without (or before) its thread: the args are a refusal."""
 
 
 def _run(app: WsgiApp, environ: Environ, deadline: float) -> _Reply:

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     """Largest request body accepted; larger ones get 413 and their connection is closed
     without reading the rest."""
 
+    max_buffered_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Most request-body bytes one worker holds at once (bodies being read, and those of
+    requests not done yet); a body that would go over gets 503 with ``Retry-After`` and its
+    connection is closed."""
+
     body_timeout: float = Field(default=10.0, gt=0)
     """Seconds a request body may pause; one that stalls longer gets 408 and its connection
     is closed, so a client that stops halfway holds no buffer."""

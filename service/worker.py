@@ -56,6 +56,7 @@ class ServiceWorker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no ty
                 keepalive_requests=settings.keepalive_requests,
                 body_timeout=settings.body_timeout,
                 min_body_rate=settings.min_body_rate,
+                max_buffered_bytes=settings.max_buffered_bytes,
             ),
         )
 

@@ -93,7 +93,9 @@ def test_eight_concurrent_wide_json_bodies_keep_memory_bounded(server: Server) -
     elapsed = time.monotonic() - started
     peaks = [peak_rss_mib(pid) for pid in server.workers()]
     print(f"8 x {len(body)} bytes -> {statuses} in {elapsed:.2f}s, worker peaks {peaks} MiB")
-    assert statuses == [413] * 8
+    # A body that would take a worker's held bodies over its budget is 503 instead.
+    assert set(statuses) <= {413, 503}
+    assert 413 in statuses
     assert max(peaks) < RSS_CEILING_MIB
 
 

@@ -248,3 +248,36 @@ def test_a_body_slower_than_the_minimum_rate_is_408() -> None:
     )
     assert response.status == "408 Request Timeout"
     assert time.monotonic() - started < 5
+
+
+def test_bodies_over_the_workers_buffer_budget_are_503_and_released_when_done() -> None:
+    app = Echo(delay=0.3)
+    limits = Limits(**{**LIMITS.__dict__, "threads": 2, "max_queue": 2, "max_buffered_bytes": 150})
+    front = Front(app, limits)
+    first = gevent.spawn(_call, front, body=b"x" * 100)
+    gevent.sleep(0.05)
+    assert front.buffered == 100  # held while its thread runs
+    refused, _ = _call(front, body=b"y" * 100)
+    assert refused.status == "503 Service Unavailable"
+    assert refused.headers["Retry-After"] == "1"
+    assert refused.closed
+    assert front.buffered == 100
+    assert first.get(timeout=5)[0].status == "200 OK"
+    gevent.sleep(0.05)
+    assert front.buffered == 0
+    assert _call(front, body=b"z" * 100)[0].status == "200 OK"
+    assert front.buffered == 0
+
+
+def test_a_refused_or_timed_out_body_releases_what_it_held() -> None:
+    limits = Limits(**{**LIMITS.__dict__, "body_timeout": 0.1})
+    front = Front(Echo(), limits)
+    _call(front, CONTENT_LENGTH="100", **{"wsgi.input": Stalling(b"x" * 50)})
+    assert front.buffered == 0
+    _call(front, body=b"x" * 101, CONTENT_LENGTH="", HTTP_TRANSFER_ENCODING="chunked")
+    assert front.buffered == 0
+    slow = Front(Echo(delay=0.3), Limits(**{**LIMITS.__dict__, "request_timeout": 0.05}))
+    assert _call(slow, body=b"x" * 10)[0].status.startswith("504")
+    assert slow.buffered == 10  # its thread still has the body
+    gevent.sleep(0.4)
+    assert slow.buffered == 0
