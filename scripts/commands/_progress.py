@@ -34,7 +34,7 @@ SECONDS_PER_EPOCH = 0.3
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 """The command line's log format (``scripts.commands._training.configure_logging``)."""
 
-HEARTBEAT_SECONDS = 60.0
+HEARTBEAT_SECONDS = 300.0
 """Off a terminal, a long stage still shows its latest epoch this often, so a log never
 goes quiet for a whole stage."""
 
