@@ -57,13 +57,20 @@ class Stage:
         return f"{self.name} {self.epochs} epoch{'s' if self.epochs != 1 else ''}"
 
 
-def plan(config: ExperimentConfig, *, pool: int, labeled: int) -> list[Stage]:
+def plan(
+    config: ExperimentConfig,
+    *,
+    pool: int,
+    labeled: int,
+    pretraining: bool = True,
+    variants: tuple[str, ...] = ("pretrained", "baseline"),
+) -> list[Stage]:
     """The stages ``config`` trains: pre-training (a stage per layer for the greedy methods),
-    then each variant's fine-tuning (a stage per learning rate tried). ``pool`` and ``labeled``
-    are the number of unlabeled and labelled training images."""
+    then each of ``variants``' fine-tuning (a stage per learning rate tried). ``pool`` and
+    ``labeled`` are the number of unlabeled and labelled training images."""
     stages: list[Stage] = []
     method = config.method
-    if method.module is not None:
+    if pretraining and method.module is not None:
         layers = len(config.mlp.hidden) if config.arch == "mlp" and method in LAYERWISE else 1
         views = 2 if config.arch == "cnn" else 1  # the CNN methods see two views or a decoder
         for layer in range(layers):
@@ -71,7 +78,8 @@ def plan(config: ExperimentConfig, *, pool: int, labeled: int) -> list[Stage]:
             stages.append(Stage(f"pretrain {method}{suffix}", config.pretrain.epochs, pool * views))
     tune = config.finetune
     per_epoch = max(labeled, tune.min_steps_per_epoch * tune.batch_size)
-    for variant, mode in (("pretrained", getattr(config, "mode", None)), ("baseline", None)):
+    for variant in variants:
+        mode = getattr(config, "mode", None) if variant == "pretrained" else None
         semi = getattr(config, "semi", None)
         if mode is not None and getattr(mode, "unlabeled", False) and semi is not None:
             images = semi.steps_per_epoch * tune.batch_size * (1 + 2 * semi.ratio)
@@ -100,6 +108,8 @@ def _duration(seconds: float) -> str:
 
 def plan_line(stages: list[Stage], arch: str) -> str:
     """One line: every stage with its epochs, and a rough estimate of the whole."""
+    if not stages:
+        return "plan: no training stage"
     parts = "; ".join(f"{i} {s.describe()}" for i, s in enumerate(stages, 1))
     bound = estimate_seconds(stages, arch)
     early = any(not s.name.startswith("pretrain ") for s in stages)
@@ -184,7 +194,12 @@ class ProgressHandler(logging.Handler):
 
 @contextmanager
 def reporting(
-    stages: list[Stage], arch: str, *, announce: bool = True, stream: TextIO | None = None
+    stages: list[Stage],
+    arch: str,
+    *,
+    announce: bool = True,
+    stream: TextIO | None = None,
+    command: str = "build",
 ) -> Iterator[ProgressHandler]:
     """Say the plan (when ``announce``), then send the ``models`` loggers' records through a
     :class:`ProgressHandler` while inside, to ``stream`` (standard error)."""
@@ -192,7 +207,7 @@ def reporting(
     handler = ProgressHandler(stages, out, per_epoch=out.isatty())
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     if announce:
-        handler.handle(_record("headstart.build", plan_line(stages, arch)))
+        handler.handle(_record(f"headstart.{command}", plan_line(stages, arch)))
     logger = logging.getLogger("models")
     propagates = logger.propagate
     logger.addHandler(handler)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from models import defaults
+from scripts.commands import _progress as progress
 from scripts.commands import _training as common
 from scripts.commands._launch import add_nproc_option, launch
 
@@ -41,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
 
     with common.training_world(config) as world:
         prepared = load_data(config)
-        model, report = pretrained_start(config, prepared)
+        stages = progress.plan(config, pool=len(prepared.splits.pool), labeled=0, variants=())
+        with progress.reporting(stages, config.arch, announce=world.main, command="pretrain"):
+            model, report = pretrained_start(config, prepared)
         if not world.main:
             return 0  # rank 0 writes the checkpoint
     save_stage(args.out, "pretrained", model, config, prepared, report)

@@ -49,6 +49,14 @@ def test_greedy_methods_plan_a_stage_per_layer_and_none_plans_no_pretraining() -
     assert not any(name.startswith("pretrain ") for name in _names(plan(bare, pool=10, labeled=10)))
 
 
+def test_pretrain_and_finetune_plan_their_own_part() -> None:
+    config = build_recipe(ExperimentConfig())
+    assert _names(plan(config, pool=10, labeled=0, variants=())) == ["pretrain contrastive"]
+    alone = plan(config, pool=10, labeled=10, pretraining=False, variants=("baseline",))
+    assert all(name.startswith("baseline lr ") for name in _names(alone))
+    assert plan_line([], "cnn") == "plan: no training stage"
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 0.0
