@@ -37,7 +37,10 @@ _ERRORS: dict[str, str] = {
 }
 
 _ADMIN_ERRORS: dict[str, str] = {
-    "400": "Malformed JSON body (the message says where).",
+    "400": (
+        "Malformed JSON body, or a query parameter the route does not take (the message says "
+        "which: where in the body, or the parameters the route takes)."
+    ),
     "401": "No bearer token, or a wrong one (WWW-Authenticate: Bearer).",
     "403": "The route is off: no token is configured (the message says which variable to set).",
     "404": "Unknown experiment (the message lists the existing ones).",
@@ -125,7 +128,7 @@ def document() -> dict[str, Any]:
     paths |= {
         "/v1/models": {
             "get": _operation(
-                "List every loaded model with its variants.", "ModelList", errors=("503",)
+                "List every loaded model with its variants.", "ModelList", errors=("400", "503")
             )
         },
         "/v1/models/{model}": {
@@ -133,7 +136,7 @@ def document() -> dict[str, Any]:
                 **_operation(
                     "One model: classes, input spec, embedding size, provenance and test metrics.",
                     "ModelInfo",
-                    errors=("404", "503"),
+                    errors=("400", "404", "503"),
                 ),
                 "parameters": [_model_parameter()],
             }
@@ -265,7 +268,7 @@ def _admin(
 def _experiment_paths() -> dict[str, Any]:
     """The admin (HEADSTART_ADMIN_TOKEN) and feedback (HEADSTART_FEEDBACK_TOKEN) routes."""
     name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-    auth = ("401", "403", "503")
+    auth = ("400", "401", "403", "503")
     return {
         "/v1/experiments": {
             "get": _admin("List experiments (admin token).", auth),

@@ -164,3 +164,10 @@ def test_compare_documents_the_raw_body_label() -> None:
     assert "label" in {p["name"] for p in post["parameters"]}
     classify = document()["paths"]["/v1/models/{model}/classify"]["post"]
     assert "label" not in {p["name"] for p in classify["parameters"]}
+
+
+def test_every_v1_operation_documents_the_unknown_query_parameter_answer() -> None:
+    for path, operations in document()["paths"].items():
+        if path.startswith("/v1/"):
+            for method, operation in operations.items():
+                assert "400" in operation["responses"], f"{method} {path}"
