@@ -13,12 +13,14 @@ from __future__ import annotations
 import re
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks import loadgen, scenarios, servers
 from benchmarks.run import BenchError, _model
@@ -70,6 +72,11 @@ def run(
                 _compare(urls["headstart"], address, rest, message, c, duration, rounds, echo)
                 for c in concurrency
             ]
+            inside = _server_time(urls["headstart"], name)
+    echo(
+        "  time inside the service, mean over every request: "
+        + ", ".join(f"{k} {v:.3f} ms" for k, v in inside.items())
+    )
     return {
         "model": name,
         "images": images.source,
@@ -77,7 +84,37 @@ def run(
         "client": "Python processes, one per core, one connection per concurrent request",
         "rounds": rounds,
         "results": results,
+        "server_mean_ms": inside,
     }
+
+
+def _server_time(url: str, name: str) -> dict[str, float]:
+    """Mean time from a request reaching the service to its answer, per protocol, from the
+    service's own histograms: what the protocols cost inside, apart from clients and wires."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    model, variant = name.rsplit("-", 1)
+    wanted = {
+        "rest_binary": (
+            "headstart_request_duration_seconds",
+            "endpoint",
+            "/v2/models/<name>/infer",
+        ),
+        "grpc": ("headstart_grpc_request_duration_seconds", "method", "ModelInfer"),
+    }
+    sums: dict[str, dict[str, float]] = {k: {"sum": 0.0, "count": 0.0} for k in wanted}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if (labels.get("model"), labels.get("variant")) != (model, variant):
+                continue
+            for key, (metric, label, value) in wanted.items():
+                if labels.get(label) == value and sample.name in (
+                    f"{metric}_sum",
+                    f"{metric}_count",
+                ):
+                    sums[key][sample.name.rsplit("_", 1)[1]] += sample.value
+    return {k: 1000.0 * v["sum"] / v["count"] for k, v in sums.items() if v["count"]}
 
 
 def _grpc_request(name: str, raw: bytes, shape: list[int]) -> bytes:

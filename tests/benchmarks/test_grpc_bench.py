@@ -28,6 +28,7 @@ def test_bench_grpc_measures_both_protocols_at_each_concurrency(
             assert row[protocol]["requests"] > 0, row
             assert row[protocol]["failures"] == 0, row
     assert "gRPC / REST binary throughput at c=2" in printed
+    assert set(report["server_mean_ms"]) == {"grpc", "rest_binary"}
 
 
 def test_grpc_client_counts_failed_calls(repository: Path, tmp_path: Path) -> None:
