@@ -46,10 +46,13 @@ from models.device import resolve_device
 from models.errors import ConfigError
 from models.evaluate import Metrics, evaluate
 from models.methods import DEFAULT_METHOD, Method, check_pairing
+from models.modes import DEFAULT_MODE, Mode, SemiConfig, check_mode
 from models.nets import ArchConfig, Classifier, CNNConfig, MLPConfig, arch_config, build_classifier
 from models.pretraining import PretrainConfig, PretrainReport, pretrain
+from models.probe import KnnProbe
 from models.sources import load_dataset
-from models.training import FinetuneConfig, FinetuneResult, finetune_best_lr
+from models.training import FinetuneConfig, FinetuneResult
+from models.tuning import tuner
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +77,16 @@ class ExperimentConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    mode: Mode = Mode.supervised
+    """How the ``pretrained`` variant is fine-tuned (:mod:`models.modes`); the baseline is
+    always ``supervised``, on the labels alone. A name (``"fixmatch"``) is accepted."""
+    semi: SemiConfig = field(default_factory=SemiConfig)
+    """The recipe of the modes that learn from the unlabeled pool too."""
     device: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", check_pairing(self.arch, self.method))
+        object.__setattr__(self, "mode", check_mode(self.mode))
         if self.method is Method.supervised and self.pretrain_dataset is None:
             raise ConfigError(
                 "method 'supervised' pre-trains on a source task's labels: give the source with "
@@ -98,6 +107,7 @@ class ExperimentConfig:
             self,
             pretrain=replace(self.pretrain, epochs=1),
             finetune=replace(self.finetune, max_epochs=2, patience=1, min_steps_per_epoch=2),
+            semi=replace(self.semi, epochs=2, steps_per_epoch=10, patience=1),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,6 +126,7 @@ class ExperimentConfig:
                 split=SplitConfig(**raw.pop("split", {})),
                 pretrain=PretrainConfig(**raw.pop("pretrain", {})),
                 finetune=FinetuneConfig(**raw.pop("finetune", {})),
+                semi=SemiConfig(**raw.pop("semi", {})),
                 **raw,
             )
         except TypeError as exc:
@@ -206,6 +217,7 @@ class VariantResult:
     test: Metrics
     first_layer_before: NDArray[np.float32]
     """First-layer weights when fine-tuning began (after pre-training, or random)."""
+    mode: Mode = Mode.supervised
 
     @property
     def first_layer_after(self) -> NDArray[np.float32]:
@@ -230,13 +242,14 @@ BUILD_LR_CHOICES = (3e-4, 1e-3, 3e-3)
 
 
 def build_recipe(config: ExperimentConfig) -> ExperimentConfig:
-    """``config`` with the pre-training budget its method is registered with: what
-    ``headstart build`` trains unless told otherwise."""
+    """``config`` with the pre-training budget its method is registered with and the default
+    fine-tuning mode: what ``headstart build`` trains unless told otherwise."""
     method = config.method
     return replace(
         config,
         pretrain=replace(config.pretrain, epochs=method.epochs, batch_size=method.batch_size),
         finetune=replace(config.finetune, lr_choices=BUILD_LR_CHOICES),
+        mode=DEFAULT_MODE,
     )
 
 
@@ -250,6 +263,11 @@ def fresh_model(config: ExperimentConfig, prepared: Prepared) -> Classifier:
     """A randomly initialised classifier; the same seed gives the same weights."""
     torch.manual_seed(config.seed)
     return build_classifier(config.arch_config, prepared.data.shape, prepared.data.num_classes)
+
+
+def probe_of(model: Classifier, config: ExperimentConfig, prepared: Prepared) -> KnnProbe:
+    """The k-NN probe of ``model``'s encoder: the labelled draw is its memory, validation asks."""
+    return KnnProbe(model, prepared.labeled(config.labels_per_class, config.seed), prepared.val())
 
 
 def pretrained_start(
@@ -266,13 +284,21 @@ def pretrained_start(
     if cached is not None and cached.is_file():
         checkpoint = load_checkpoint(cached, device)
         log.info("pre-trained encoder reused from %s", cached)
-        report = PretrainReport(method=config.method, **checkpoint.info["pretraining"])
+        info = dict(checkpoint.info["pretraining"])
+        probed_with = info.pop("probe_labels", None)
+        report = PretrainReport(method=config.method, **info)
+        if probed_with != config.labels_per_class:
+            # The curve was measured against another label budget's memory; the end point
+            # is measured again against this one's.
+            report.probe = [round(probe_of(checkpoint.model, config, prepared)(), 4)]
         return checkpoint.model, report
     model = fresh_model(config, prepared).to(device)
     model.train()
     generator = torch.Generator(device=device).manual_seed(config.seed)
     pool = prepared.pretraining_pool(config, device)
-    report = pretrain(model, pool, config.method, config.pretrain, generator)
+    probe = probe_of(model, config, prepared)
+    report = pretrain(model, pool, config.method, config.pretrain, generator, probe=probe)
+    report.probe = probe.history
     report.dataset = config.pretrain_dataset or config.dataset
     report.num_images = len(pool)
     if cached is not None and distributed.world().main:  # every rank holds the same encoder
@@ -287,6 +313,8 @@ def pretrained_start(
                     "seconds": report.seconds,
                     "dataset": report.dataset,
                     "num_images": report.num_images,
+                    "probe": report.probe,
+                    "probe_labels": config.labels_per_class,
                 },
             },
         )
@@ -300,27 +328,31 @@ def train_variant(
     *,
     variant: str,
     method: Method,
+    mode: Mode = Mode.supervised,
 ) -> VariantResult:
-    """Fine-tune ``model`` on the labeled draw with the shared recipe, then test it."""
+    """Fine-tune ``model`` on the labeled draw with the shared recipe in ``mode`` (which may
+    learn from the unlabeled pool as well), then test it."""
     device = resolve_device(config.device)
     model.to(device)
     first = next(iter(model.weight_layers().values()))
     before = first.weight.detach().cpu().numpy().copy()
-    result = finetune_best_lr(
+    result = tuner(mode)(
         model,
         prepared.labeled(config.labels_per_class, config.seed),
         prepared.val(),
         config.finetune,
         config.seed,
+        semi=config.semi,
+        unlabeled=prepared.pool(device) if mode.unlabeled else None,
         label=variant,
     )
     images, labels = prepared.test()
     metrics = evaluate(model, images, labels)
     log.info(
-        "%s (%s): test accuracy %.4f nll %.4f after %d epochs (best %d)",
-        variant, method, metrics.accuracy, metrics.nll, len(result.history), result.best_epoch,
+        "%s (%s, %s): test accuracy %.4f nll %.4f after %d epochs (best %d)",
+        variant, method, mode, metrics.accuracy, metrics.nll, len(result.history), result.best_epoch,
     )  # fmt: skip
-    return VariantResult(variant, method, model, result, metrics, before)
+    return VariantResult(variant, method, model, result, metrics, before, mode)
 
 
 def run_experiment(
@@ -329,10 +361,13 @@ def run_experiment(
     prepared: Prepared | None = None,
     cache_dir: Path | None = None,
 ) -> ExperimentResult:
-    """Pre-train, fine-tune the pre-trained start, train the baseline, and test both."""
+    """Pre-train, fine-tune the pre-trained start in ``config.mode``, train the baseline on the
+    labels alone, and test both."""
     prepared = prepared or load_data(config)
     start, report = pretrained_start(config, prepared, cache_dir=cache_dir)
-    pretrained = train_variant(start, config, prepared, variant="pretrained", method=config.method)
+    pretrained = train_variant(
+        start, config, prepared, variant="pretrained", method=config.method, mode=config.mode
+    )
     baseline = train_variant(
         fresh_model(config, prepared), config, prepared, variant="baseline", method=Method.none
     )

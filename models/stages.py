@@ -18,6 +18,7 @@ from models.evaluate import Metrics, evaluate
 from models.experiment import ExperimentConfig, Prepared, load_data
 from models.export import Parity, Provenance, export_variant
 from models.methods import Method, check_pairing
+from models.modes import Mode
 from models.nets import Classifier
 from models.pretraining import PretrainReport
 from models.training import FinetuneResult
@@ -30,6 +31,7 @@ def checkpoint_info(
     prepared: Prepared,
     report: PretrainReport,
     finetune: FinetuneResult | None = None,
+    mode: Mode = Mode.supervised,
 ) -> dict[str, Any]:
     """The provenance a checkpoint carries so later steps need nothing else."""
     info: dict[str, Any] = {
@@ -44,10 +46,12 @@ def checkpoint_info(
             "seconds": report.seconds,
             "dataset": report.dataset,
             "num_images": report.num_images,
+            "probe": report.probe,
         },
     }
     if finetune is not None:
         info["finetune"] = {
+            "mode": str(mode),
             "best_epoch": finetune.best_epoch,
             "epochs_run": len(finetune.history),
             "lr": finetune.lr,
@@ -66,8 +70,10 @@ def save_stage(
     prepared: Prepared,
     report: PretrainReport,
     finetune: FinetuneResult | None = None,
+    mode: Mode = Mode.supervised,
 ) -> Path:
-    return save_checkpoint(path, model, checkpoint_info(stage, config, prepared, report, finetune))
+    info = checkpoint_info(stage, config, prepared, report, finetune, mode)
+    return save_checkpoint(path, model, info)
 
 
 def open_stage(path: Path, device: str, expect: str) -> tuple[Checkpoint, ExperimentConfig]:
@@ -89,6 +95,7 @@ def report_of(checkpoint: Checkpoint) -> PretrainReport:
         seconds=raw["seconds"],
         dataset=raw.get("dataset", ""),
         num_images=raw.get("num_images", 0),
+        probe=raw.get("probe", []),
     )
 
 
@@ -107,12 +114,16 @@ def export_trained(
     name: str,
     metrics: Metrics | None = None,
     finetune: dict[str, Any] | None = None,
+    mode: Mode = Mode.supervised,
 ) -> tuple[Path, Manifest, Parity]:
-    """Export one fine-tuned model as ``pretrained`` (or ``baseline`` when method is none)."""
+    """Export one fine-tuned model as ``pretrained`` (or ``baseline`` when method is none),
+    fine-tuned in ``mode``."""
     method = report.method
     variant = "baseline" if method == Method.none else "pretrained"
     metrics = metrics or test_metrics(model, prepared)
-    fine_tuning: dict[str, Any] = dataclasses.asdict(config.finetune)
+    fine_tuning: dict[str, Any] = {"mode": str(mode), **dataclasses.asdict(config.finetune)}
+    if mode.unlabeled:
+        fine_tuning["semi"] = dataclasses.asdict(config.semi)
     if finetune:
         # The recipe is shared; what it led to (and how far each layer moved) is per variant.
         fine_tuning["outcome"] = {
@@ -125,10 +136,16 @@ def export_trained(
         pretrain_settings = dataclasses.asdict(config.pretrain)
         pretrain_settings["seconds"] = round(report.seconds, 3)
         pretrain_settings["final_loss"] = {k: v[-1] for k, v in report.losses.items() if v}
+        # The cheap early signal: k-NN accuracy of the encoder on validation, the labelled
+        # draw as memory, after each epoch (or once, for an encoder reused from a cache).
+        pretrain_settings["knn_accuracy"] = report.probe
         # Which images pre-training saw: the target's own pool, or another data set's.
         pretrain_settings["dataset"] = config.pretrain_dataset or config.dataset
         pretrain_settings["own_pool"] = config.pretrain_dataset is None
     seen = report.num_images or len(prepared.splits.pool)
+    unlabeled = 0 if method == "none" else seen
+    if mode.unlabeled and (method == "none" or config.pretrain_dataset is not None):
+        unlabeled += len(prepared.splits.pool)  # fine-tuning learnt from the target's own pool
     provenance = Provenance(
         name=name,
         variant=variant,
@@ -140,7 +157,7 @@ def export_trained(
         dataset=config.dataset,
         labels_per_class=config.labels_per_class,
         num_labeled=config.labels_per_class * prepared.data.num_classes,
-        num_unlabeled=0 if method == "none" else seen,
+        num_unlabeled=unlabeled,
         split_seed=config.split.split_seed,
         seed=config.seed,
         fine_tuning=fine_tuning,

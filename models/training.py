@@ -14,7 +14,9 @@ from tqdm import tqdm
 
 from models import distributed
 from models.augment import random_affine, random_contrast, random_stroke_width
+from models.batches import Pool
 from models.evaluate import predict_logits
+from models.modes import SemiConfig
 from models.nets import Classifier, to_unit
 from models.pretraining.common import minibatches
 
@@ -281,3 +283,19 @@ def finetune(
     result.drift = weight_drift(start, model)
     result.seconds = time.perf_counter() - began
     return result
+
+
+def tune(
+    model: Classifier,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    config: FinetuneConfig,
+    seed: int,
+    *,
+    semi: SemiConfig,
+    unlabeled: Pool | None,
+    label: str = "finetune",
+) -> FinetuneResult:
+    """The ``supervised`` mode: :func:`finetune_best_lr` on the labels alone (the pool and the
+    semi-supervised recipe are not used)."""
+    return finetune_best_lr(model, train, val, config, seed, label=label)

@@ -94,12 +94,15 @@ class TrainingData(_Frozen):
     """Labeled images per class used for fine-tuning; ``None`` when all were used."""
     num_labeled: int = Field(ge=0)
     num_unlabeled: int = Field(ge=0)
-    """Images in the unlabeled pool that pre-training saw (0 for the baseline)."""
+    """Unlabeled images the variant learnt from, in pre-training or in a semi-supervised
+    fine-tuning mode (0 for the baseline, which learns from the labels alone)."""
     num_test: int = Field(ge=0)
     split_seed: int
     seed: int
     fine_tuning: dict[str, Any] = Field(default_factory=dict)
-    """The fine-tuning recipe (optimiser, learning rate, epochs…), the same for both variants."""
+    """The fine-tuning recipe: its ``mode`` (``supervised``, or one that learns from the
+    unlabeled pool too, with that mode's settings under ``semi``), then the supervised recipe
+    (optimiser, learning rate, epochs, augmentation…) that both variants share."""
 
 
 class TestMetrics(_Frozen):

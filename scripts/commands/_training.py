@@ -170,6 +170,19 @@ def add_finetune_budget_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_mode_option(parser: argparse.ArgumentParser, default: str) -> None:
+    from models.modes import Mode
+
+    parser.add_argument(
+        "--mode",
+        choices=list(Mode),
+        default=None,
+        help="how the pretrained variant is fine-tuned: supervised (the labels alone) or "
+        "fixmatch (the labels and the unlabeled pool together); the baseline is always "
+        "supervised " + stated(default),
+    )
+
+
 def check_name(name: str) -> str:
     if not NAME_PATTERN.match(name) or len(name) > 64:
         raise CommandError(
@@ -216,6 +229,8 @@ def apply_budgets(config: ExperimentConfig, args: argparse.Namespace) -> Experim
         config = replace(config, pretrain=replace(config.pretrain, epochs=args.pretrain_epochs))
     if getattr(args, "max_epochs", None) is not None:
         config = replace(config, finetune=replace(config.finetune, max_epochs=args.max_epochs))
+    if getattr(args, "mode", None) is not None:
+        config = replace(config, mode=args.mode)
     return config
 
 

@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common.add_run_options(parser, seed_default=defaults.SEED)
     common.add_pretrain_budget_option(parser)
     common.add_finetune_budget_option(parser)
+    common.add_mode_option(parser, "fixmatch")
     parser.add_argument(
         "--name",
         default=defaults.NAME,
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
                 "lr": trained.finetune.lr,
                 "tried": {f"{lr:g}": acc for lr, acc in trained.finetune.tried.items()},
             },
+            mode=trained.mode,
         )
         print(
             f"exported {target} (ONNX Runtime vs torch on {parity.num_images} test images: "

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     repository = args.model_repository or common.default_repository()
 
     from models.experiment import load_data
+    from models.modes import check_mode
     from models.stages import export_trained, open_stage, report_of
 
     checkpoint, config = open_stage(args.checkpoint, "cpu", "finetuned")
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         repository=repository,
         name=name,
         finetune=checkpoint.info.get("finetune"),
+        mode=check_mode(checkpoint.info.get("finetune", {}).get("mode", "supervised")),
     )
     print(
         f"exported {target}: {manifest.variant} ({manifest.pretraining.method}), test accuracy "

@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common.add_labels_option(parser, None)
     common.add_run_options(parser, seed_default=None)
     common.add_finetune_budget_option(parser)
+    common.add_mode_option(parser, "the checkpoint's; fixmatch from 'headstart pretrain'")
     add_nproc_option(parser)
     parser.set_defaults(func=run)
 
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 @common.guarded
 def run(args: argparse.Namespace) -> int:
     from models.experiment import load_data, train_variant
+    from models.modes import Mode
     from models.stages import open_stage, report_of, save_stage
 
     launched = launch(args)
@@ -41,21 +43,30 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         config = dataclasses.replace(config, seed=args.seed)
     if args.quick:  # the pre-training budget is history by now; only fine-tuning shrinks
-        config = dataclasses.replace(config, finetune=config.quick().finetune)
+        quick = config.quick()
+        config = dataclasses.replace(config, finetune=quick.finetune, semi=quick.semi)
     config = common.apply_budgets(config, args)
     report = report_of(checkpoint)
     variant = "baseline" if report.method == "none" else "pretrained"
     with common.training_world(config) as world:
         prepared = load_data(config)
         result = train_variant(
-            checkpoint.model, config, prepared, variant=variant, method=report.method
+            checkpoint.model,
+            config,
+            prepared,
+            variant=variant,
+            method=report.method,
+            mode=config.mode if variant == "pretrained" else Mode.supervised,
         )
         if not world.main:
             return 0  # rank 0 writes the checkpoint
-    save_stage(args.out, "finetuned", result.model, config, prepared, report, result.finetune)
+    save_stage(
+        args.out, "finetuned", result.model, config, prepared, report, result.finetune, result.mode
+    )
     drift = ", ".join(f"{k} {v:.3f}" for k, v in result.finetune.drift.items())
     print(
-        f"wrote {args.out}: {variant} ({report.method}), {config.labels_per_class} labels/class, "
+        f"wrote {args.out}: {variant} ({report.method}, {result.mode} fine-tuning), "
+        f"{config.labels_per_class} labels/class, "
         f"best epoch {result.finetune.best_epoch}/{len(result.finetune.history)}, "
         f"test accuracy {result.test.accuracy:.4f}; weight drift: {drift}"
     )

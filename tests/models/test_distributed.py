@@ -8,10 +8,6 @@ Summing two halves' gradients instead of one whole batch's changes float roundin
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from models.distributed import World
+from tests.models.helpers import torchrun
 
-ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-9
 """Largest absolute difference allowed in any weight after pre-training and fine-tuning.
 
@@ -31,23 +27,8 @@ it, a billion times rarer than the float32 flips. 1e-9 leaves four orders of mag
 that and six below what training on other numbers moves (the guard below)."""
 
 
-def launch(
-    nproc: int, out: Path, *run_args: str, module: str = "tests.models.distributed_run"
-) -> dict[str, object]:
-    """``nproc`` processes of ``module OUT *run_args`` under torch's launcher; its result."""
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    command = [
-        "nice", "-n", "10", sys.executable, "-m", "torch.distributed.run",
-        "--nnodes=1", f"--nproc-per-node={nproc}",
-        "--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0",
-        "-m", module, str(out), *run_args,
-    ]  # fmt: skip
-    done = subprocess.run(
-        command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, object] = json.loads((out / "result.json").read_text())
-    return result
+def launch(nproc: int, out: Path) -> dict[str, object]:
+    return torchrun("tests.models.distributed_run", nproc, out)
 
 
 def test_two_processes_train_what_one_trains(tmp_path: Path) -> None:

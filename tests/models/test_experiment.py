@@ -10,6 +10,7 @@ import torch
 from models import experiment
 from models.errors import ConfigError
 from models.experiment import ExperimentConfig, Prepared, run_experiment
+from models.modes import SemiConfig
 from models.nets import CNNConfig, MLPConfig
 from models.pretraining import PretrainConfig, PretrainReport
 from models.stages import export_trained
@@ -73,7 +74,7 @@ def test_no_training_step_sees_a_test_image(
 ) -> None:
     seen: list[torch.Tensor] = []
     pretraining: list[torch.Tensor] = []
-    real_pretrain, real_finetune = experiment.pretrain, experiment.finetune_best_lr
+    real_pretrain, real_tuner = experiment.pretrain, experiment.tuner
 
     def spy_pretrain(model, pool, *args, **kwargs):  # type: ignore[no-untyped-def]
         walk = pool.batches
@@ -86,12 +87,15 @@ def test_no_training_step_sees_a_test_image(
         pool.batches = batches
         return real_pretrain(model, pool, *args, **kwargs)
 
-    def spy_finetune(model, train, val, *args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.extend([train[0].cpu(), val[0].cpu()])
-        return real_finetune(model, train, val, *args, **kwargs)
+    def spy_tuner(mode):  # type: ignore[no-untyped-def]
+        def spy_finetune(model, train, val, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.extend([train[0].cpu(), val[0].cpu()])
+            return real_tuner(mode)(model, train, val, *args, **kwargs)
+
+        return spy_finetune
 
     monkeypatch.setattr(experiment, "pretrain", spy_pretrain)
-    monkeypatch.setattr(experiment, "finetune_best_lr", spy_finetune)
+    monkeypatch.setattr(experiment, "tuner", spy_tuner)
     run_experiment(tiny("mlp", "dae"), prepared=prepared)
     assert len(seen) == 4  # labeled + validation for each variant
     assert sum(len(batch) for batch in pretraining) == len(prepared.splits.pool) * 2  # 2 layers
@@ -182,3 +186,32 @@ def test_supervised_transfer_between_class_subsets_runs_and_exports(tmp_path: Pa
     assert manifest.pretraining.method == "supervised"
     assert manifest.pretraining.settings["dataset"] == "digits:0-4"
     assert manifest.training.num_unlabeled == result.pretraining.num_images > 0
+
+
+def test_a_semi_supervised_pretrained_variant_and_its_baseline_say_so_in_their_manifests(
+    tmp_path: Path, prepared: Prepared
+) -> None:
+    semi = SemiConfig(epochs=1, steps_per_epoch=3, ratio=2, weak_shift=1.0, strong_shift=1.0)
+    config = tiny("cnn", "contrastive", mode="fixmatch", semi=semi)
+    result = run_experiment(config, prepared=prepared)
+    assert (result.pretrained.mode, result.baseline.mode) == ("fixmatch", "supervised")
+    for trained, report in (
+        (result.pretrained, result.pretraining),
+        (result.baseline, PretrainReport(method="none")),
+    ):
+        export_trained(
+            trained.model, config, prepared, report, repository=tmp_path, name="semi",
+            metrics=trained.test, mode=trained.mode,
+        )  # fmt: skip
+    store = ModelStore.load(tmp_path)
+    pretrained = store.model("semi")["pretrained"].manifest
+    baseline = store.model("semi")["baseline"].manifest
+    assert pretrained.training.fine_tuning["mode"] == "fixmatch"
+    assert pretrained.training.fine_tuning["semi"]["ratio"] == 2
+    assert baseline.training.fine_tuning["mode"] == "supervised"
+    assert "semi" not in baseline.training.fine_tuning
+    assert baseline.training.num_unlabeled == 0
+    # the encoder's k-NN accuracy after each pre-training epoch: the early signal
+    probe = pretrained.pretraining.settings["knn_accuracy"]
+    assert len(probe) == config.pretrain.epochs
+    assert all(0 <= a <= 1 for a in probe)

@@ -75,6 +75,7 @@ def test_the_registry_and_the_command_line_import_without_torch() -> None:
         build = build_parser()._subparsers._group_actions[0].choices["build"]
         text = " ".join(build.format_help().split())
         assert "cnn: cae, contrastive, vicreg, supervised, none" in text, text
+        assert "{supervised,fixmatch}" in text, text  # the fine-tuning modes' registry too
         print("ok")
         """
     )
