@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -21,6 +22,7 @@ import torch
 from models.batches import Pool
 from models.methods import Method, check_pairing
 from models.nets import Classifier, arch_kind
+from models.pretraining.common import PROBE
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class PretrainReport:
     """The data set pre-training saw (the target's, for its own pool); "" when unknown."""
     num_images: int = 0
     """How many images it saw."""
+    probe: list[float] = field(default_factory=list)
+    """The encoder's k-NN accuracy after each epoch (:mod:`models.probe`), when probed."""
     decoders: dict[str, torch.nn.Module] = field(default_factory=dict, repr=False)
     """Per stage, the decoder that maps its code back to logits of its input (``rbm``, ``dae``,
     ``cae``), kept so reconstructions can be shown; empty when the encoder came from a cache."""
@@ -94,8 +98,13 @@ def pretrain(
     method: Method,
     config: PretrainConfig,
     generator: torch.Generator,
+    *,
+    probe: Callable[[], float] | None = None,
 ) -> PretrainReport:
     """Pre-train ``model``'s encoder in place on ``pool`` (``uint8 [N, C, H, W]``, no labels).
+
+    ``probe`` is measured after every epoch and logged beside the loss (a
+    :class:`models.probe.KnnProbe` keeps its measurements for the report).
 
     ``pool`` is a tensor or a :class:`~models.batches.Pool` (which may stream from disk). Under
     ``torchrun`` each rank trains on its slice of every global batch and the ranks' gradients
@@ -109,6 +118,12 @@ def pretrain(
     if isinstance(pool, torch.Tensor):
         pool = Pool(pool, pool.device)
     lr = method.lr if config.lr is None else config.lr
-    report.losses = trainer(method)(model, pool, config, generator, lr=lr, decoders=report.decoders)
+    token = PROBE.set(probe)
+    try:
+        report.losses = trainer(method)(
+            model, pool, config, generator, lr=lr, decoders=report.decoders
+        )
+    finally:
+        PROBE.reset(token)
     report.seconds = time.perf_counter() - start
     return report

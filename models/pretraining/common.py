@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import TypeVar
 
 from tqdm import tqdm
@@ -17,6 +18,10 @@ log = logging.getLogger("models.pretraining")
 __all__ = ["as_net", "epochs", "log_epoch", "minibatches"]
 
 Net = TypeVar("Net", bound=Classifier)
+
+PROBE: ContextVar[Callable[[], float] | None] = ContextVar("pretraining_probe", default=None)
+"""Measured after every epoch of every method while set (:func:`models.pretraining.pretrain`
+sets it to a :class:`models.probe.KnnProbe` when it is given one)."""
 
 
 def as_net(model: Classifier, net: type[Net]) -> Net:
@@ -33,4 +38,11 @@ def epochs(count: int, stage: str) -> Iterator[int]:
 
 
 def log_epoch(stage: str, epoch: int, total: int, loss: float) -> None:
-    log.info("pretrain %s epoch %d/%d loss %.5f", stage, epoch, total, loss)
+    """Log an epoch's loss, and the probe's measurement of the encoder when there is one."""
+    probe = PROBE.get()
+    if probe is None:
+        log.info("pretrain %s epoch %d/%d loss %.5f", stage, epoch, total, loss)
+        return
+    log.info(
+        "pretrain %s epoch %d/%d loss %.5f k-NN accuracy %.4f", stage, epoch, total, loss, probe()
+    )
