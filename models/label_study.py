@@ -32,6 +32,7 @@ from models.experiment import (
     load_data,
     run_experiment,
 )
+from models.modes import DEFAULT_MODE, Mode, SemiConfig
 from models.report.stats import paired_test
 from models.training import FinetuneConfig, FinetuneResult
 from service.statistics import McNemarResult, paired_outcomes
@@ -64,6 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         help="set a FinetuneConfig field for both variants, e.g. encoder_lr_scale=0.1 or "
         "lr_choices=3e-4,1e-3,3e-3 (repeatable)",
     )
+    parser.add_argument(
+        "--mode",
+        choices=list(Mode),
+        default=None,
+        help=f"fine-tuning mode of the pretrained variant (default: {DEFAULT_MODE})",
+    )
+    parser.add_argument(
+        "--semi",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="set a SemiConfig field, e.g. threshold=0.9 or steps_per_epoch=50 (repeatable)",
+    )
     args = parser.parse_args(argv)
     method = methods.check_pairing(args.arch, args.method or methods.DEFAULT_METHOD[args.arch])
     if args.threads:
@@ -80,10 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.lr is not None:
         base = replace(base, finetune=replace(base.finetune, lr=args.lr, lr_choices=()))
     if args.finetune:
-        fields = _fields(args.finetune, parser)
+        fields = _fields(args.finetune, parser, FinetuneConfig)
         if "lr" in fields:  # one rate asked for: no choosing among the build's
             fields.setdefault("lr_choices", ())
         base = replace(base, finetune=replace(base.finetune, **fields))
+    if args.mode is not None:
+        base = replace(base, mode=args.mode)
+    if args.semi:
+        base = replace(base, semi=replace(base.semi, **_fields(args.semi, parser, SemiConfig)))
     prepared = load_data(base)
     rows: dict[int, list[tuple[float, float]]] = {k: [] for k in args.labels}
     tests: dict[int, list[float]] = {k: [] for k in args.labels}
@@ -107,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 line = {
                     "arch": args.arch,
                     "method": method,
+                    "mode": config.mode,
                     "labels_per_class": k,
                     "seed": seed,
                     "pretrained_acc": round(pre.test.accuracy, 4),
@@ -159,17 +178,19 @@ def test_split_mcnemar(result: ExperimentResult, prepared: Prepared) -> McNemarR
     return paired_outcomes(truth, pre, base)[2]
 
 
-def _fields(settings: list[str], parser: argparse.ArgumentParser) -> dict[str, Any]:
-    known = {f.name for f in dataclasses.fields(FinetuneConfig)}
+def _fields(settings: list[str], parser: argparse.ArgumentParser, of: type) -> dict[str, Any]:
+    """``FIELD=VALUE`` settings of the dataclass ``of``, each value a number or a list."""
+    known = {f.name for f in dataclasses.fields(of)}
+    option = "--finetune" if of is FinetuneConfig else "--semi"
     fields: dict[str, Any] = {}
     for setting in settings:
         name, _, value = setting.partition("=")
         if name not in known:
-            parser.error(f"--finetune {setting}: no field {name!r} (fields: {', '.join(known)})")
+            parser.error(f"{option} {setting}: no field {name!r} (fields: {', '.join(known)})")
         try:
             numbers = tuple(_number(v) for v in value.split(","))
         except ValueError:
-            parser.error(f"--finetune {setting}: {value!r} is not a number or a list of numbers")
+            parser.error(f"{option} {setting}: {value!r} is not a number or a list of numbers")
         fields[name] = numbers if "," in value else numbers[0]
     return fields
 
