@@ -188,6 +188,7 @@ class Front:
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         if length is None and not chunked:
             return None, 0
+        declared = None
         if length is not None and not chunked:
             try:
                 declared = int(length)
@@ -203,6 +204,9 @@ class Front:
             self.buffered -= sink.tell()
             raise
         size = sink.tell()
+        if refusal is None and declared is not None and size != declared:
+            # gunicorn ends a body early when its client hangs up: nothing is left to answer.
+            refusal = (400, "bad_request", f"the body ended after {size} of {declared} bytes")
         if refusal is not None:
             self.buffered -= size
             return refusal, 0

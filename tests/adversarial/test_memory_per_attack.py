@@ -7,6 +7,7 @@ attack (``clear_refs``), so each attack is judged on its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -122,6 +123,31 @@ def _feedback_flood(url: str) -> list[object]:
     return _at_once(8, lambda _: _post(url, "/v1/feedback", body, "application/json"))
 
 
+def _slow_clients(url: str) -> list[object]:
+    """200 connections trickle their headers and 200 their bodies, a byte each 0.5 s, for 3 s,
+    while normal requests are served."""
+    address = urlsplit(url)
+    head = f"POST {CLASSIFY} HTTP/1.1\r\nHost: a\r\n"
+    body_head = f"{head}Content-Type: image/png\r\nContent-Length: 100000\r\n\r\n"
+    conns = []
+    try:
+        for i in range(400):
+            conn = socket.create_connection((address.hostname, address.port), timeout=5)
+            conn.sendall((f"{head}X-Slow-{i}: " if i % 2 else body_head).encode())
+            conns.append(conn)
+        answered: list[object] = []
+        for _ in range(6):
+            time.sleep(0.5)
+            for conn in conns:
+                with contextlib.suppress(OSError):
+                    conn.send(b"a")
+            answered.append(_classify(url))
+        return answered
+    finally:
+        for conn in conns:
+            conn.close()
+
+
 def _bodies() -> dict[str, Callable[[str], list[object]]]:
     multipart_type, pages = bomb(256)
     _, pages_in_budget = bomb(4)
@@ -139,6 +165,7 @@ def _bodies() -> dict[str, Callable[[str], list[object]]]:
         ),
         "8 x 1M feedback items": _feedback_flood,
         "640 shadow-routed requests": _shadow_flood,
+        "400 slow clients": _slow_clients,
         "every bomb of attacks.py, 4 at once each": lambda url: [
             _at_once(4, _sender(url, name, encoded[name])) for name in ATTACKS
         ],

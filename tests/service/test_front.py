@@ -281,3 +281,14 @@ def test_a_refused_or_timed_out_body_releases_what_it_held() -> None:
     assert slow.buffered == 10  # its thread still has the body
     gevent.sleep(0.4)
     assert slow.buffered == 0
+
+
+def test_a_body_cut_short_by_its_client_never_reaches_the_app() -> None:
+    app = Echo()
+    front = Front(app, LIMITS)
+    response, body = _call(front, CONTENT_LENGTH="100", **{"wsgi.input": io.BytesIO(b"x" * 50)})
+    assert response.status == "400 Bad Request"
+    assert response.closed
+    assert "ended after 50 of 100 bytes" in json.loads(body)["error"]["message"]
+    assert app.seen == []
+    assert front.buffered == 0
