@@ -207,6 +207,8 @@ class VariantInfo(_Schema):
     """One variant as its manifest describes it."""
 
     variant: Variant
+    summary: str
+    """What the variant is, in one sentence: its start, what it learnt from, its accuracy."""
     version: str
     architecture: dict[str, Any]
     pretraining: Pretraining
