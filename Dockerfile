@@ -7,8 +7,13 @@
 # (podman: `podman build --format docker ...`, so that the HEALTHCHECK is kept; the
 # README's "Deploy" section has both, and what each option is for.)
 #
-# By default the build trains the default models (`headstart build`, on the CPU).
-# To ship a repository you already have instead, pass it as a named build context:
+# By default the image takes the default models committed in model_repository/mnist
+# (MODEL_SOURCE=committed): the build installs no torch and trains nothing. To train
+# them in the build instead (`headstart build`, on the CPU, minutes):
+#
+#   docker build -t headstart --build-arg MODEL_SOURCE=build .
+#
+# To ship a repository you already have, pass it as a named build context:
 #
 #   docker build -t headstart --build-arg MODEL_SOURCE=context \
 #       --build-context model-repository=./model_repository .
@@ -26,9 +31,11 @@
 # e.g. `docker run -e HEADSTART_WORKERS=4 ...`.
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
-# Where the model repository comes from: "build" trains it in the image build,
-# "context" copies the directory given as the `model-repository` build context.
-ARG MODEL_SOURCE=build
+# Where the model repository comes from: "committed" copies the default models committed
+# in model_repository/ (all of it that .dockerignore lets in: mnist), "build" trains them
+# in the image build, "context" copies the directory given as the `model-repository`
+# build context.
+ARG MODEL_SOURCE=committed
 
 # Replaced by `--build-context wheels=DIR`; empty otherwise.
 FROM scratch AS wheels
@@ -78,6 +85,12 @@ FROM ${PYTHON_IMAGE} AS models-context
 COPY --from=model-repository / /models/
 RUN test -n "$(ls -A /models)" \
     || { echo "MODEL_SOURCE=context needs --build-context model-repository=DIR" >&2; exit 1; }
+
+FROM ${PYTHON_IMAGE} AS models-committed
+COPY model_repository/ /models/
+RUN test -f /models/mnist/pretrained/manifest.json && test -f /models/mnist/baseline/manifest.json \
+    || { echo "MODEL_SOURCE=committed needs the default models in model_repository/mnist" \
+        "(make models builds them), or use MODEL_SOURCE=build" >&2; exit 1; }
 
 # A stage of this file chosen by MODEL_SOURCE, not an image, so it has no tag.
 # hadolint ignore=DL3006

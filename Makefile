@@ -1,7 +1,11 @@
 # Two entry points, both self-installing into ./.venv:
-#   make serve   build the default models unless model_repository/mnist exists, then serve
-#                on http://127.0.0.1:8000 (make serve HOST=0.0.0.0 PORT=8080 to choose;
-#                HEADSTART_HOST / HEADSTART_PORT are honoured when set)
+#   make serve   serve the default models on http://127.0.0.1:8000 (make serve HOST=0.0.0.0
+#                PORT=8080 to choose; HEADSTART_HOST / HEADSTART_PORT are honoured when set).
+#                With both variants of model_repository/mnist present (they are committed), it
+#                installs the service alone, no torch, and trains nothing; without them it
+#                installs the train extra and builds them first (headstart build --if-missing)
+#   make models  install the train extra and rebuild the committed default models in
+#                model_repository/mnist with the default recipe (replacing both variants)
 #   make test    install the test tools, lint, type-check and run the test suite
 
 PYTHON ?= python3
@@ -10,17 +14,29 @@ BIN    := $(VENV)/bin
 HOST   ?= $(or $(HEADSTART_HOST),127.0.0.1)
 PORT   ?= $(or $(HEADSTART_PORT),8000)
 
+SERVE_STAMP := $(VENV)/.serve-installed
 TRAIN_STAMP := $(VENV)/.train-installed
 DEV_STAMP   := $(VENV)/.dev-installed
 
-.PHONY: serve test test-fast system-packages lint typecheck pytest clean
+# The default models, where the service looks for them: both variants' manifest and graph.
+MODELS_ROOT    := $(or $(HEADSTART_MODEL_REPOSITORY),model_repository)
+DEFAULT_MODELS := $(foreach v,pretrained baseline,$(foreach f,manifest.json model.onnx,\
+                      $(MODELS_ROOT)/mnist/$(v)/$(f)))
+
+.PHONY: serve models test test-fast system-packages lint typecheck pytest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The service alone: what serving the committed models needs (no torch). The train and dev
+# installs hold it too, and touch its stamp.
+$(SERVE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
 $(TRAIN_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train]'
-	touch $@
+	touch $(SERVE_STAMP) $@
 
 # The wheelhouse holds the image's wheels at the locked versions (deploy/constraints.txt),
 # torch's CPU build included: the container smoke test builds a torch-free environment
@@ -45,12 +61,24 @@ $(DEV_STAMP): pyproject.toml deploy/constraints.txt | $(BIN)/python
 	fi && \
 	rm -rf $(VENV)/wheelhouse && \
 	{ cp -al $$cached $(VENV)/wheelhouse 2>/dev/null || cp -a $$cached $(VENV)/wheelhouse; }
-	touch $(TRAIN_STAMP) $@
+	touch $(SERVE_STAMP) $(TRAIN_STAMP) $@
 
+# headstart says what went wrong in one line (a busy port exits 75) and make fails with it.
+SERVE := $(BIN)/headstart serve --host $(HOST) --port $(PORT)
+
+ifeq ($(wildcard $(DEFAULT_MODELS)),$(strip $(DEFAULT_MODELS)))
+serve: $(SERVE_STAMP)
+	@$(SERVE)
+else
 serve: $(TRAIN_STAMP)
 	$(BIN)/headstart build --if-missing
-	@# headstart says what went wrong in one line (a busy port exits 75) and make fails with it.
-	@$(BIN)/headstart serve --host $(HOST) --port $(PORT)
+	@$(SERVE)
+endif
+
+# headstart build trains both variants first, then exports each beside the old one and swaps
+# it in once it has passed its checks: an interrupted rebuild leaves every variant whole.
+models: $(TRAIN_STAMP)
+	$(BIN)/headstart build --model-repository model_repository
 
 test: system-packages lint typecheck pytest
 

@@ -60,8 +60,20 @@ def test_base_image_is_pinned_by_version_tag() -> None:
 def test_model_source_choices_are_stages() -> None:
     default = dockerfile.global_args()["MODEL_SOURCE"]
     names = {stage.name for stage in dockerfile.stages()}
-    assert default == "build"
-    assert {"models-build", "models-context", "model-repository"} <= names
+    assert default == "committed"
+    assert {"models-committed", "models-build", "models-context", "model-repository"} <= names
+
+
+def test_committed_models_stage_copies_the_repository_and_trains_nothing() -> None:
+    # The default image takes the committed models: its build never installs torch.
+    stage = next(s for s in dockerfile.stages() if s.name == "models-committed")
+    assert stage.base == "${PYTHON_IMAGE}"
+    assert stage.all("COPY") == ["model_repository/ /models/"]
+    runs = stage.all("RUN")
+    assert all("pip" not in run and "headstart" not in run for run in runs)
+    # A checkout without the default models fails here, naming the way out.
+    assert any("/models/mnist/pretrained/manifest.json" in run for run in runs)
+    assert any("make models" in run and "MODEL_SOURCE=build" in run for run in runs)
 
 
 def test_models_build_stage_runs_headstart_build() -> None:
@@ -163,6 +175,9 @@ def test_healthcheck_probes_readiness_with_the_shipped_script(
 
 CONTEXT_OUT = [
     "model_repository/mnist-mlp/pretrained/model.onnx",
+    "model_repository/other/baseline/manifest.json",
+    "model_repository/mnist/.pretrained-k2x9q1/model.onnx",
+    "model_repository/mnist/.baseline-old/manifest.json",
     ".venv/bin/python",
     "service/__pycache__/app.cpython-311.pyc",
     "models/nets.pyc",
@@ -180,6 +195,18 @@ CONTEXT_OUT = [
 @pytest.mark.parametrize("path", CONTEXT_OUT)
 def test_dockerignore_keeps_generated_files_out(path: str) -> None:
     assert dockerfile.ignored(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"model_repository/mnist/{v}/{f}"
+        for v in ("pretrained", "baseline")
+        for f in ("model.onnx", "manifest.json")
+    ],
+)
+def test_dockerignore_lets_the_committed_default_models_in(path: str) -> None:
+    assert not dockerfile.ignored(path)
 
 
 def test_dockerignore_keeps_every_file_the_build_copies() -> None:

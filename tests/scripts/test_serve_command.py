@@ -216,7 +216,8 @@ def test_make_serve_on_a_busy_port_fails_with_one_line_from_headstart(tmp_path: 
         taken.listen()
         port = taken.getsockname()[1]
         # -o: take the installed environment as it is, whatever the stamps' times.
-        make = ["make", "--no-print-directory", "-o", ".venv/.train-installed", "serve"]
+        stamps = ("-o", ".venv/.serve-installed", "-o", ".venv/.train-installed")
+        make = ["make", "--no-print-directory", *stamps, "serve"]
         done = subprocess.run(
             [*make, f"PORT={port}", f"BIN={Path(sys.executable).parent}"],
             check=False,
