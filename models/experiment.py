@@ -344,7 +344,7 @@ def train_variant(
         config.seed,
         semi=config.semi,
         unlabeled=prepared.pool(device) if mode.unlabeled else None,
-        label=variant,
+        label=variant if mode is Mode.supervised else f"{variant} {mode}",
     )
     images, labels = prepared.test()
     metrics = evaluate(model, images, labels)
