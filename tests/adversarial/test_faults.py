@@ -156,7 +156,7 @@ def test_a_killed_worker_loses_no_acknowledged_request_and_leaves_none_unanswere
         for thread in threads:
             thread.start()
         try:
-            # The victim must be serving this load when it dies, and so must its sibling.
+            # The victim must have served this load before it dies, and so must its sibling.
             _wait_for(lambda: all(_served(server, pid) for pid in first_workers), "serving")
             killed_at = time.monotonic()
             os.kill(victim, signal.SIGKILL)
@@ -206,7 +206,9 @@ def test_a_killed_worker_loses_no_acknowledged_request_and_leaves_none_unanswere
 
 
 def _served(server: Server, pid: int) -> bool:
-    return f"worker=<{pid}>" in server.log.read_text()
+    """Whether worker ``pid`` has answered a classify request (not just a probe)."""
+    mark = f"worker=<{pid}>"
+    return any(CLASSIFY in line and mark in line for line in server.log.read_text().splitlines())
 
 
 def _wait_for(condition: Callable[[], bool], what: str) -> None:
