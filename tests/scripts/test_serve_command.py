@@ -243,3 +243,39 @@ def test_make_serve_binds_loopback_and_takes_host_and_port() -> None:
     assert honoured.endswith(" serve --host 0.0.0.0 --port 9000")
     chosen = _make_serve({"HEADSTART_PORT": "9000"}, "PORT=8123", "HOST=127.0.0.2")
     assert chosen.endswith(" serve --host 127.0.0.2 --port 8123")
+
+
+def _make_serve_plan(repository: Path) -> list[str]:
+    """Every command `make serve` would run from scratch (-B) for ``repository``."""
+    env = {k: v for k, v in _clean_env().items() if k not in ("HOST", "PORT", "MAKEFLAGS")}
+    done = subprocess.run(
+        ["make", "-n", "-B", "--no-print-directory", "serve"],
+        cwd=ROOT,
+        env={**env, "HEADSTART_MODEL_REPOSITORY": str(repository)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.splitlines()
+
+
+def test_make_serve_installs_no_torch_and_trains_nothing_when_the_default_models_are_there(
+    tmp_path: Path,
+) -> None:
+    require("make", "make")
+    present = _make_serve_plan(write_repository(tmp_path / "repo", ("mnist",)))
+    installs = [line for line in present if "pip install" in line]
+    assert installs == [".venv/bin/python -m pip install --quiet --disable-pip-version-check -e ."]
+    assert not any("headstart build" in line or "train" in line for line in present), present
+    assert present[-1].endswith(" serve --host 127.0.0.1 --port 8000")
+
+
+def test_make_serve_builds_the_default_models_when_a_variant_is_missing(tmp_path: Path) -> None:
+    require("make", "make")
+    root = write_repository(tmp_path / "repo", ("mnist",))
+    (root / "mnist" / "baseline" / "model.onnx").unlink()
+    for repository in (root, tmp_path / "nowhere"):
+        plan = _make_serve_plan(repository)
+        assert any("pip install" in line and "-e '.[train]'" in line for line in plan), plan
+        assert ".venv/bin/headstart build --if-missing" in plan
+        assert plan[-1].endswith(" serve --host 127.0.0.1 --port 8000")
