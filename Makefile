@@ -90,8 +90,12 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy's cache lives outside the clone: it checks every entry against its file's contents, so
+# a fresh clone reuses what an earlier one checked (48 s cold, 3 s from the cache here).
+MYPY_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/headstart/mypy
+
 typecheck: $(DEV_STAMP)
-	$(BIN)/mypy
+	$(BIN)/mypy --cache-dir $(MYPY_CACHE)
 
 # --durations=30: every run says where its time went.
 pytest: $(DEV_STAMP)
