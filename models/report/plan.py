@@ -10,6 +10,7 @@ from typing import Any
 from models.data import SplitConfig
 from models.experiment import ExperimentConfig
 from models.methods import Method
+from models.modes import Mode
 from models.nets import CNNConfig, MLPConfig
 from models.pretraining import PretrainConfig
 from models.report.budgets import ALL, HISTORICAL_OPTIMIZER, MAIN_OPTIMIZER, OPTIMIZERS, Budget
@@ -91,6 +92,9 @@ def run_key(config: ExperimentConfig, init: str = "sound") -> str:
     shaping.pop("device", None)
     if shaping.get("pretrain_dataset") is None:  # absent: keys of older caches stay valid
         shaping.pop("pretrain_dataset", None)
+    if shaping.get("mode") == Mode.supervised:  # nor do supervised runs' keys name a mode
+        shaping.pop("mode", None)
+        shaping.pop("semi", None)
     shaping["arch_config"] = shaping.pop(config.arch)
     shaping.pop("cnn" if config.arch == "mlp" else "mlp")
     shaping["format"] = CACHE_FORMAT

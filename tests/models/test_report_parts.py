@@ -242,7 +242,9 @@ def test_a_run_key_without_a_pre_training_data_set_is_what_it_was() -> None:
     config = experiment(spec, BUDGETS["quick"], "mnist-5k", 0)
     raw = config.to_dict()
     assert raw.pop("pretrain_dataset") is None
-    # The key of the older config format, which had no such field, is unchanged.
+    assert raw.pop("mode") == "supervised"
+    raw.pop("semi")
+    # The key of the older config format, which had none of these fields, is unchanged.
     arch_config = raw.pop("cnn")
     older = {**raw, "init": "sound", "arch_config": arch_config, "format": CACHE_FORMAT}
     older.pop("device")
