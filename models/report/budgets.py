@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from models.methods import Method
+from models.modes import SemiConfig
 
 ALL = 0
 """A label budget of every pool image of the smallest class."""
@@ -53,6 +54,14 @@ class Budget:
     """The transfer panel's unsupervised pre-training (on the target's pool or the source)."""
     panel_labels: tuple[int, ...] | None = None
     """The transfer panel's label budgets; ``None``: the main study's."""
+    semi_labels: tuple[int, ...] = (10, 100)
+    """Label budgets of the 2 x 2 panel (pre-training x semi-supervised fine-tuning, CNN)."""
+    semi_seeds: int = 5
+    """Seeds of the 2 x 2 panel at most (fewer if the report has fewer)."""
+    semi_method: Method = Method.contrastive
+    """The 2 x 2 panel's pre-training (its other level is none)."""
+    semi: SemiConfig = field(default_factory=SemiConfig)
+    """The recipe of the 2 x 2 panel's semi-supervised (FixMatch) cells."""
     expected: str = ""
     """What to expect of the wall time, said before the sweep starts."""
     hidden_from_help: bool = field(default=False, compare=False)
@@ -86,7 +95,11 @@ BUDGETS: dict[str, Budget] = {
         max_epochs=20,
         patience=4,
         min_steps_per_epoch=25,
-        expected="about 15 to 30 minutes on 2 CPU cores",  # 18 and 22.5 min measured, busy
+        # The 2 x 2 panel: 20 FixMatch runs of 300 steps (15 s of CPU each, 43 s wall on a
+        # busy machine) and 20 augmented supervised ones (8 s of CPU, 22 s wall).
+        semi=SemiConfig(epochs=6, steps_per_epoch=50, patience=3),
+        # 18 and 22.5 min measured, busy, before the 2 x 2 panel added about 8 CPU minutes.
+        expected="about 25 to 45 minutes on 2 CPU cores",
     ),
     "full": Budget(
         name="full",
@@ -108,7 +121,15 @@ BUDGETS: dict[str, Budget] = {
         min_steps_per_epoch=50,
         transfer_method=Method.contrastive,
         panel_labels=(10, 100),
-        expected="about 45 minutes on 2 CPU cores with --jobs 2",  # 43 min measured, busy
+        semi_labels=(3, 10, 30, 100),
+        semi_seeds=5,
+        # One FixMatch run of this CNN at 10 labels per class took 49 s of CPU for 600 steps
+        # (117 s wall, nice 10, load 9.4 on 2 cores), an augmented supervised one 21 s of CPU
+        # at 100 labels: 40 + 40 such runs at 800 steps come to about 58 CPU minutes, about
+        # 30 minutes with --jobs 2 on 2 idle cores.
+        semi=SemiConfig(epochs=10, steps_per_epoch=80, patience=4),
+        # 43 min measured, busy, before the 2 x 2 panel; the panel is estimated above.
+        expected="about 75 minutes on 2 CPU cores with --jobs 2",
     ),
     "tiny": Budget(
         name="tiny",
@@ -128,6 +149,9 @@ BUDGETS: dict[str, Budget] = {
         max_epochs=2,
         patience=1,
         min_steps_per_epoch=2,
+        semi_labels=(2, ALL),
+        semi_seeds=2,
+        semi=SemiConfig(epochs=2, steps_per_epoch=3, patience=1, ratio=2),
         expected="seconds: a smoke test of the whole report, not evidence",
         hidden_from_help=True,
     ),

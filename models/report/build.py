@@ -16,6 +16,7 @@ from models.report.document import render_html, render_markdown, write_csv
 from models.report.drawing import draw_figures
 from models.report.measure import ReportOptions, measure
 from models.report.plan import studies_of
+from models.report.semi import STUDY as SEMI_STUDY
 from models.report.transfer import STUDY
 
 
@@ -35,15 +36,18 @@ def build_report(options: ReportOptions) -> ReportFiles:
     began = time.perf_counter()
     measured = measure(options)
     results, sweep = measured.results, measured.sweep
-    transfer = set(measured.transfer_specs)
+    transfer, semi = set(measured.transfer_specs), set(measured.semi_specs)
     main_source = options.pretrain_dataset or ""
     rows = [
         {
             **sweep.records[sweep.keys[s]],
+            "mode": s.mode,  # runs cached before modes existed do not record these two
+            "augment": s.augment,
             "studies": ";".join(
                 [
                     *studies_of(s, results.budget, results.all_labels, main_source),
                     *([STUDY] if s in transfer else []),
+                    *([SEMI_STUDY] if s in semi else []),
                 ]
             ),
         }

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from models.methods import Method
-from models.report import conclusion, transfer
+from models.report import conclusion, semi, transfer
 from models.report.budgets import MAIN_OPTIMIZER, OPTIMIZERS
 from models.report.document import Block, FigureRef, Section
 from models.report.drawing import FIGURES
@@ -56,6 +56,11 @@ CAPTIONS = (
         "Transfer: test accuracy against labeled target images per class for each start of the "
         "CNN (random, unsupervised on the target's pool, supervised on the source task, "
         "unsupervised on the source's images); mean over seeds with a 95% t-band."
+    ),
+    (
+        "The 2 x 2 panel: CNN test accuracy against labeled images per class for each start "
+        "(colour) and fine-tuning mode (dashed: supervised; solid: FixMatch), all with the same "
+        "augmented recipe; mean over seeds with a 95% t-band."
     ),
 )
 
@@ -127,7 +132,8 @@ def _intro(options: ReportOptions, measured: Measured, setting: str) -> list[str
                 if options.pretrain_dataset
                 else "Pre-training sees the whole pool without labels; "
             )
-            + "the transfer panel's sources are its own."
+            + "the transfer panel's sources are its own, and the 2 x 2 panel pre-trains on the "
+            "pool its semi-supervised cells learn from."
         ),
         (
             f"Networks: MLP {budget.mlp_depth}x{budget.mlp_width} sigmoid units (Glorot "
@@ -137,8 +143,9 @@ def _intro(options: ReportOptions, measured: Measured, setting: str) -> list[str
             f"{MAIN_OPTIMIZER} (lr {OPTIMIZERS[MAIN_OPTIMIZER]['lr']:g}) unless the optimiser study "
             f"says otherwise, batch {budget.batch_size}, at most {budget.max_epochs} epochs of at least "
             f"{budget.min_steps_per_epoch} steps, early stopping on validation loss (patience "
-            f"{budget.patience}), best epoch kept, no augmentation. Seeds: {results.seeds}; each "
-            "seed fixes the labeled draw, the initialisation and the data order for both variants."
+            f"{budget.patience}), best epoch kept, no augmentation (the 2 x 2 panel's runs "
+            f"excepted: they all augment). Seeds: {results.seeds}; each seed fixes the labeled "
+            "draw, the initialisation and the data order for both variants."
         ),
     ]
 
@@ -150,13 +157,16 @@ def _sections(options: ReportOptions, measured: Measured, setting: str) -> list[
     history_t = historical_table(results)
     transfer_study = measured.transfer_study()
     transfer_t = transfer.table(transfer_study, options.dataset, measured.panel, results.seeds)
-    tables = (labels_t, depth_t, opt_t, history_t, transfer_t)
+    semi_study = measured.semi_study()
+    semi_t, semi_lines = semi.table(semi_study), semi.findings(semi_study)
+    tables = (labels_t, depth_t, opt_t, history_t, transfer_t, semi_t)
     comparisons = sum(len(t.rows) for t in tables)
     findings = [
         *conclusion.label_findings(results),
         *conclusion.depth_findings(results),
         *conclusion.optimizer_findings(results),
         *conclusion.historical_findings(results),
+        semi.stronger_alone(semi_study),
         conclusion.caveats(results, comparisons, setting),
     ]
     shown = {p.name for p in (options.out).glob("*.png")}
@@ -188,6 +198,11 @@ def _sections(options: ReportOptions, measured: Measured, setting: str) -> list[
                 *fig(10, CAPTIONS[10]),
                 transfer_t,
             ],
+        ),
+        Section(
+            "What each use of the unlabeled images buys: pre-training x semi-supervised "
+            "fine-tuning",
+            [*semi_lines, *fig(11, CAPTIONS[11]), semi_t],
         ),
         Section(
             "Literature (others' results on full MNIST)",

@@ -22,18 +22,18 @@ def verdict(c: Comparison) -> str:
     return "helped" if c.test.diff.mean > 0 else "hurt"
 
 
-def _pp(value: float) -> str:
+def signed_pp(value: float) -> str:
     return f"{100 * value:+.1f} pp"
 
 
-def _join(items: Sequence[str]) -> str:
+def join_words(items: Sequence[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _budgets(rows: Sequence[Comparison]) -> str:
-    return _join([str(c.labels_per_class) for c in rows])
+    return join_words([str(c.labels_per_class) for c in rows])
 
 
 def label_findings(results: Results) -> list[str]:
@@ -50,12 +50,12 @@ def label_findings(results: Results) -> list[str]:
             ):
                 chosen = [c for c in rows if verdict(c) == word]
                 if chosen:
-                    gains = _join([_pp(c.test.diff.mean) for c in chosen])
+                    gains = join_words([signed_pp(c.test.diff.mean) for c in chosen])
                     parts.append(f"{phrase} {_budgets(chosen)} labels per class ({gains})")
             lines.append(f"{ARCH_NAMES[arch]} with {method} pre-training {'; '.join(parts)}.")
     best = max(study, key=lambda c: c.test.diff.mean)
     lines.append(
-        f"The largest mean gain was {_pp(best.test.diff.mean)} "
+        f"The largest mean gain was {signed_pp(best.test.diff.mean)} "
         f"({ARCH_NAMES[best.arch]}, {best.method}, {best.labels_per_class} labels per class)."
     )
     most = max(c.labels_per_class for c in study)
@@ -83,8 +83,10 @@ def depth_findings(results: Results) -> list[str]:
         shallow, deep = rows[0].test.diff, rows[-1].test.diff
         overlap = not (shallow.high < deep.low or deep.high < shallow.low)
         caveat = " (the intervals of the shallowest and deepest net overlap)" if overlap else ""
-        per_depth = _join([f"{_pp(g)} at {c.depth}" for g, c in zip(gains, rows, strict=True)])
-        base = _join([f"{100 * c.baseline.mean:.1f}%" for c in rows])
+        per_depth = join_words(
+            [f"{signed_pp(g)} at {c.depth}" for g, c in zip(gains, rows, strict=True)]
+        )
+        base = join_words([f"{100 * c.baseline.mean:.1f}%" for c in rows])
         lines.append(
             f"Depth, {method}: the gain {trend}{caveat}: {per_depth} hidden layers "
             f"({rows[0].labels_per_class} labels per class; baseline accuracy {base})."
@@ -119,12 +121,12 @@ def optimizer_findings(results: Results) -> list[str]:
         (
             f"Optimisers: the best baseline optimiser ({best_base.optimizer}, "
             f"{100 * best_base.baseline.mean:.1f}%) {answer} ({method} + {main.optimizer}: "
-            f"{100 * main.pretrained.mean:.1f}%; difference {_pp(versus.diff.mean)}, 95% CI "
-            f"[{_pp(versus.diff.low)}, {_pp(versus.diff.high)}])."
+            f"{100 * main.pretrained.mean:.1f}%; difference {signed_pp(versus.diff.mean)}, 95% CI "
+            f"[{signed_pp(versus.diff.low)}, {signed_pp(versus.diff.high)}])."
         ),
         f"Pre-training clearly helped with {len(helped)} of {len(study)} optimisers"
-        + (f" ({_join(helped)})" if helped else "")
-        + (f" and clearly hurt with {_join(hurt)}" if hurt else "")
+        + (f" ({join_words(helped)})" if helped else "")
+        + (f" and clearly hurt with {join_words(hurt)}" if hurt else "")
         + ".",
     ]
 
@@ -136,10 +138,10 @@ def historical_findings(results: Results) -> list[str]:
         sound = next(s for s in study if s.init == "sound" and s.method == c.method)
         lines.append(
             f"Historical setting ({c.depth} sigmoid layers, plain SGD, naive initialisation), "
-            f"{c.method}: pre-training {verdict(c)} ({_pp(c.test.diff.mean)}: "
+            f"{c.method}: pre-training {verdict(c)} ({signed_pp(c.test.diff.mean)}: "
             f"{100 * c.baseline.mean:.1f}% to {100 * c.pretrained.mean:.1f}%); with Glorot "
             f"initialisation the same SGD baseline reached {100 * sound.baseline.mean:.1f}% "
-            f"and the gain was {_pp(sound.test.diff.mean)} (within {results.budget.max_epochs} "
+            f"and the gain was {signed_pp(sound.test.diff.mean)} (within {results.budget.max_epochs} "
             "fine-tuning epochs)."
         )
     return lines

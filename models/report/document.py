@@ -22,6 +22,8 @@ CSV_COLUMNS = (
     "variant",
     "optimizer",
     "init",
+    "mode",
+    "augment",
     "lr",
     "labels_per_class",
     "seed",

@@ -26,6 +26,7 @@ FIGURES = (
     "depth.png",
     "optimizers.png",
     "transfer.png",
+    "semi.png",
 )
 
 Showcased = dict[tuple[str, Method], Arrays]
@@ -62,6 +63,7 @@ def draw_figures(options: ReportOptions, measured: Measured) -> tuple[Path, ...]
         figures.depth(results, out / FIGURES[8]),
         figures.optimizers(results, out / FIGURES[9]),
         figures.transfer(measured.transfer_study(), options.dataset, out / FIGURES[10]),
+        figures.semi_panel(measured.semi_study(), out / FIGURES[11]),
     ]
     return tuple(paths)
 

@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
+from models.report.semi import CELLS, SemiStudy
 from models.report.stats import t_interval
 from models.report.tables import Comparison, Results
 from models.report.transfer import ARMS, TransferComparison, source_words
@@ -327,4 +328,36 @@ def transfer(comparisons: Sequence[TransferComparison], dataset: str, path: Path
         ax.set_title(source_words(setting, dataset), fontsize=10)
         ax.grid(alpha=0.3)
         _legend(ax)
+    return _save(fig, path)
+
+
+def semi_panel(found: SemiStudy, path: Path) -> Path:
+    """Test accuracy against labels for the 2 x 2 panel's four cells, with 95% bands over
+    seeds: colour says the start (random or pre-trained), a dashed line supervised fine-tuning,
+    a solid one FixMatch."""
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.subplots()
+    method = found.panel.method
+    xs = found.panel.labels()
+    for cell in CELLS:
+        colour = COLOURS[method if cell.pretrained else "none"]
+        intervals = [found.cell(cell, k) for k in xs]
+        means = [100 * i.mean for i in intervals]
+        style = "-" if cell.semi else "--"
+        marker = "s" if cell.semi else "o"
+        ax.plot(xs, means, style, marker=marker, color=colour, label=cell.name(method))
+        lows = [100 * i.low for i in intervals]
+        highs = [100 * i.high for i in intervals]
+        if not any(math.isnan(v) for v in lows):
+            ax.fill_between(xs, lows, highs, color=colour, alpha=0.12, linewidth=0)
+    ax.set_xscale("log")
+    ax.minorticks_off()
+    ax.set_xticks(xs, [str(k) for k in xs])
+    ax.set_xlabel("labeled images per class (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    lowest = min(100 * found.cell(cell, k).mean for cell in CELLS for k in xs)
+    ax.set_ylim(max(0.0, lowest - 10), 100)
+    ax.set_title("CNN, augmented: pre-training x semi-supervised fine-tuning", fontsize=10)
+    ax.grid(alpha=0.3)
+    _legend(ax)
     return _save(fig, path)

@@ -14,6 +14,8 @@ from models.experiment import ExperimentConfig, Prepared, load_data
 from models.report.budgets import Budget
 from models.report.cache import RunCache
 from models.report.plan import RunSpec, plan
+from models.report.semi import SemiPanel, SemiStudy
+from models.report.semi import study as semi_study
 from models.report.sweep import Sweep, run_sweep
 from models.report.tables import Results
 from models.report.transfer import Panel, TransferComparison, settings, study
@@ -38,7 +40,8 @@ class ReportOptions:
 
 @dataclass(frozen=True)
 class Planned:
-    """The data and the runs of a report: the main sweep's and the transfer panel's."""
+    """The data and the runs of a report: the main sweep's, the transfer panel's and the
+    2 x 2 panel's."""
 
     prepared: Prepared
     targets: dict[str, Prepared]
@@ -47,13 +50,16 @@ class Planned:
     panel: Panel
     main: list[RunSpec]
     transfer: list[RunSpec]
+    semi_panel: SemiPanel
+    semi: list[RunSpec]
 
     @property
     def specs(self) -> list[RunSpec]:
         """Every run once (the panel shares its runs on the report's data set with the sweep),
         each target's and source's runs together so each encoder's label budgets run in a row."""
         return sorted(
-            {*self.main, *self.transfer}, key=lambda s: (s.dataset, s.pretrain_dataset, s)
+            {*self.main, *self.transfer, *self.semi},
+            key=lambda s: (s.dataset, s.pretrain_dataset, s),
         )
 
 
@@ -71,10 +77,16 @@ class Measured:
     transfer_specs: list[RunSpec]
     main_keys: dict[RunSpec, str]
     """The cache key of each main-study run, by its setting alone (as ``results`` has it)."""
+    semi_panel: SemiPanel
+    semi_specs: list[RunSpec]
 
     def transfer_study(self) -> list[TransferComparison]:
         records = {s: self.sweep.records[self.sweep.keys[s]] for s in self.transfer_specs}
         return study(self.panel, records, self.cache, self.sweep.keys, self.results.seeds)
+
+    def semi_study(self) -> SemiStudy:
+        records = {s: self.sweep.records[self.sweep.keys[s]] for s in self.semi_specs}
+        return semi_study(self.semi_panel, records, self.cache, self.sweep.keys)
 
 
 def smallest_pool_class(prepared: Prepared) -> int:
@@ -98,7 +110,10 @@ def plan_report(options: ReportOptions) -> Planned:
     panel_labels = {t: smallest_pool_class(p) for t, p in targets.items()} | {"": all_labels}
     panel = Panel(budget, found, panel_labels)
     main = plan(budget, options.seeds, all_labels, options.pretrain_dataset or "")
-    return Planned(prepared, targets, all_labels, panel, main, panel.plan(options.seeds))
+    semi = SemiPanel(budget, all_labels, options.seeds)
+    return Planned(
+        prepared, targets, all_labels, panel, main, panel.plan(options.seeds), semi, semi.plan()
+    )
 
 
 def measure(options: ReportOptions) -> Measured:
@@ -137,4 +152,6 @@ def measure(options: ReportOptions) -> Measured:
         planned.panel,
         planned.transfer,
         main_keys,
+        planned.semi_panel,
+        planned.semi,
     )

@@ -10,7 +10,7 @@ from typing import Any
 from models.data import SplitConfig
 from models.experiment import ExperimentConfig
 from models.methods import Method
-from models.modes import Mode
+from models.modes import Mode, SemiConfig
 from models.nets import CNNConfig, MLPConfig
 from models.pretraining import PretrainConfig
 from models.report.budgets import ALL, HISTORICAL_OPTIMIZER, MAIN_OPTIMIZER, OPTIMIZERS, Budget
@@ -38,6 +38,12 @@ class RunSpec:
     """The target data set; "" is the report's."""
     pretrain_dataset: str = ""
     """The data set pre-training sees; "" is the target's own unlabeled pool."""
+    mode: Mode = Mode.supervised
+    """How the run is fine-tuned (:mod:`models.modes`): ``fixmatch`` learns from the
+    unlabeled pool too, from whatever start ``method`` gives it."""
+    augment: bool = False
+    """Fine-tune with the build's augmentation (``FinetuneConfig``'s defaults) instead of
+    none, as the 2 x 2 panel does for all its cells."""
 
     @property
     def variant(self) -> str:
@@ -48,20 +54,25 @@ class RunSpec:
         naive = "-naive" if self.init == "naive" else ""
         target = f"-on-{self.dataset}" if self.dataset else ""
         source = f"-from-{self.pretrain_dataset}" if self.pretrain_dataset else ""
+        mode = "" if self.mode is Mode.supervised else f"-{self.mode}"
+        augmented = "-aug" if self.augment else ""
         return (
-            f"{self.arch}{self.depth}-{self.method}{source}-{self.optimizer}"
+            f"{self.arch}{self.depth}-{self.method}{source}{mode}-{self.optimizer}{augmented}"
             f"-{self.labels_per_class}pc-seed{self.seed}{naive}{target}"
         )
 
     def baseline(self) -> RunSpec:
-        """The run this one is compared with: same everything, no pre-training."""
-        return replace(self, method=Method.none, pretrain_dataset="")
+        """The run this one is compared with: same everything (the augmentation too), no
+        pre-training, fine-tuned on the labels alone."""
+        return replace(self, method=Method.none, pretrain_dataset="", mode=Mode.supervised)
 
 
 def experiment(spec: RunSpec, budget: Budget, dataset: str, split_seed: int) -> ExperimentConfig:
     """The core experiment config that trains ``spec`` under ``budget``."""
     # No augmentation, as in the pre-training literature: pre-training is the only prior.
-    recipe: dict[str, Any] = {**NO_AUGMENTATION, **OPTIMIZERS[spec.optimizer]}
+    # The 2 x 2 panel keeps FinetuneConfig's augmentation, as the served pair does.
+    plain = {} if spec.augment else NO_AUGMENTATION
+    recipe: dict[str, Any] = {**plain, **OPTIMIZERS[spec.optimizer]}
     finetune = FinetuneConfig(
         batch_size=budget.batch_size,
         max_epochs=budget.max_epochs,
@@ -82,6 +93,8 @@ def experiment(spec: RunSpec, budget: Budget, dataset: str, split_seed: int) -> 
         split=SplitConfig(split_seed=split_seed),
         pretrain=pretrain or PretrainConfig(),
         finetune=finetune,
+        mode=spec.mode,
+        semi=budget.semi if spec.mode.unlabeled else SemiConfig(),
     )
 
 
@@ -106,7 +119,10 @@ def studies_of(
 ) -> tuple[str, ...]:
     """The studies (tables and figures) of the main sweep that use ``spec``, whose pre-trained
     runs pre-train on ``pretrain_dataset`` ("" for the pool); the transfer panel's runs are
-    told apart by :mod:`models.report.transfer`."""
+    told apart by :mod:`models.report.transfer`, the 2 x 2 panel's by
+    :mod:`models.report.semi`."""
+    if spec.augment or spec.mode is not Mode.supervised:
+        return ()
     if spec.dataset or (spec.method != "none" and spec.pretrain_dataset != pretrain_dataset):
         return ()
     historical = (

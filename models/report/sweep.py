@@ -26,6 +26,7 @@ from models.experiment import (
     train_variant,
 )
 from models.methods import Method
+from models.modes import Mode
 from models.nets import CNN, MLP, Classifier, to_unit
 from models.pretraining import PretrainReport
 from models.report.budgets import Budget
@@ -60,6 +61,8 @@ def is_showcase(spec: RunSpec, budget: Budget, all_labels: int) -> bool:
         and spec.optimizer == "adam"
         and spec.depth == main_depth
         and spec.labels_per_class == resolve_labels(budget.showcase_labels, all_labels)
+        and not spec.augment  # the 2 x 2 panel's runs have no figures of weights either
+        and spec.mode is Mode.supervised
     )
 
 
@@ -136,7 +139,9 @@ def train_run(
     if spec.init == "naive":
         # The pre-trained layers keep what pre-training gave them; the rest start naively.
         naive_init(model, head_only=spec.method != "none", seed=spec.seed)
-    result = train_variant(model, config, prepared, variant=spec.variant, method=report.method)
+    result = train_variant(
+        model, config, prepared, variant=spec.variant, method=report.method, mode=spec.mode
+    )
     finetune = result.finetune
     record: dict[str, Any] = {
         "run": spec.name,
@@ -147,7 +152,9 @@ def train_run(
         "variant": spec.variant,
         "optimizer": spec.optimizer,
         "init": spec.init,
-        "lr": config.finetune.lr,
+        "mode": spec.mode,
+        "augment": spec.augment,
+        "lr": result.finetune.lr,
         "labels_per_class": spec.labels_per_class,
         "seed": spec.seed,
         "test_accuracy": result.test.accuracy,

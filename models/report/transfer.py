@@ -173,7 +173,7 @@ def study(
                         t_interval(treated),
                         t_interval(control),
                         paired_test(treated, control),
-                        _mcnemar(cache, keys, spec, control_spec),
+                        mcnemar(cache, keys, spec, control_spec),
                         spec.method,
                     )
                 )
@@ -184,9 +184,11 @@ def _accuracy(records: Mapping[RunSpec, Mapping[str, Any]], spec: RunSpec) -> fl
     return float(records[spec]["test_accuracy"])
 
 
-def _mcnemar(
+def mcnemar(
     cache: RunCache, keys: Mapping[RunSpec, str], treated: RunSpec, control: RunSpec
 ) -> McNemarResult | None:
+    """McNemar's exact test of two runs' per-image test outcomes (kept for the served seed
+    only); ``None`` if either run kept none."""
     a = cache.arrays(keys[treated]).get("correct")
     b = cache.arrays(keys[control]).get("correct")
     if a is None or b is None or a.shape != b.shape:
@@ -236,7 +238,6 @@ def table(
         ),
     )
     for c in comparisons:
-        mc = c.mcnemar
         result.rows.append(
             [
                 c.setting.target_name(dataset),
@@ -246,14 +247,22 @@ def table(
                 str(c.test.diff.n),
                 pct(c.pretrained.mean),
                 pct(c.baseline.mean),
-                f"{100 * c.test.diff.mean:+.2f}",
-                pp_interval(c.test.diff),
-                p_value(c.test.p),
-                "n/a" if mc is None else p_value(mc.p_value),
-                "n/a" if mc is None else f"{mc.only_a_correct} / {mc.only_b_correct}",
+                *difference_cells(c.test, c.mcnemar),
             ]
         )
     return result
+
+
+def difference_cells(test: Paired, mc: McNemarResult | None) -> list[str]:
+    """A paired comparison's gain, 95% interval and p-value, then McNemar's p and how many
+    test images only one of the two served-seed models got right (``n/a`` without them)."""
+    return [
+        f"{100 * test.diff.mean:+.2f}",
+        pp_interval(test.diff),
+        p_value(test.p),
+        "n/a" if mc is None else p_value(mc.p_value),
+        "n/a" if mc is None else f"{mc.only_a_correct} / {mc.only_b_correct}",
+    ]
 
 
 def _verdict(c: TransferComparison) -> str:

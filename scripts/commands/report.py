@@ -21,8 +21,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="measure how pre-training changes accuracy and write an HTML/Markdown report",
         description=(
             "Train every pre-trained variant and its paired baseline over label budgets, "
-            "seeds, MLP depths and fine-tuning optimisers, and the transfer panel (a CNN "
-            "pre-trained on another task or data set); cache each finished run (an "
+            "seeds, MLP depths and fine-tuning optimisers, the transfer panel (a CNN "
+            "pre-trained on another task or data set) and the 2 x 2 panel (pre-training x "
+            "semi-supervised fine-tuning, with augmentation); cache each finished run (an "
             "interrupted report resumes); write report.html (self-contained), report.md, "
             f"results.csv and the figures as PNG. Wall time: {expectations}."
         ),

@@ -15,14 +15,17 @@ from scipy import stats
 
 from models.errors import DataError
 from models.experiment import Prepared
+from models.modes import Mode, SemiConfig
 from models.nets import CNNConfig, MLPConfig, build_classifier
 from models.pretraining import Method, PretrainConfig, pretrain
+from models.report import semi
 from models.report.budgets import BUDGETS, Budget
 from models.report.cache import RunCache
 from models.report.plan import CACHE_FORMAT, RunSpec, experiment, plan, run_key, studies_of
 from models.report.stats import paired_test, t_interval
-from models.report.sweep import naive_init, reconstruct
+from models.report.sweep import is_showcase, naive_init, reconstruct
 from models.report.transfer import Panel, settings
+from models.training import FinetuneConfig
 
 
 def test_t_interval_matches_scipy() -> None:
@@ -254,3 +257,108 @@ def test_a_run_key_without_a_pre_training_data_set_is_what_it_was() -> None:
     other = experiment(dataclasses.replace(spec, pretrain_dataset="digits"), BUDGETS["quick"],
                        "mnist-5k", 0)  # fmt: skip
     assert run_key(other) != expected
+
+
+def test_the_semi_panel_crosses_pre_training_with_fixmatch_under_one_augmented_recipe() -> None:
+    budget = BUDGETS["full"]
+    panel = semi.SemiPanel(budget, all_labels=350, report_seeds=10)
+    specs = panel.plan()
+    assert panel.seeds == 5
+    assert len(specs) == len(set(specs)) == 4 * 4 * 5  # cells x label budgets x seeds
+    assert {s.labels_per_class for s in specs} == {3, 10, 30, 100}
+    assert {(s.method, s.mode) for s in specs} == {
+        (Method.none, Mode.supervised),
+        (Method.contrastive, Mode.supervised),
+        (Method.none, Mode.fixmatch),
+        (Method.contrastive, Mode.fixmatch),
+    }
+    assert all(s.arch == "cnn" and s.augment for s in specs)
+    main = plan(budget, 10, 350)
+    for spec in specs:
+        # Every cell's baseline is (none, supervised) with the same augmented recipe.
+        baseline = spec.baseline()
+        assert (baseline.method, baseline.mode, baseline.augment) == ("none", "supervised", True)
+        assert baseline in set(specs)
+        assert studies_of(spec, budget, 350) == ()  # no main study counts a panel run
+        assert not is_showcase(spec, budget, 350)
+        config = experiment(spec, budget, "mnist-5k", 0)
+        assert config.mode is spec.mode
+        defaults = FinetuneConfig()
+        assert config.finetune.augments
+        assert (config.finetune.augment_shift, config.finetune.augment_degrees) == (
+            defaults.augment_shift,
+            defaults.augment_degrees,
+        )
+        assert config.semi == (budget.semi if spec.mode is Mode.fixmatch else SemiConfig())
+        if spec.method != "none":
+            # The panel reuses the main study's encoder of the same seed.
+            twin = RunSpec("cnn", spec.depth, spec.method, spec.seed, "adam", 10)
+            assert twin in set(main)
+            assert config.pretrain_key() == experiment(twin, budget, "mnist-5k", 0).pretrain_key()
+    assert not set(specs) & set(main)
+    assert semi.SemiPanel(budget, 350, report_seeds=3).seeds == 3
+
+
+def test_a_mode_or_augmentation_gives_a_run_its_own_name_and_key() -> None:
+    budget = BUDGETS["quick"]
+    plain = RunSpec("cnn", 2, Method.contrastive, 0, "adam", 10)
+    fixmatch = dataclasses.replace(plain, mode=Mode.fixmatch)
+    augmented = dataclasses.replace(plain, augment=True)
+    both = dataclasses.replace(fixmatch, augment=True)
+    assert plain.name == "cnn2-contrastive-adam-10pc-seed0"  # as it was before modes
+    assert both.name == "cnn2-contrastive-fixmatch-adam-aug-10pc-seed0"
+    specs = (plain, fixmatch, augmented, both)
+    assert len({s.name for s in specs}) == 4
+    assert len({run_key(experiment(s, budget, "mnist-5k", 0)) for s in specs}) == 4
+    # A FixMatch run's key follows its semi-supervised recipe; a supervised run's does not.
+    other = dataclasses.replace(budget, semi=SemiConfig(epochs=3))
+    assert run_key(experiment(both, budget, "mnist-5k", 0)) != run_key(
+        experiment(both, other, "mnist-5k", 0)
+    )
+    assert run_key(experiment(augmented, budget, "mnist-5k", 0)) == run_key(
+        experiment(augmented, other, "mnist-5k", 0)
+    )
+
+
+def _semi_records(
+    panel: semi.SemiPanel, accuracy: dict[semi.Cell, list[float]]
+) -> dict[RunSpec, dict[str, float]]:
+    return {
+        panel.spec(cell, seed, k): {"test_accuracy": accuracy[cell][seed] + k / 1000}
+        for cell in semi.CELLS
+        for seed in range(panel.seeds)
+        for k in panel.labels()
+    }
+
+
+def test_the_semi_panel_compares_the_cells_paired_by_seed(tmp_path: Path) -> None:
+    panel = semi.SemiPanel(BUDGETS["quick"], all_labels=350, report_seeds=5)
+    accuracy = {
+        semi.NEITHER: [0.70, 0.72, 0.69, 0.71, 0.70],
+        semi.PRETRAINED: [0.75, 0.78, 0.74, 0.77, 0.75],
+        semi.SEMI: [0.85, 0.86, 0.84, 0.87, 0.85],
+        semi.BOTH: [0.86, 0.85, 0.85, 0.86, 0.86],
+    }
+    records = _semi_records(panel, accuracy)
+    found = semi.study(panel, records, RunCache(tmp_path), {s: s.name for s in records})
+    assert len(found.comparisons) == 4 * len(panel.labels())
+    for c in found.comparisons:
+        expected = stats.ttest_rel(accuracy[c.effect.treated], accuracy[c.effect.control])
+        diffs = np.subtract(accuracy[c.effect.treated], accuracy[c.effect.control])
+        assert c.test.diff.mean == pytest.approx(diffs.mean())
+        assert c.test.p == pytest.approx(expected.pvalue)
+        assert c.mcnemar is None  # no run kept per-image outcomes
+    on_top = [c for c in found.comparisons if c.effect == semi.EFFECTS[3]]
+    assert all(c.test.diff.low < 0 < c.test.diff.high for c in on_top)
+    words = " ".join(semi.findings(found))
+    assert (
+        "Where fine-tuning is already semi-supervised (FixMatch), contrastive pre-training added "
+        "nothing measurable at 10 and 100 labels per class: the 95% interval of its gain "
+        "includes 0 (10: +0.2 pp, [-1.16, +1.56]" in words
+    )
+    assert "On top of FixMatch" not in words  # nowhere did it make a clear difference
+    assert "FixMatch fine-tuning alone (from a random start) helped at 10 and 100" in words
+    assert "10: FixMatch (FixMatch +15.0 pp, contrastive +5.4 pp" in words
+    table = semi.table(found)
+    assert [r[2] for r in table.rows[:4]] == [e.name for e in semi.EFFECTS]
+    assert table.rows[3][3:6] == ["contrastive + fixmatch", "86.60", "none + fixmatch"]

@@ -22,6 +22,7 @@ import pytest
 from scipy import stats
 
 from models.report.drawing import FIGURES
+from models.report.semi import EFFECTS
 from models.report.transfer import ARMS
 from models.sources import load_dataset
 from scripts.cli import main
@@ -118,7 +119,7 @@ def test_every_figure_is_a_png_inlined_in_a_self_contained_page(report: Report) 
 def test_every_table_is_in_both_documents(report: Report) -> None:
     page = (report.out / "report.html").read_text()
     markdown = (report.out / "report.md").read_text()
-    for name in ("labels", "depth", "optimizer", "historical", "transfer", "literature"):
+    for name in ("labels", "depth", "optimizer", "historical", "transfer", "semi", "literature"):
         assert md_table(markdown, name), name
         assert f'data-table="{name}"' in page, name
     for title in ("Conclusion", "Literature (others' results on full MNIST)"):
@@ -140,7 +141,7 @@ def test_the_gain_tables_hold_the_numbers_in_results_csv(report: Report) -> None
         return len(cells)
 
     checked = 0
-    main = {"dataset": report.dataset, "pretrain_dataset": ""}
+    main = {"dataset": report.dataset, "pretrain_dataset": "", "augment": "False"}
     for row in md_table(markdown, "labels"):
         where = main | {"arch": row["Arch"], "depth": row["Hidden/conv layers"]}
         where |= {"optimizer": "adam", "labels_per_class": row["Labels/class"], "init": "sound"}
@@ -175,6 +176,7 @@ def test_the_transfer_panel_holds_the_numbers_in_results_csv(report: Report) -> 
         arm = next(a for a in ARMS if a.name == row["Pre-training"])
         method = "supervised" if arm.supervised else "cae"
         where = {"arch": "cnn", "dataset": row["Target"], "labels_per_class": row["Labels/class"]}
+        where |= {"augment": "False"}  # the 2 x 2 panel's runs of the same labels are not it
         treated = accuracies(
             rows, method=method, pretrain_dataset=source if arm.from_source else "", **where
         )
@@ -196,6 +198,51 @@ def test_the_transfer_panel_holds_the_numbers_in_results_csv(report: Report) -> 
     assert {r["method"] for r in transfer} == {"none", "cae", "supervised"}
 
 
+def test_the_semi_panel_holds_the_paired_differences_of_its_cells_runs(report: Report) -> None:
+    """Each effect of the 2 x 2 panel against its control cell, from the runs in results.csv."""
+    rows = read_csv(report.out / "results.csv")
+    markdown = (report.out / "report.md").read_text()
+    table = md_table(markdown, "semi")
+    panel = [r for r in rows if "semi" in r["studies"].split(";")]
+    assert {(r["method"], r["mode"], r["augment"]) for r in panel} == {
+        ("none", "supervised", "True"),
+        ("contrastive", "supervised", "True"),
+        ("none", "fixmatch", "True"),
+        ("contrastive", "fixmatch", "True"),
+    }
+    assert {r["arch"] for r in panel} == {"cnn"}
+    assert all(r["studies"] == "semi" for r in panel), "no other study uses an augmented run"
+    assert {r["augment"] for r in rows if r not in panel} == {"False"}
+    assert {r["Effect"] for r in table} == {e.name for e in EFFECTS}
+    assert len(table) == 4 * len({r["labels_per_class"] for r in panel}) == 8
+
+    def cell(name: str, k: str) -> list[float]:
+        method, mode = name.split(" + ")
+        return accuracies(panel, method=method, mode=mode, labels_per_class=k)
+
+    for row in table:
+        treated, control = (
+            cell(row["Cell"], row["Labels/class"]),
+            cell(row["Against"], row["Labels/class"]),
+        )
+        assert len(treated) == len(control) == 2
+        for column, value in expected_cells(treated, control).items():
+            column = {"Pre-trained acc %": "Cell acc %", "Baseline acc %": "Against acc %"}.get(
+                column, column
+            )
+            assert row[column] == value, (row, column)
+        assert row["Only cell right / only against right"] != "n/a"  # seed 0 kept its outcomes
+    effects = {(r["Effect"], r["Cell"], r["Against"]) for r in table}
+    assert effects == {
+        ("pre-training alone", "contrastive + supervised", "none + supervised"),
+        ("semi-supervised alone", "none + fixmatch", "none + supervised"),
+        ("both", "contrastive + fixmatch", "none + supervised"),
+        ("pre-training on top of semi-supervised", "contrastive + fixmatch", "none + fixmatch"),
+    }
+    assert "2 x 2 panel (CNN, augmented recipe): contrastive pre-training alone" in markdown
+    assert "which use of the unlabeled images gave more on its own" in markdown
+
+
 def test_results_csv_has_one_row_per_run_and_says_where_each_is_used(report: Report) -> None:
     rows = read_csv(report.out / "results.csv")
     names = [r["run"] for r in rows]
@@ -205,6 +252,7 @@ def test_results_csv_has_one_row_per_run_and_says_where_each_is_used(report: Rep
     assert {r["method"] for r in rows} == {"none", "rbm", "dae", "cae", "contrastive", "supervised"}
     assert {r["optimizer"] for r in rows} == {"sgd", "momentum", "adagrad", "rmsprop", "adam"}
     assert {r["init"] for r in rows} == {"sound", "naive"}
+    assert {r["mode"] for r in rows} == {"supervised", "fixmatch"}
     assert all(0.0 <= float(r["test_accuracy"]) <= 1.0 for r in rows)
     assert f"{len(rows)} runs trained, 0 from the cache" in report.stdout
 
@@ -215,9 +263,11 @@ def test_the_main_sweep_can_pre_train_on_another_data_set(report: Report, tmp_pa
     args = ["report", "--budget", "tiny", "--dataset", report.dataset, "--out", str(out)]
     assert main([*args, "--pretrain-dataset", "digits"]) == 0
     rows = read_csv(out / "results.csv")
-    main_runs = [r for r in rows if set(r["studies"].split(";")) - {"transfer"}]
+    main_runs = [r for r in rows if set(r["studies"].split(";")) - {"transfer", "semi"}]
     assert {r["pretrain_dataset"] for r in main_runs if r["method"] != "none"} == {"digits"}
     assert {r["pretrain_dataset"] for r in main_runs if r["method"] == "none"} == {""}
+    # The 2 x 2 panel pre-trains on the pool its FixMatch cells learn from, whatever the sweep's.
+    assert {r["pretrain_dataset"] for r in rows if r["studies"] == "semi"} == {""}
     markdown = (out / "report.md").read_text()
     assert "Pre-training sees digits's images without labels" in markdown
     assert md_table(markdown, "labels")
@@ -304,8 +354,8 @@ def test_help_offers_quick_and_full_and_says_how_long_each_takes(
     text = " ".join(capsys.readouterr().out.split())
     assert "{quick,full}" in text
     assert "tiny" not in text
-    assert "quick: about 15 to 30 minutes" in text
-    assert "full: about 45 minutes on 2 CPU cores with --jobs 2" in text
+    assert "quick: about 25 to 45 minutes" in text
+    assert "full: about 75 minutes on 2 CPU cores with --jobs 2" in text
 
 
 @pytest.mark.parametrize(
