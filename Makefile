@@ -29,9 +29,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # The service alone: what serving the committed models needs (no torch). The train and dev
-# installs hold it too, and touch its stamp.
+# installs hold it too, and touch its stamp. --no-compile: the first start compiles only the
+# modules it imports, not every module of every package.
 $(SERVE_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e .
 	touch $@
 
 $(TRAIN_STAMP): pyproject.toml | $(BIN)/python

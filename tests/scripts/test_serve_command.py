@@ -265,7 +265,8 @@ def test_make_serve_installs_no_torch_and_trains_nothing_when_the_default_models
     require("make", "make")
     present = _make_serve_plan(write_repository(tmp_path / "repo", ("mnist",)))
     installs = [line for line in present if "pip install" in line]
-    assert installs == [".venv/bin/python -m pip install --quiet --disable-pip-version-check -e ."]
+    assert len(installs) == 1, installs
+    assert installs[0].endswith(" -e ."), installs  # the base package: no extra
     assert not any("headstart build" in line or "train" in line for line in present), present
     assert present[-1].endswith(" serve --host 127.0.0.1 --port 8000")
 
