@@ -58,6 +58,17 @@ def arch_config(kind: str, settings: dict[str, Any] | None = None) -> ArchConfig
     raise ConfigError(f"unknown architecture {kind!r} (expected one of: {', '.join(ARCHS)})")
 
 
+def check_fits(config: ArchConfig, input_shape: tuple[int, int, int]) -> None:
+    """Raise a ``ConfigError`` when ``config`` cannot take images of ``input_shape``."""
+    if isinstance(config, CNNConfig):
+        _, h, w = input_shape
+        blocks = len(config.channels)
+        if blocks < 1 or h >> blocks < 1 or w >> blocks < 1:
+            raise ConfigError(
+                f"{blocks} pooling blocks do not fit {h}x{w} images (each halves the size)"
+            )
+
+
 def arch_kind(config: ArchConfig) -> Arch:
     return "mlp" if isinstance(config, MLPConfig) else "cnn"
 
@@ -152,12 +163,9 @@ class CNN(Classifier):
         self, input_shape: tuple[int, int, int], num_classes: int, config: CNNConfig
     ) -> None:
         super().__init__()
+        check_fits(config, input_shape)
         c, h, w = input_shape
         blocks = len(config.channels)
-        if blocks < 1 or h >> blocks < 1 or w >> blocks < 1:
-            raise ConfigError(
-                f"{blocks} pooling blocks do not fit {h}x{w} images (each halves the size)"
-            )
         self.input_shape, self.num_classes, self.config = input_shape, num_classes, config
         ins = (c, *config.channels)
         pad = config.kernel_size // 2

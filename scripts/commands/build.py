@@ -64,10 +64,12 @@ def run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
 
     from models.experiment import load_data, run_experiment
+    from models.nets import check_fits
     from models.stages import export_trained
 
     with common.training_world(config) as world:
         prepared = load_data(config)
+        check_fits(config.arch_config, prepared.data.shape)  # before the plan says anything
         stages = progress.plan(
             config,
             pool=len(prepared.splits.pool),

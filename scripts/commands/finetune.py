@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common.add_labels_option(parser, None)
     common.add_run_options(parser, seed_default=None)
     common.add_finetune_budget_option(parser)
-    common.add_mode_option(parser, "the checkpoint's; fixmatch from 'headstart pretrain'")
+    common.add_mode_option(parser, "the checkpoint's, fixmatch from headstart pretrain")
     add_nproc_option(parser)
     parser.set_defaults(func=run)
 

@@ -38,10 +38,12 @@ def run(args: argparse.Namespace) -> int:
         return launched
 
     from models.experiment import load_data, pretrained_start
+    from models.nets import check_fits
     from models.stages import save_stage
 
     with common.training_world(config) as world:
         prepared = load_data(config)
+        check_fits(config.arch_config, prepared.data.shape)  # before the plan says anything
         stages = progress.plan(config, pool=len(prepared.splits.pool), labeled=0, variants=())
         with progress.reporting(stages, config.arch, announce=world.main, command="pretrain"):
             model, report = pretrained_start(config, prepared)

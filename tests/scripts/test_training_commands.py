@@ -56,7 +56,10 @@ def test_build_pre_trains_on_a_source_task_of_other_classes(
     assert pretrained.class_names == ["5", "6", "7", "8", "9"]
     assert pretrained.training.dataset == f"{dataset}:5-9"
     assert pretrained.pretraining.settings["dataset"] == f"{dataset}:0-4"
-    assert pretrained.training.num_unlabeled == 150  # every image of digits 0-4
+    # Every image of digits 0-4 in pre-training, and the target's own pool (the 5-9 images
+    # that are neither test nor validation) in semi-supervised fine-tuning.
+    assert pretrained.training.fine_tuning["mode"] == "fixmatch"
+    assert pretrained.training.num_unlabeled == 150 + 105
     assert manifests["baseline"].pretraining.method == "none"
     code = main(["pretrain", "--quick", *TINY_CNN, "--method", "supervised", "--dataset",
                  dataset, "--out", str(tmp_path / "start.safetensors")])  # fmt: skip
@@ -94,6 +97,10 @@ def test_build_quick_exports_both_variants_and_prints_the_summary(
     assert manifests["pretrained"].training.dataset == dataset
     recipes = {v: dict(m.training.fine_tuning) for v, m in manifests.items()}
     outcomes = {v: r.pop("outcome") for v, r in recipes.items()}
+    # The pretrained variant learns from the pool too; the supervised recipe is the same.
+    assert recipes["pretrained"].pop("mode") == "fixmatch"
+    assert recipes["baseline"].pop("mode") == "supervised"
+    assert recipes["pretrained"].pop("semi")["ratio"] >= 1
     assert recipes["pretrained"] == recipes["baseline"]
     assert set(outcomes["pretrained"]["drift"]) == {"convs.0", "convs.1", "dense", "head"}
     accuracy = float(lines[header + 1].split()[3])
