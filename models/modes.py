@@ -3,7 +3,7 @@
 A mode is how a classifier learns from the labelled images once it has its starting weights:
 ``supervised`` from the labels alone, ``fixmatch`` from the labels and, at the same time, the
 unlabeled pool (pseudo-labels it is confident of on a weak view, taught on a strong view).
-Each :class:`Mode` member names the module whose ``finetune`` function trains it (imported only
+Each :class:`Mode` member names the module whose ``tune`` function trains it (imported only
 when the mode runs, so the command line lists the modes without torch) and says in one phrase
 what it does, for model cards. :class:`SemiConfig` holds the knobs of the modes that use the
 pool; the supervised recipe (:class:`models.training.FinetuneConfig`) is shared by every mode.
@@ -23,7 +23,7 @@ class Entry(NamedTuple):
 
     name: str
     module: str
-    """The module whose ``finetune`` function trains the mode."""
+    """The module whose ``tune`` function trains the mode."""
     unlabeled: bool
     """Whether the mode learns from the unlabeled pool as well as from the labels."""
     summary: str
