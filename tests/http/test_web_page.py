@@ -186,7 +186,7 @@ def test_the_controls_stay_put_and_each_variant_is_described(server: str, tmp_pa
         page.wait_for_selector("#about-baseline")
         assert page.inner_text("#about-pretrained") == (
             "pretrained is pre-trained (dae) on 4,321 unlabeled images, then is fine-tuned on "
-            "70 labels (7 per class); test accuracy 81.3% on 10 held-out images."
+            "70 labels (7 per class); test accuracy 81.2% on 10 held-out images."
         )
         assert page.inner_text("#about-baseline") == (
             "baseline starts from random weights, then is fine-tuned on 70 labels "

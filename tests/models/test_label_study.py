@@ -32,7 +32,9 @@ def test_study_prints_one_line_per_run_and_the_gap(capsys: pytest.CaptureFixture
 def test_finetune_fields_reach_both_variants_and_typos_are_named(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # Both variants supervised: the supervised recipe's fields reach both.
     argv = ["--dataset", "digits", "--arch", "mlp", "--method", "dae", "--labels", "2"]
+    argv += ["--mode", "supervised"]
     common = [*argv, "--seeds", "0", "--device", "cpu", "--quick"]
     assert main([*common, "--finetune", "lr=0.0", "--finetune", "head_epochs=5"]) == 0
     run = json.loads(next(line for line in capsys.readouterr().out.splitlines() if "{" in line))
@@ -46,6 +48,7 @@ def test_finetune_fields_reach_both_variants_and_typos_are_named(
 
 def test_a_list_field_takes_comma_separated_numbers(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--dataset", "digits", "--arch", "mlp", "--method", "dae", "--labels", "2"]
+    argv += ["--mode", "supervised"]
     common = [*argv, "--seeds", "0", "--device", "cpu", "--quick"]
     assert main([*common, "--finetune", "lr_choices=0.0,0.0"]) == 0
     run = json.loads(next(line for line in capsys.readouterr().out.splitlines() if "{" in line))
@@ -54,3 +57,19 @@ def test_a_list_field_takes_comma_separated_numbers(capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit):
         main([*common, "--finetune", "lr_choices=1e-3,fast"])
     assert "is not a number or a list of numbers" in capsys.readouterr().err
+
+
+def test_semi_fields_reach_the_pretrained_variant_and_typos_are_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["--dataset", "digits", "--arch", "mlp", "--method", "dae", "--labels", "2"]
+    common = [*argv, "--seeds", "0", "--device", "cpu", "--quick", "--mode", "fixmatch"]
+    assert main([*common, "--semi", "lr=0.0", "--semi", "weak_shift=1.0"]) == 0
+    run = json.loads(next(line for line in capsys.readouterr().out.splitlines() if "{" in line))
+    assert run["mode"] == "fixmatch"
+    assert run["pretrained_lr"] == 0.0  # FixMatch's own rate, which moves nothing
+    assert all(v == 0 for v in run["drift_pretrained"].values())
+    assert any(v > 0 for v in run["drift_baseline"].values())  # supervised, its own rates
+    with pytest.raises(SystemExit):
+        main([*common, "--semi", "thresold=0.9"])
+    assert "--semi thresold=0.9: no field 'thresold'" in capsys.readouterr().err
