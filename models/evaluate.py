@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,15 +30,36 @@ class Metrics:
 @torch.no_grad()
 def predict_logits(model: Classifier, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Logits ``[N, classes]`` for ``uint8`` images, in eval mode, batch by batch."""
+    out = _batched(model, model.forward, images, batch_size)
+    return torch.cat(out) if out else torch.zeros(0, model.num_classes)
+
+
+@torch.no_grad()
+def predict_embeddings(
+    model: Classifier, images: torch.Tensor, batch_size: int = 500
+) -> torch.Tensor:
+    """Embeddings ``[N, D]`` for ``uint8`` images, in eval mode, batch by batch."""
+    out = _batched(model, model.embed, images, batch_size)
+    return torch.cat(out) if out else torch.zeros(0, model.embedding_dim)
+
+
+def _batched(
+    model: Classifier,
+    run: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    batch_size: int,
+) -> list[torch.Tensor]:
+    """``run`` over ``images`` batch by batch on the model's device, in eval mode; the model is
+    left in the mode it was found in."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     out = [
-        model(to_unit(images[i : i + batch_size].to(device))).cpu()
+        run(to_unit(images[i : i + batch_size].to(device))).cpu()
         for i in range(0, len(images), batch_size)
     ]
     model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, model.num_classes)
+    return out
 
 
 def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Metrics:

@@ -14,24 +14,16 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from models.nets import Classifier, to_unit
+from models.evaluate import predict_embeddings
+from models.nets import Classifier
 
 TEMPERATURE = 0.1
 """Sharpness of the vote: a neighbour's weight is ``exp(similarity / TEMPERATURE)``."""
 
 
-@torch.no_grad()
-def embeddings(model: Classifier, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+def embeddings(model: Classifier, images: torch.Tensor) -> torch.Tensor:
     """L2-normalised embeddings ``[N, D]`` of ``uint8`` images, in eval mode."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    out = [
-        model.embed(to_unit(images[i : i + batch_size].to(device))).cpu()
-        for i in range(0, len(images), batch_size)
-    ]
-    model.train(was_training)
-    return F.normalize(torch.cat(out), dim=1)
+    return F.normalize(predict_embeddings(model, images), dim=1)
 
 
 def knn_accuracy(

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from models import defaults
-from models.evaluate import predict_logits
+from models.evaluate import predict_embeddings, predict_logits
 from models.experiment import (
     ExperimentConfig,
     Prepared,
@@ -202,16 +202,9 @@ def _widths(config: ExperimentConfig) -> tuple[int, ...]:
     return config.mlp.hidden if config.arch == "mlp" else config.cnn.channels
 
 
-@torch.no_grad()
-def embed(model: Classifier, images: torch.Tensor, batch: int = 500) -> NDArray[np.float32]:
+def embed(model: Classifier, images: torch.Tensor) -> NDArray[np.float32]:
     """Embeddings ``[N, D]`` of ``uint8`` images, in eval mode."""
-    model.eval()
-    device = next(model.parameters()).device
-    parts = [
-        model.embed(to_unit(images[i : i + batch].to(device))).cpu()
-        for i in range(0, len(images), batch)
-    ]
-    return torch.cat(parts).numpy().astype(np.float32)
+    return predict_embeddings(model, images).numpy().astype(np.float32)
 
 
 @torch.no_grad()
