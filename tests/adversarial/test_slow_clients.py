@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -14,14 +16,20 @@ import pytest
 import requests
 
 from tests.adversarial.attacks import CLASSIFY
-from tests.adversarial.conftest import Server
+from tests.adversarial.conftest import PRODUCTION, Server
+from tests.builders import write_repository
 from tests.images import png
+from tests.server import running_server
 
 pytestmark = pytest.mark.system
 
 SLOW_HEADERS = 200
 SLOW_BODIES = 200
-ANSWER_WITHIN_S = 1.0
+NO_ANSWER_S = 60.0
+"""How long a request may go unanswered before it counts as never answered."""
+PATIENT = {**PRODUCTION, "HEADSTART_BODY_TIMEOUT": "3600"}
+"""A server that never drops the slow bodies for being slow (they stay connected all test),
+so a request served only once slow clients were dropped would go unanswered."""
 
 
 def _open(url: str, first_bytes: bytes) -> socket.socket:
@@ -29,6 +37,19 @@ def _open(url: str, first_bytes: bytes) -> socket.socket:
     conn = socket.create_connection((address.hostname, address.port), timeout=5)
     conn.sendall(first_bytes)
     return conn
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    log = tmp_path / "gunicorn.log"
+    with running_server(write_repository(tmp_path / "repo"), PATIENT, log_path=log) as url:
+        yield Server(url, log)
+
+
+def _still_connected(conn: socket.socket) -> bool:
+    """The server has neither closed ``conn`` nor answered it (a 408 would be data)."""
+    readable, _, _ = select.select([conn], [], [], 0)
+    return not readable
 
 
 @pytest.fixture
@@ -61,6 +82,7 @@ def test_normal_requests_and_probes_are_answered_while_slow_clients_hold_connect
     server: Server, slow_clients: list[socket.socket], http: requests.Session
 ) -> None:
     time.sleep(1.5)  # the slow clients have been read from and are waiting for more
+    assert all(_still_connected(conn) for conn in slow_clients)
     image = png(np.eye(28, dtype=np.uint8) * 255)
     latencies: list[float] = []
     for _ in range(20):
@@ -75,19 +97,20 @@ def test_normal_requests_and_probes_are_answered_while_slow_clients_hold_connect
                 f"{server.url}{path}",
                 data=data,
                 headers={"Content-Type": "image/png"} if data else {},
-                timeout=ANSWER_WITHIN_S * 5,
+                timeout=NO_ANSWER_S,
             )
             latencies.append(time.monotonic() - started)
             assert response.status_code == 200, (path, response.text[:200])
     # Fresh connections too: a new client must be accepted, not queued behind the slow ones.
     for _ in range(10):
         started = time.monotonic()
-        fresh = requests.get(f"{server.url}/health/live", timeout=ANSWER_WITHIN_S * 5)
+        fresh = requests.get(f"{server.url}/health/live", timeout=NO_ANSWER_S)
         latencies.append(time.monotonic() - started)
         assert fresh.status_code == 200
-    held = sum(1 for conn in slow_clients if conn.fileno() >= 0)
+    # Every answer came while every slow client still held its connection: none was served
+    # by dropping one. How fast they came is the benchmarks' business, not this test's.
+    held = sum(1 for conn in slow_clients if _still_connected(conn))
     assert held == SLOW_HEADERS + SLOW_BODIES
-    assert max(latencies) < ANSWER_WITHIN_S, f"slowest {max(latencies):.3f}s"
     print(
         f"{held} slow connections open; {len(latencies)} requests, "
         f"p50 {np.percentile(latencies, 50) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"

@@ -207,8 +207,9 @@ def test_podman_stop_drains_an_in_flight_request_and_exits_0(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    # Bounded by podman's own timeout, after which it kills: a hang guard, not a speed limit.
     while answers("127.0.0.1", context_container.port, timeout=1.0):
-        assert time.monotonic() - began < 15, "still taking new requests 15 s after podman stop"
+        assert time.monotonic() - began < STOP_TIMEOUT, "still taking new requests when killed"
     sock.sendall(body)
     status, _, payload = read_response(sock)
     sock.close()
@@ -216,8 +217,9 @@ def test_podman_stop_drains_an_in_flight_request_and_exits_0(
     stop.wait(timeout=STOP_TIMEOUT + 10)
     seconds = time.monotonic() - began
     state = podman.run("inspect", "--format={{.State.ExitCode}}", context_container.name)
+    # Drained, not killed: podman's kill after --time would exit 137, and the held request
+    # above would have had no answer.
     assert state.stdout.strip() == "0", podman.logs(context_container.name)
-    assert seconds < GRACEFUL_TIMEOUT, f"took {seconds:.1f} s: killed, not drained"
     assert "Handling signal: term" in podman.logs(context_container.name)
     print(f"\npodman stop with a request in flight: exit 0 after {seconds:.1f} s")
 

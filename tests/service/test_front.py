@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
@@ -18,19 +19,37 @@ LIMITS = Limits(
 )
 
 
-class Echo:
-    """A WSGI app that sleeps ``delay`` seconds in its thread, then echoes the body it got."""
+HANG_S = 30.0
+"""Longest a test waits for something that must happen; only a hang takes it."""
 
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
+
+class Echo:
+    """A WSGI app that echoes the body it got; a held one waits in its thread until released,
+    so a test controls what is still running instead of racing a sleep."""
+
+    def __init__(self, held: bool = False) -> None:
+        self.entered = threading.Event()
+        self.released = threading.Event()
+        if not held:
+            self.released.set()
         self.seen: list[dict[str, Any]] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        time.sleep(self.delay)  # a real thread: time is not patched in the tests
+        if not environ["PATH_INFO"].startswith("/health/"):  # probes run on the loop itself
+            self.entered.set()
+            self.released.wait(HANG_S)  # a real thread: the test's event loop goes on meanwhile
         self.seen.append(environ)
         body = environ["wsgi.input"].read()
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [body]
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    """Yield to the event loop until ``condition`` holds."""
+    deadline = time.monotonic() + HANG_S
+    while not condition():
+        assert time.monotonic() < deadline, "waited too long: something hung"
+        gevent.sleep(0.005)
 
 
 class Response:
@@ -102,32 +121,38 @@ def test_a_chunked_body_over_the_limit_is_413_in_the_routes_shape(path: str, err
 
 
 def test_a_request_past_its_deadline_is_504_and_frees_the_connection() -> None:
-    front = Front(Echo(delay=0.5), Limits(**{**LIMITS.__dict__, "request_timeout": 0.05}))
-    started = time.monotonic()
+    app = Echo(held=True)
+    front = Front(app, Limits(**{**LIMITS.__dict__, "request_timeout": 0.05}))
     response, body = _call(front)
-    assert time.monotonic() - started < 0.4
     assert response.status == "504 Gateway Timeout"
     assert json.loads(body)["error"]["code"] == "timeout"
+    assert app.seen == []  # answered while the app was still running
+    app.released.set()
 
 
 def test_a_full_queue_sheds_load_with_503_and_retry_after() -> None:
-    front = Front(Echo(delay=0.3), LIMITS)  # one thread, no queue
+    app = Echo(held=True)
+    front = Front(app, LIMITS)  # one thread, no queue
     first = gevent.spawn(_call, front)
-    gevent.sleep(0.05)
+    _until(app.entered.is_set)
     shed, body = _call(front)
+    app.released.set()
     assert shed.status == "503 Service Unavailable"
     assert shed.headers["Retry-After"] == "1"
     assert json.loads(body)["error"]["code"] == "overloaded"
-    assert first.get(timeout=5)[0].status == "200 OK"
+    assert first.get(timeout=HANG_S)[0].status == "200 OK"
 
 
 def test_probes_answer_while_the_pool_is_saturated() -> None:
-    front = Front(Echo(delay=0.3), LIMITS)
+    app = Echo(held=True)
+    front = Front(app, LIMITS)
     busy = gevent.spawn(_call, front)
-    gevent.sleep(0.05)
+    _until(app.entered.is_set)
     probe, _ = _call(front, "/health/ready")
     assert probe.status == "200 OK"
-    busy.get(timeout=5)
+    assert not busy.ready()  # the pool's one thread was busy all along
+    app.released.set()
+    busy.get(timeout=HANG_S)
 
 
 def test_a_connection_is_closed_after_its_share_of_responses() -> None:
@@ -138,47 +163,54 @@ def test_a_connection_is_closed_after_its_share_of_responses() -> None:
 
 
 def test_a_request_answered_504_still_counts_until_its_thread_is_done() -> None:
-    front = Front(Echo(delay=0.3), Limits(**{**LIMITS.__dict__, "request_timeout": 0.05}))
+    app = Echo(held=True)
+    front = Front(app, Limits(**{**LIMITS.__dict__, "request_timeout": 0.05}))
     timed_out, _ = _call(front)
     assert timed_out.status.startswith("504")
     shed, _ = _call(front)  # the one thread is still busy with the first request
     assert shed.status.startswith("503")
-    gevent.sleep(0.4)
-    assert front.in_flight == 0
+    app.released.set()
+    _until(lambda: front.in_flight == 0)
+    app.released.clear()
     assert _call(front)[0].status.startswith("504")  # taken by the free thread, not shed
+    assert len(app.seen) == 1
+    app.released.set()
 
 
 def test_a_request_waiting_for_a_thread_keeps_its_deadline_and_is_never_run() -> None:
-    app = Echo(delay=0.5)
+    app = Echo(held=True)
     front = Front(app, Limits(**{**LIMITS.__dict__, "max_queue": 1, "request_timeout": 0.2}))
     busy = gevent.spawn(_call, front)
-    gevent.sleep(0.05)
-    started = time.monotonic()
-    waiting, body = _call(front)  # the one thread is busy for longer than the deadline
-    assert time.monotonic() - started < 0.45
+    _until(app.entered.is_set)
+    waiting, body = _call(front)  # the one thread is held past the deadline
     assert waiting.status == "504 Gateway Timeout"
     assert json.loads(body)["error"]["code"] == "timeout"
-    busy.get(timeout=5)
-    gevent.sleep(0.6)
+    assert app.seen == []  # answered while the first request still held the thread
+    app.released.set()
+    busy.get(timeout=HANG_S)
+    _until(lambda: front.in_flight == 0)
+    gevent.sleep(0.2)  # time for the abandoned request to reach the app, were it ever to
     assert len(app.seen) == 1  # the abandoned request never reached the app
-    assert front.in_flight == 0
 
 
 def test_the_app_runs_under_the_requests_deadline() -> None:
     from service import deadline
 
     seen: list[bool] = []
+    answered = threading.Event()
 
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         seen.append(deadline.passed())
-        time.sleep(0.3)
+        answered.wait(HANG_S)  # until the front has answered 504: the deadline is past
         seen.append(deadline.passed())
         start_response("200 OK", [])
         return [b""]
 
-    front = Front(app, Limits(**{**LIMITS.__dict__, "request_timeout": 0.1}))
+    # Long enough that the thread starts well within it even on a loaded machine.
+    front = Front(app, Limits(**{**LIMITS.__dict__, "request_timeout": 2.0}))
     assert _call(front)[0].status.startswith("504")
-    gevent.sleep(0.4)
+    answered.set()
+    _until(lambda: len(seen) == 2)
     assert seen == [False, True]
     assert not deadline.passed()  # the event loop's thread has no deadline of its own
 
@@ -218,11 +250,10 @@ class Stalling(io.RawIOBase):
 def test_a_body_that_stalls_is_408_and_its_connection_closed() -> None:
     app = Echo()
     limits = Limits(**{**LIMITS.__dict__, "body_timeout": 0.1})
-    started = time.monotonic()
     response, body = _call(
         Front(app, limits), CONTENT_LENGTH="100", **{"wsgi.input": Stalling(b"x" * 50)}
     )
-    assert time.monotonic() - started < 5
+    # Were the stall not cut short, the body would end after 30 s as 400, not 408.
     assert response.status == "408 Request Timeout"
     assert response.closed
     assert "stalled after 50 bytes" in json.loads(body)["error"]["message"]
@@ -242,29 +273,28 @@ class Trickling(io.RawIOBase):
 
 def test_a_body_slower_than_the_minimum_rate_is_408() -> None:
     limits = Limits(**{**LIMITS.__dict__, "body_timeout": 0.2, "min_body_rate": 100.0})
-    started = time.monotonic()
     response, _ = _call(
         Front(Echo(), limits), CONTENT_LENGTH="100", **{"wsgi.input": Trickling(0.05)}
     )
+    # Were the rate not enforced, the whole body would arrive (after 5 s) and be echoed.
     assert response.status == "408 Request Timeout"
-    assert time.monotonic() - started < 5
 
 
 def test_bodies_over_the_workers_buffer_budget_are_503_and_released_when_done() -> None:
-    app = Echo(delay=0.3)
+    app = Echo(held=True)
     limits = Limits(**{**LIMITS.__dict__, "threads": 2, "max_queue": 2, "max_buffered_bytes": 150})
     front = Front(app, limits)
     first = gevent.spawn(_call, front, body=b"x" * 100)
-    gevent.sleep(0.05)
+    _until(app.entered.is_set)
     assert front.buffered == 100  # held while its thread runs
     refused, _ = _call(front, body=b"y" * 100)
     assert refused.status == "503 Service Unavailable"
     assert refused.headers["Retry-After"] == "1"
     assert refused.closed
     assert front.buffered == 100
-    assert first.get(timeout=5)[0].status == "200 OK"
-    gevent.sleep(0.05)
-    assert front.buffered == 0
+    app.released.set()
+    assert first.get(timeout=HANG_S)[0].status == "200 OK"
+    _until(lambda: front.buffered == 0)
     assert _call(front, body=b"z" * 100)[0].status == "200 OK"
     assert front.buffered == 0
 
@@ -276,11 +306,12 @@ def test_a_refused_or_timed_out_body_releases_what_it_held() -> None:
     assert front.buffered == 0
     _call(front, body=b"x" * 101, CONTENT_LENGTH="", HTTP_TRANSFER_ENCODING="chunked")
     assert front.buffered == 0
-    slow = Front(Echo(delay=0.3), Limits(**{**LIMITS.__dict__, "request_timeout": 0.05}))
+    app = Echo(held=True)
+    slow = Front(app, Limits(**{**LIMITS.__dict__, "request_timeout": 0.05}))
     assert _call(slow, body=b"x" * 10)[0].status.startswith("504")
     assert slow.buffered == 10  # its thread still has the body
-    gevent.sleep(0.4)
-    assert slow.buffered == 0
+    app.released.set()
+    _until(lambda: slow.buffered == 0)
 
 
 def test_a_body_cut_short_by_its_client_never_reaches_the_app() -> None:
