@@ -119,6 +119,10 @@ class DataPlane:
             "unavailable": [u.to_json() for u in self.store.unavailable],
         }
 
+    def class_names(self, model: str, variant: str) -> list[str]:
+        """The classes one variant predicts, by the names its predictions carry."""
+        return list(self.variant(model, variant).manifest.class_names)
+
     def describe(self, model: str) -> dict[str, Any]:
         """One model: classes, input spec, embedding size, provenance and test metrics."""
         return catalog.describe_model(self.store.model(model))

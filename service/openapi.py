@@ -301,8 +301,9 @@ def _experiment_paths() -> dict[str, Any]:
         "/v1/feedback": {
             "post": _admin(
                 "Record what happened after routed requests: a label or an outcome per "
-                "request id; unknown ids are reported per item; the latest value wins "
-                "(feedback or admin token).",
+                "request id; unknown ids, and labels that name none of the serving arm's "
+                "classes, are reported per item with why and the rest stored; the latest "
+                "value wins (feedback or admin token).",
                 (*auth, "400", "415", "422"),
                 body="FeedbackRequest",
             )

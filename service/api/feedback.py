@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
 from typing import Any
 
 from flask import Blueprint, Response
@@ -20,10 +19,12 @@ from pydantic import (
 
 from service.api.auth import require_feedback
 from service.api.json_body import read_json
-from service.errors import ValidationFailed
+from service.errors import ServiceError, ValidationFailed
 from service.experiments.attach import experiment_store
-from service.experiments.store import FeedbackItem
+from service.experiments.labels import InvalidLabel, normalise
+from service.experiments.store import ExperimentStore, FeedbackItem
 from service.metrics import record_feedback
+from service.state import plane
 
 bp = Blueprint("feedback", __name__)
 
@@ -33,7 +34,7 @@ _NO_NUL = r"^[^\x00]*$"
 
 
 MAX_LABEL = 200
-"""Longest label stored (the feedback table's column), a class index written out included."""
+"""Longest label name accepted (the feedback table's column)."""
 
 
 _LABEL_SCHEMA: dict[str, Any] = {
@@ -69,10 +70,11 @@ class FeedbackEntry(BaseModel):
     @field_validator("label")
     @classmethod
     def _storable(cls, label: int | str | None) -> int | str | None:
-        """The label as stored must fit its column, and PostgreSQL stores no NUL."""
-        if label is None:
-            return None
-        text = str(label)
+        """A label name must fit the column, and PostgreSQL stores no NUL; an index is
+        checked against the model's classes, and stored as the class name it points at."""
+        if not isinstance(label, str):
+            return label
+        text = label
         if len(text) > MAX_LABEL:
             raise ValueError(f"a label is at most {MAX_LABEL} characters, got {len(text)}")
         if "\x00" in text:
@@ -121,31 +123,78 @@ def _challenge(response: Response) -> Response:
     return response
 
 
+def _classes_of(store: ExperimentStore, experiment: str, arm: str) -> tuple[str, list[str]]:
+    """The model an experiment splits and the classes its ``arm`` predicts; ``InvalidLabel``
+    when they cannot be known, so labels for that arm cannot be checked."""
+    found = store.get(experiment)
+    variant = next((a.variant for a in found.arms if a.name == arm), None) if found else None
+    if found is None or variant is None:
+        raise InvalidLabel(f"experiment {experiment!r} no longer has an arm {arm!r}")
+    try:
+        return found.model, plane().class_names(found.model, variant)
+    except ServiceError as exc:
+        raise InvalidLabel(f"the classes of the arm's variant are unknown: {exc}") from None
+
+
 @bp.post("/v1/feedback")
 def feedback() -> ResponseReturnValue:
-    """Store each item whose request id has an exposure; report the unknown ones per item.
+    """Store each item whose request id has an exposure and whose label is one of the model's
+    classes; report the others per item, with why.
 
     A repeated item replaces the earlier value of the same field: the latest one wins.
     """
     require_feedback()
     body = read_json(FeedbackRequest, check=_at_most_max_items)
-    items = [
-        FeedbackItem(e.request_id, None if e.label is None else str(e.label), e.outcome)
-        for e in body.items
-    ]
-    found = experiment_store().record_feedback(items)
-    for (experiment, arm), count in Counter(f for f in found if f is not None).items():
-        record_feedback(experiment, arm, count)
-    stored = sum(f is not None for f in found)
+    store = experiment_store()
+    owners = store.owners([e.request_id for e in body.items])
+    classes: dict[tuple[str, str], tuple[str, list[str]] | InvalidLabel] = {}
+    checked: list[FeedbackItem | InvalidLabel] = []
+    for entry in body.items:
+        owner = owners.get(entry.request_id)
+        label = None if entry.label is None else str(entry.label)
+        if entry.label is not None and owner is not None:
+            if owner not in classes:
+                try:
+                    classes[owner] = _classes_of(store, *owner)
+                except InvalidLabel as exc:
+                    classes[owner] = exc
+            known = classes[owner]
+            try:
+                if isinstance(known, InvalidLabel):
+                    raise known
+                label = normalise(entry.label, known[1], known[0])
+            except InvalidLabel as exc:
+                checked.append(exc)
+                continue
+        checked.append(FeedbackItem(entry.request_id, label, entry.outcome))
+    valid = [item for item in checked if isinstance(item, FeedbackItem)]
+    found = iter(store.record_feedback(valid))
+    answers: list[dict[str, Any]] = []
+    stored = unknown = 0
+    for entry, item in zip(body.items, checked, strict=True):
+        if isinstance(item, InvalidLabel):
+            answers.append(
+                {"request_id": entry.request_id, "status": "invalid_label", "error": str(item)}
+            )
+            continue
+        owner = next(found)
+        if owner is None:
+            unknown += 1
+            answers.append({"request_id": entry.request_id, "status": "unknown_request_id"})
+            continue
+        stored += 1
+        record_feedback(owner[0], owner[1], 1)
+        answers.append(
+            {
+                "request_id": entry.request_id,
+                "status": "stored",
+                "experiment": owner[0],
+                "arm": owner[1],
+            }
+        )
     return {
         "stored": stored,
-        "unknown": len(found) - stored,
-        "items": [
-            {
-                "request_id": item.request_id,
-                "status": "stored" if f is not None else "unknown_request_id",
-                **({"experiment": f[0], "arm": f[1]} if f is not None else {}),
-            }
-            for item, f in zip(items, found, strict=True)
-        ],
+        "unknown": unknown,
+        "invalid": len(answers) - stored - unknown,
+        "items": answers,
     }

@@ -396,20 +396,9 @@ class ExperimentStore:
         A repeated item overwrites the earlier value of the same field (label or outcome):
         the latest one wins; ``received_at`` keeps the first arrival.
         """
-        ids = list({item.request_id for item in items})
         now = time.time()
-        e, x = schema.exposures, schema.experiments
         with self._writing(), self.engine.begin() as connection:
-            known: dict[str, tuple[str, str]] = {}
-            for start in range(0, len(ids), 500):  # stay under every driver's parameter limit
-                chunk = ids[start : start + 500]
-                rows = connection.execute(
-                    select(e.c.request_id, x.c.name, e.c.arm)
-                    .join(x, x.c.id == e.c.experiment_id)
-                    .where(e.c.request_id.in_(chunk))
-                    .where(e.c.role == "served")
-                )
-                known.update((rid, (name, arm)) for rid, name, arm in rows)
+            known = self._owners(connection, [item.request_id for item in items])
             # The last item per request id and field wins within one batch, too.
             merged: dict[str, dict[str, Any]] = {}
             for item in items:
@@ -429,6 +418,25 @@ class ExperimentStore:
                 if batch:
                     connection.execute(self._upsert(fields), batch)
         return [known.get(item.request_id) for item in items]
+
+    def owners(self, request_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """The (experiment, arm) that served each known request id."""
+        with self.engine.connect() as connection:
+            return self._owners(connection, request_ids)
+
+    def _owners(self, connection: Connection, request_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        ids = list(set(request_ids))
+        e, x = schema.exposures, schema.experiments
+        known: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(ids), 500):  # stay under every driver's parameter limit
+            rows = connection.execute(
+                select(e.c.request_id, x.c.name, e.c.arm)
+                .join(x, x.c.id == e.c.experiment_id)
+                .where(e.c.request_id.in_(ids[start : start + 500]))
+                .where(e.c.role == "served")
+            )
+            known.update((rid, (name, arm)) for rid, name, arm in rows)
+        return known
 
     def _upsert(self, fields: tuple[str, ...]) -> Any:
         insert = (sqlite.insert if self.is_sqlite else postgresql.insert)(schema.feedback)
