@@ -424,7 +424,9 @@ class ExperimentStore:
         with self.engine.connect() as connection:
             return self._owners(connection, request_ids)
 
-    def _owners(self, connection: Connection, request_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    def _owners(
+        self, connection: Connection, request_ids: Sequence[str]
+    ) -> dict[str, tuple[str, str]]:
         ids = list(set(request_ids))
         e, x = schema.exposures, schema.experiments
         known: dict[str, tuple[str, str]] = {}
