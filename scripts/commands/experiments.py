@@ -190,6 +190,13 @@ def run_show(args: argparse.Namespace) -> int:
             f"{[round(x, 1) for x in srm['expected']]}, p {srm['p_value']:.3g}"
             f"{' MISMATCH' if srm['mismatch'] else ''}"
         )
+    rate = comparison.get("feedback_rate")
+    if rate:
+        shares = ", ".join("-" if r is None else f"{r:.1%}" for r in rate["rates"])
+        print(
+            f"feedback rate: {shares} of {rate['exposures']} exposures, p {rate['p_value']:.3g}"
+            f"{' MISMATCH' if rate['mismatch'] else ''}"
+        )
     paired = comparison.get("paired")
     if paired:
         print(

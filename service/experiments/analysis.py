@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -13,6 +14,7 @@ from service.experiments.statistics import (
     FixedHorizon,
     Moments,
     Sequential,
+    feedback_balance,
     fixed_horizon,
     mean_interval,
     sample_ratio,
@@ -196,6 +198,13 @@ def _split_comparison(
         [_srm_count(counts.get(arm.name)) for arm in experiment.arms],
         [arm.weight for arm in experiment.arms],
     )
+    # Feedback that carries the metric, over served exposures: an arm whose users answer
+    # less often is measured on other requests than the control is.
+    measured = Counter(o.arm for o in observations if _value(o, metric) is not None)
+    balance = feedback_balance(
+        [measured[arm.name] for arm in experiment.arms],
+        [_exposures(counts.get(arm.name)) for arm in experiment.arms],
+    )
     decision = decide(
         control,
         contrasts,
@@ -204,6 +213,8 @@ def _split_comparison(
         metric=metric,
         srm_p=srm.p_value,
         srm_flagged=srm.mismatch,
+        feedback_p=balance.p_value,
+        feedback_flagged=balance.mismatch,
     )
     return {
         "control": control,
@@ -216,8 +227,21 @@ def _split_comparison(
             "mismatch": srm.mismatch,
             "counted": "distinct units plus requests without a unit, per arm",
         },
+        "feedback_rate": {
+            "feedback": list(balance.feedback),
+            "exposures": list(balance.exposures),
+            "rates": list(balance.rates),
+            "chi2": balance.chi2,
+            "p_value": balance.p_value,
+            "mismatch": balance.mismatch,
+            "counted": f"exposures with feedback that carries the {metric}, per arm",
+        },
         "decision": asdict(decision),
     }
+
+
+def _exposures(c: Any) -> int:
+    return 0 if c is None else int(c.exposures)
 
 
 def _srm_count(c: Any) -> int:
@@ -294,6 +318,7 @@ def _shadow_comparison(
             }
         ],
         "sample_ratio": None,
+        "feedback_rate": None,
         "decision": asdict(decision),
     }
 

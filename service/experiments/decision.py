@@ -20,7 +20,8 @@ class Contrast:
 @dataclass(frozen=True)
 class Decision:
     state: str
-    """``collecting``, ``winner``, ``no_difference`` or ``sample_ratio_mismatch``."""
+    """``collecting``, ``winner``, ``no_difference``, ``sample_ratio_mismatch`` or
+    ``feedback_rate_mismatch``."""
     message: str
     winner: str | None = None
 
@@ -34,6 +35,8 @@ def decide(
     metric: str,
     srm_p: float | None,
     srm_flagged: bool,
+    feedback_p: float | None = None,
+    feedback_flagged: bool = False,
 ) -> Decision:
     """Verdict at level ``alpha`` (split evenly over the contrasts: Bonferroni)."""
     if srm_flagged:
@@ -42,6 +45,13 @@ def decide(
             f"sample ratio mismatch (p = {srm_p:.2g} < 0.001): the arms did not get the "
             "traffic their weights promise, so assignment or logging is broken; do not "
             "trust these results",
+        )
+    if feedback_flagged:
+        return Decision(
+            "feedback_rate_mismatch",
+            f"feedback rate mismatch (p = {feedback_p:.2g} < 0.001): the arms got feedback on "
+            f"different shares of their requests, so {metric} is measured on different kinds "
+            "of request in each arm; do not trust these results",
         )
     level = alpha / max(1, len(contrasts))
     significant = [c for c in contrasts if c.p_value <= level]

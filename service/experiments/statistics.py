@@ -173,3 +173,32 @@ def sample_ratio(counts: Sequence[int], weights: Sequence[float]) -> SampleRatio
     chi2 = sum((o - e) ** 2 / e for o, e in zip(counts, expected, strict=True))
     p = chi2_sf(chi2, len(counts) - 1)
     return SampleRatio(tuple(counts), expected, chi2, p, p < SRM_THRESHOLD)
+
+
+@dataclass(frozen=True)
+class FeedbackBalance:
+    """Pearson's chi-square test that every arm gets feedback on the same share of its
+    exposures: a 2 x k table of exposures with and without feedback."""
+
+    feedback: tuple[int, ...]
+    exposures: tuple[int, ...]
+    rates: tuple[float | None, ...]
+    chi2: float
+    p_value: float
+    mismatch: bool
+
+
+def feedback_balance(feedback: Sequence[int], exposures: Sequence[int]) -> FeedbackBalance:
+    """Test whether the arms' feedback rates differ by more than chance."""
+    rates = tuple(f / n if n else None for f, n in zip(feedback, exposures, strict=True))
+    with_feedback, total = sum(feedback), sum(exposures)
+    columns = [(f, n) for f, n in zip(feedback, exposures, strict=True) if n > 0]
+    if len(columns) < 2 or with_feedback == 0 or with_feedback == total:
+        return FeedbackBalance(tuple(feedback), tuple(exposures), rates, 0.0, 1.0, False)
+    share = with_feedback / total
+    chi2 = 0.0
+    for f, n in columns:
+        for observed, expected in ((f, n * share), (n - f, n * (1.0 - share))):
+            chi2 += (observed - expected) ** 2 / expected
+    p = chi2_sf(chi2, len(columns) - 1)
+    return FeedbackBalance(tuple(feedback), tuple(exposures), rates, chi2, p, p < SRM_THRESHOLD)

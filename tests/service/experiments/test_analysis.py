@@ -22,8 +22,15 @@ def _experiment(
 
 
 def _serve(
-    store: ExperimentStore, e: Experiment, arm: str, n: int, accuracy: float, seed: int
+    store: ExperimentStore,
+    e: Experiment,
+    arm: str,
+    n: int,
+    accuracy: float,
+    seed: int,
+    labelled: int | None = None,
 ) -> None:
+    """``n`` exposures of ``arm``, the first ``labelled`` (all by default) with a label."""
     rng = np.random.default_rng(seed)
     right = rng.random(n) < accuracy
     store.record_exposures(
@@ -33,7 +40,10 @@ def _serve(
         ]
     )
     store.record_feedback(
-        [FeedbackItem(f"{arm}-{i}", "1" if ok else "2", None) for i, ok in enumerate(right)]
+        [
+            FeedbackItem(f"{arm}-{i}", "1" if ok else "2", None)
+            for i, ok in enumerate(right[:labelled])
+        ]
     )
 
 
@@ -72,6 +82,34 @@ def test_a_broken_split_is_flagged_before_any_winner(sqlite_store: ExperimentSto
     assert comparison["sample_ratio"]["mismatch"]
     assert comparison["decision"]["state"] == "sample_ratio_mismatch"
     assert "do not trust" in comparison["decision"]["message"]
+
+
+def test_an_arm_labelled_less_often_is_flagged_before_any_winner(
+    sqlite_store: ExperimentStore,
+) -> None:
+    e = _experiment(sqlite_store)
+    _serve(sqlite_store, e, "a", 500, 0.6, 1, labelled=400)
+    _serve(sqlite_store, e, "b", 500, 0.95, 2, labelled=250)
+    comparison = results(sqlite_store, e)["comparison"]
+    assert not comparison["sample_ratio"]["mismatch"]
+    rate = comparison["feedback_rate"]
+    assert (rate["feedback"], rate["exposures"], rate["rates"]) == (
+        [400, 250],
+        [500, 500],
+        [0.8, 0.5],
+    )
+    assert rate["mismatch"]
+    assert comparison["decision"]["state"] == "feedback_rate_mismatch"
+    assert "do not trust" in comparison["decision"]["message"]
+
+
+def test_equal_feedback_rates_pass_the_check(sqlite_store: ExperimentStore) -> None:
+    e = _experiment(sqlite_store)
+    _serve(sqlite_store, e, "a", 500, 0.6, 1, labelled=300)
+    _serve(sqlite_store, e, "b", 500, 0.95, 2, labelled=310)
+    comparison = results(sqlite_store, e)["comparison"]
+    assert not comparison["feedback_rate"]["mismatch"]
+    assert comparison["decision"]["state"] == "winner"
 
 
 def test_without_feedback_it_is_still_collecting(sqlite_store: ExperimentStore) -> None:

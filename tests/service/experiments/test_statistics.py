@@ -10,6 +10,7 @@ from service.experiments.statistics import (
     Moments,
     Sequential,
     cs_half_width,
+    feedback_balance,
     fixed_horizon,
     mean_interval,
     msprt_log_lambda,
@@ -66,6 +67,24 @@ def test_sample_ratio_is_pearsons_chi_square_from_scipy() -> None:
     assert result.p_value == pytest.approx(reference.pvalue)
     assert not result.mismatch
     assert sample_ratio([600, 400], [1, 1]).mismatch  # chi2 = 40, p ~ 2.5e-10
+
+
+def test_feedback_balance_is_scipys_chi_square_test_of_independence() -> None:
+    feedback, exposures = [300, 250, 520], [1000, 1000, 2000]
+    table = np.array([feedback, np.subtract(exposures, feedback)])
+    reference = stats.chi2_contingency(table, correction=False)
+    result = feedback_balance(feedback, exposures)
+    assert result.chi2 == pytest.approx(reference.statistic)
+    assert result.p_value == pytest.approx(reference.pvalue)
+    assert result.rates == (0.3, 0.25, 0.26)
+    assert not result.mismatch
+    assert feedback_balance([300, 200], [1000, 1000]).mismatch  # p ~ 4e-7
+
+
+def test_feedback_balance_without_feedback_or_traffic_flags_nothing() -> None:
+    assert not feedback_balance([0, 0], [100, 100]).mismatch
+    assert feedback_balance([5, 0], [10, 0]).rates == (0.5, None)
+    assert feedback_balance([5, 0], [10, 0]).p_value == 1.0
 
 
 def test_the_confidence_sequence_is_where_lambda_stays_below_one_over_alpha() -> None:
