@@ -215,6 +215,7 @@ def _split_comparison(
         srm_flagged=srm.mismatch,
         feedback_p=balance.p_value,
         feedback_flagged=balance.mismatch,
+        stopped=experiment.status == "stopped",
     )
     return {
         "control": control,
@@ -291,6 +292,7 @@ def _shadow_comparison(
         metric="accuracy",
         srm_p=None,
         srm_flagged=False,
+        stopped=experiment.status == "stopped",
     )
     return {
         "control": control,

@@ -20,8 +20,8 @@ class Contrast:
 @dataclass(frozen=True)
 class Decision:
     state: str
-    """``collecting``, ``winner``, ``no_difference``, ``sample_ratio_mismatch`` or
-    ``feedback_rate_mismatch``."""
+    """``collecting``, ``stopped`` (before any verdict), ``winner``, ``no_difference``,
+    ``sample_ratio_mismatch`` or ``feedback_rate_mismatch``."""
     message: str
     winner: str | None = None
 
@@ -37,6 +37,7 @@ def decide(
     srm_flagged: bool,
     feedback_p: float | None = None,
     feedback_flagged: bool = False,
+    stopped: bool = False,
 ) -> Decision:
     """Verdict at level ``alpha`` (split evenly over the contrasts: Bonferroni)."""
     if srm_flagged:
@@ -83,5 +84,9 @@ def decide(
             "no_difference",
             f"no difference larger than the minimum detectable effect {mde:g} on {metric}: "
             "every confidence sequence lies inside it",
+        )
+    if stopped:
+        return Decision(
+            "stopped", "stopped before a verdict: no arm was better at this level when it stopped"
         )
     return Decision("collecting", "still collecting: no arm is better yet at this level")

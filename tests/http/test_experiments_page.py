@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
+from tests.builders import write_repository
+from tests.http.browser import browser_page
+from tests.images import mnist, png
+from tests.server import running_server
 from tests.system import require
+
+ADMIN = {"Authorization": "Bearer t-admin"}
+FEEDBACK = {"Authorization": "Bearer t-feedback"}
+TOKENS = {"HEADSTART_ADMIN_TOKEN": "t-admin", "HEADSTART_FEEDBACK_TOKEN": "t-feedback"}
 
 PAGE = Path(__file__).resolve().parents[2] / "service" / "static" / "experiments.html"
 
@@ -40,3 +50,74 @@ def test_the_script_is_valid_javascript(tmp_path: Path) -> None:
         [node, "--check", tmp_path / "page.js"], check=False, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+def three_arms(tmp_path: Path) -> Iterator[str]:
+    """A server with a three-arm experiment whose arms are all exactly half right."""
+    repo = write_repository(tmp_path / "repo")
+    with running_server(repo, TOKENS) as url:
+        arms = [
+            {"name": "a", "variant": "pretrained"},
+            {"name": "b", "variant": "baseline"},
+            {"name": "c", "variant": "pretrained"},
+        ]
+        created = requests.post(
+            f"{url}/v1/experiments",
+            json={"name": "three", "model": "tiny", "mode": "split", "arms": arms},
+            headers=ADMIN,
+            timeout=30,
+        )
+        assert created.status_code == 201, created.text
+        image = png(mnist()[0][0])
+        items: list[dict[str, Any]] = []
+        seen: dict[str, int] = {}
+        for i in range(120):
+            r = requests.post(
+                f"{url}/v1/models/tiny/classify?experiment=three",
+                files={"image": ("d.png", image)},
+                headers={"X-Experiment-Unit": f"u{i}"},
+                timeout=30,
+            )
+            assert r.status_code == 200, r.text
+            arm, predicted = r.json()["experiment"]["arm"], r.json()["predictions"][0]["label"]
+            seen[arm] = seen.get(arm, 0) + 1
+            wrong = str((int(predicted) + 1) % 10)  # every other answer in each arm is wrong
+            label = predicted if seen[arm] % 2 else wrong
+            items.append({"request_id": r.headers["X-Request-ID"], "label": label})
+        stored = requests.post(
+            f"{url}/v1/feedback", json={"items": items}, headers=FEEDBACK, timeout=30
+        )
+        assert stored.json()["stored"] == 120, stored.text
+        yield url
+
+
+@pytest.mark.system
+def test_every_contrast_is_drawn_at_its_level_and_a_stop_is_shown(
+    three_arms: str, tmp_path: Path
+) -> None:
+    problems: list[str] = []
+    with browser_page(tmp_path, problems) as page:
+        page.goto(three_arms + "/experiments")
+        page.fill("#token", "t-admin")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#plot figure >> nth=1")
+        captions = page.locator("#plot figcaption").all_inner_texts()
+        assert [c.split(":")[0] for c in captions] == ["b \u2212 a", "c \u2212 a"]
+        levels = page.locator("#plot line.level").evaluate_all(
+            "lines => lines.map((l) => Number(l.dataset.level))"
+        )
+        assert levels == [0.025, 0.025]  # alpha 0.05 shared by two challengers
+        assert page.locator("#contrasts tr").count() == 2
+        assert page.inner_text("#decision").startswith("still collecting")
+
+        stopped = requests.post(
+            f"{three_arms}/v1/experiments/three/stop", headers=ADMIN, timeout=30
+        )
+        assert stopped.status_code == 200
+        page.select_option("#pick", "three")
+        page.dispatch_event("#pick", "change")
+        page.wait_for_selector("#decision.stopped")
+        assert page.inner_text("#decision").startswith("stopped before a verdict")
+        assert "stopped" in page.inner_text("#title")
+    assert problems == []

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +22,15 @@ from PIL import Image
 from service.decode import DecodeOptions, decode_image
 from service.manifest import MANIFEST_FILE, MNIST_FRAMING, InputSpec, parse_manifest
 from tests.builders import write_repository
+from tests.http.browser import browser_page as _page
 from tests.images import mnist
 from tests.server import running_server
-from tests.system import require
 
 pytestmark = pytest.mark.system
 
 FRAMED_SPEC = InputSpec(channels=1, height=28, width=28, framing=MNIST_FRAMING)
 # The page draws a chosen picture onto the pad once it has loaded, and says so.
 PAD_HOLDS_FILE = "document.getElementById('pad').dataset.holds === 'file'"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 # What the page must say of each variant: read from these manifest fields, so the numbers
@@ -89,37 +78,6 @@ def _ink_box_and_centre(pixels: NDArray[np.uint8]) -> tuple[int, float, float]:
     cy = float((ink.sum(axis=1) * steps).sum() / ink.sum())
     cx = float((ink.sum(axis=0) * steps).sum() / ink.sum())
     return int(side), cy, cx
-
-
-@contextmanager
-def _page(tmp_path: Path, problems: list[str]) -> Iterator[Any]:
-    """A fresh Chromium page; console errors, page errors and HTTP errors go to ``problems``."""
-    chromium = require("chromium", "chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),  # a new, empty user-data dir
-            executable_path=chromium,
-            headless=True,
-            args=CHROMIUM_ARGS,
-        )
-        try:
-            page = context.new_page()
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
-                ),
-            )
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on(
-                "response",
-                lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None,
-            )
-            yield page
-        finally:
-            context.close()
 
 
 def _boxes(page: Any) -> dict[str, Any]:

@@ -45,3 +45,20 @@ def test_no_difference_needs_every_sequence_inside_the_minimum_effect() -> None:
     wide = Contrast("b", 0.001, 0.6, (-0.03, 0.012))
     assert _decide([wide], mde=0.02)[0] == "collecting"
     assert _decide([], mde=0.02)[0] == "collecting"
+
+
+def test_a_feedback_rate_mismatch_overrides_a_winner_but_not_a_sample_ratio_mismatch() -> None:
+    winner = [Contrast("b", 0.2, 1e-9, (0.1, 0.3))]
+    state, _, message = _decide(winner, feedback_p=1e-5, feedback_flagged=True)
+    assert state == "feedback_rate_mismatch"
+    assert "do not trust" in message
+    both = _decide(winner, srm_p=1e-6, srm_flagged=True, feedback_p=1e-5, feedback_flagged=True)
+    assert both[0] == "sample_ratio_mismatch"
+
+
+def test_a_stopped_experiment_reads_stopped_unless_it_reached_a_verdict() -> None:
+    undecided = [Contrast("b", 0.01, 0.5, (-0.1, 0.1))]
+    assert _decide(undecided, stopped=True)[0] == "stopped"
+    assert _decide(undecided)[0] == "collecting"
+    decided = [Contrast("b", 0.05, 0.01, (0.01, 0.09))]
+    assert _decide(decided, stopped=True)[:2] == ("winner", "b")
