@@ -58,6 +58,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="minimum detectable effect on the metric's scale, e.g. 0.02 for 2 accuracy points",
     )
+    create.add_argument(
+        "--metric",
+        choices=("accuracy", "outcome"),
+        default="accuracy",
+        help="what the arms are compared on: accuracy (feedback labels against predictions) or "
+        "outcome (the mean of feedback numbers) (default: accuracy)",
+    )
     create.set_defaults(func=run_create)
 
     listing = actions.add_parser(
@@ -124,6 +131,7 @@ def run_create(args: argparse.Namespace) -> int:
         "arms": arms,
         "alpha": args.alpha,
         "minimum_detectable_effect": args.mde,
+        "metric": args.metric,
     }
     created = client(args).request("POST", "/v1/experiments", body)
     print(

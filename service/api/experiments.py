@@ -95,6 +95,7 @@ def describe(e: Experiment) -> dict[str, Any]:
         "arms": [{"name": a.name, "variant": a.variant, "weight": a.weight} for a in e.arms],
         "alpha": e.alpha,
         "minimum_detectable_effect": e.mde,
+        "declared_metric": e.metric,
         "status": e.status,
         "created_at": e.created_at,
         "stopped_at": e.stopped_at,

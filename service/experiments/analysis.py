@@ -37,7 +37,7 @@ def results(store: ExperimentStore, experiment: Experiment) -> dict[str, Any]:
     """Per-arm results, the comparison with the control and the decision."""
     counts = store.arm_counts(experiment.id)
     observations = store.observations(experiment.id)
-    metric = _metric(observations)
+    metric = experiment.metric or _metric(observations)
     shadow = experiment.mode == "shadow"
     arms_out: list[dict[str, Any]] = []
     for index, arm in enumerate(experiment.arms):

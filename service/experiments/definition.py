@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MODES = ("split", "shadow")
 
+Metric = Literal["accuracy", "outcome"]
+
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
 """What an experiment's and an arm's name may be."""
 _NAME = re.compile(NAME_PATTERN)
@@ -45,6 +47,9 @@ class Experiment:
     created_at: float
     stopped_at: float | None
     arms: tuple[Arm, ...]
+    metric: Metric | None = "accuracy"
+    """``None`` for an experiment stored before metrics were declared: its metric is read from
+    its feedback (accuracy once any label came), as it was then."""
 
     @property
     def control(self) -> Arm:
@@ -73,6 +78,10 @@ class ExperimentSpec(BaseModel):
     """Significance level of the tests and the decision."""
     minimum_detectable_effect: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """Smallest difference worth finding, on the metric's own scale (accuracy: 0.02 = 2 points)."""
+    metric: Metric = "accuracy"
+    """What the arms are compared on: ``accuracy`` (labels against predictions) or
+    ``outcome`` (the mean of the numbers sent as feedback). Declared, never inferred from
+    which feedback arrived, so a stray label cannot change what an experiment measures."""
 
     @model_validator(mode="after")
     def _distinct_arms(self) -> ExperimentSpec:
@@ -85,6 +94,11 @@ class ExperimentSpec(BaseModel):
             raise ValueError(
                 "the arms' weights must have a finite sum; weights are relative, so scale "
                 "them down (1 and 3 split as 1e300 and 3e300 would)"
+            )
+        if self.mode == "shadow" and self.metric != "accuracy":
+            raise ValueError(
+                "shadow mode compares the two arms' predictions on the same input: its metric "
+                "is accuracy (an outcome follows the answer the client saw, the first arm's)"
             )
         if self.mode == "shadow" and len(self.arms) != 2:
             raise ValueError(
@@ -101,6 +115,7 @@ class ExperimentSpec(BaseModel):
             salt=secrets.token_hex(16),
             alpha=self.alpha,
             mde=self.minimum_detectable_effect,
+            metric=self.metric,
             status="running",
             created_at=time.time(),
             stopped_at=None,

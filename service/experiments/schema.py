@@ -36,6 +36,7 @@ experiments = Table(
     Column("status", String(10), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("stopped_at", Float, nullable=True),
+    Column("metric", String(10), nullable=True),  # NULL: stored before metrics were declared
 )
 
 arms = Table(

@@ -135,15 +135,16 @@ class ExperimentStore:
         self._stopping = threading.Event()
         self._thread_connections: list[sqlite3.Connection] = []
 
-    def migrate(self) -> None:
-        """Bring the schema up to the newest version; safe when several workers start at once."""
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema up to ``revision`` (the newest by default); safe when several
+        workers start at once."""
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
         with self._migration_lock(), self.engine.begin() as connection:
             if not self.is_sqlite:
                 connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
 
     def schema_version(self) -> str | None:
         with self.engine.connect() as connection:
@@ -187,6 +188,7 @@ class ExperimentStore:
                         status=experiment.status,
                         created_at=experiment.created_at,
                         stopped_at=None,
+                        metric=experiment.metric,
                     )
                 )
                 (experiment_id,) = result.inserted_primary_key or (None,)
@@ -277,6 +279,7 @@ class ExperimentStore:
             created_at=row["created_at"],
             stopped_at=row["stopped_at"],
             arms=tuple(Arm(a.name, a.variant, a.weight) for a in arm_rows),
+            metric=row["metric"],
         )
 
     # -- exposures ---------------------------------------------------------------------

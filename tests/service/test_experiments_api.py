@@ -141,6 +141,19 @@ def test_malformed_json_is_400_and_other_bodies_415(client: FlaskClient) -> None
     assert form.status_code == 415
 
 
+def test_the_metric_is_declared_and_shadow_mode_takes_accuracy_only(client: FlaskClient) -> None:
+    created = client.post("/v1/experiments", json={**BODY, "metric": "outcome"}, headers=ADMIN)
+    assert created.status_code == 201, created.json
+    assert created.get_json()["declared_metric"] == "outcome"
+    shadow = {**BODY, "name": "shadowed", "mode": "shadow", "metric": "outcome"}
+    refused = client.post("/v1/experiments", json=shadow, headers=ADMIN)
+    assert refused.status_code == 422
+    assert "its metric is accuracy" in refused.get_json()["error"]["message"]
+    unknown = client.post("/v1/experiments", json={**BODY, "metric": "clicks"}, headers=ADMIN)
+    assert unknown.status_code == 422
+    assert unknown.get_json()["error"]["field"] == "metric"
+
+
 def _expose(app: Flask, *request_ids: str) -> None:
     with app.app_context():
         store = experiment_store()

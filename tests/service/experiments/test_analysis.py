@@ -9,13 +9,14 @@ from service.experiments.store import ExperimentStore, Exposure, FeedbackItem
 
 
 def _experiment(
-    store: ExperimentStore, mode: str = "split", mde: float | None = None
+    store: ExperimentStore, mode: str = "split", mde: float | None = None, metric: str = "accuracy"
 ) -> Experiment:
     spec = ExperimentSpec(
         name="e",
         model="tiny",
         mode=mode,  # type: ignore[arg-type]
         minimum_detectable_effect=mde,
+        metric=metric,  # type: ignore[arg-type]
         arms=[ArmSpec(name="a", variant="pretrained"), ArmSpec(name="b", variant="baseline")],
     )
     return store.create(spec.to_experiment())
@@ -129,8 +130,10 @@ def test_equal_arms_with_a_minimum_effect_end_in_no_difference(
     assert decision["state"] == "no_difference", decision
 
 
-def test_outcomes_are_the_metric_without_labels(sqlite_store: ExperimentStore) -> None:
-    e = _experiment(sqlite_store)
+def test_a_declared_outcome_metric_stays_whatever_labels_arrive(
+    sqlite_store: ExperimentStore,
+) -> None:
+    e = _experiment(sqlite_store, metric="outcome")
     for arm, mean in (("a", 1.0), ("b", 2.0)):
         sqlite_store.record_exposures(
             [Exposure(e.id, arm, "served", None, f"{arm}{i}", "1", 0.9, 1.0) for i in range(50)]
@@ -139,8 +142,10 @@ def test_outcomes_are_the_metric_without_labels(sqlite_store: ExperimentStore) -
         sqlite_store.record_feedback(
             [FeedbackItem(f"{arm}{i}", None, float(v)) for i, v in enumerate(values)]
         )
+    sqlite_store.record_feedback([FeedbackItem("a0", "1", None)])  # one stray label
     report = results(sqlite_store, e)
     assert report["metric"] == "outcome"
+    assert report["comparison"]["contrasts"][0]["metric"] == "outcome"
     assert report["arms"][1]["mean_outcome"] == pytest.approx(
         float(np.random.default_rng(0).normal(2.0, 1.0, 50).mean())
     )

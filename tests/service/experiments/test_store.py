@@ -7,11 +7,12 @@ from service.experiments.definition import ArmSpec, ExperimentSpec
 from service.experiments.store import ExperimentStore, Exposure, FeedbackItem
 
 
-def _spec(name: str = "ab", mode: str = "split") -> ExperimentSpec:
+def _spec(name: str = "ab", mode: str = "split", metric: str = "accuracy") -> ExperimentSpec:
     return ExperimentSpec(
         name=name,
         model="tiny",
         mode=mode,  # type: ignore[arg-type]
+        metric=metric,  # type: ignore[arg-type]
         arms=[
             ArmSpec(name="a", variant="pretrained"),
             ArmSpec(name="b", variant="baseline", weight=3),
@@ -32,9 +33,36 @@ def _exposure(experiment_id: int, request_id: str, arm: str = "a", **kw: object)
 
 
 def test_migrate_creates_the_newest_schema_and_is_repeatable(store: ExperimentStore) -> None:
-    assert store.schema_version() == "0001"
+    assert store.schema_version() == "0002"
     store.migrate()
-    assert store.schema_version() == "0001"
+    assert store.schema_version() == "0002"
+
+
+def test_an_experiment_stored_before_metrics_were_declared_keeps_inferring_its_own(
+    database_url: str,
+) -> None:
+    from sqlalchemy import text
+
+    old = ExperimentStore(database_url)
+    try:
+        old.migrate("0001")
+        with old.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO experiments (name, model, mode, salt, alpha, status, created_at)"
+                    " VALUES ('old', 'tiny', 'split', 's', 0.05, 'running', 0)"
+                )
+            )
+        old.migrate()
+        assert old.schema_version() == "0002"
+        found = old.get("old")
+        assert found is not None
+        assert found.metric is None
+        declared = old.create(_spec(name="new", metric="outcome").to_experiment())
+        assert old.get("new") == declared
+        assert declared.metric == "outcome"
+    finally:
+        old.dispose()
 
 
 def test_an_experiment_round_trips_with_its_arms_in_order(store: ExperimentStore) -> None:
