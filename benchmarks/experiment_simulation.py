@@ -56,9 +56,8 @@ class Power:
         return {"median": median, "q1": q1, "q3": q3}
 
 
-def _replay(alpha: float) -> SplitReplay:
-    tau2 = DEFAULT_TAU["accuracy"] ** 2
-    return SplitReplay("a", ["b"], alpha, lambda _pooled: tau2)
+def _replay(alpha: float, tau: float = DEFAULT_TAU["accuracy"]) -> SplitReplay:
+    return SplitReplay("a", ["b"], alpha, lambda _pooled: tau**2)
 
 
 def peeking_aa(
@@ -116,13 +115,15 @@ def power_ab(
     batch: int = 50,
     alpha: float = 0.05,
     seed: int = 1,
+    tau: float = DEFAULT_TAU["accuracy"],
 ) -> Power:
-    """A/B: feedback items (both arms, looked at every ``batch``) until b is called better."""
+    """A/B: feedback items (both arms, looked at every ``batch``) until b is called better;
+    ``tau`` is the mixing scale, the minimum detectable effect when an experiment has one."""
     rng = np.random.default_rng(seed)
     needed: list[int] = []
     undecided = wrong = 0
     for _ in range(runs):
-        replay = _replay(alpha)
+        replay = _replay(alpha, tau)
         decided = False
         for i in range(max_items):
             arm = "a" if rng.random() < 0.5 else "b"
@@ -219,3 +220,64 @@ def svg_plot(result: Peeking, batch: int) -> str:
             "</svg>",
         ]
     )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Labelled feedback items per arm to detect ``mde`` over ``base`` with ``power``."""
+
+    base: float
+    mde: float
+    alpha: float
+    alpha_each: float
+    power: float
+    fixed_per_arm: int
+    """The fixed-horizon two-proportion z test's size, read once at it."""
+    sequential_per_arm: int | None
+    """Per arm, the items by which ``power`` of the simulated experiments had called the
+    challenger better with the always-valid test; ``None`` if fewer ever did."""
+    simulated: Power
+
+
+def fixed_horizon_size(base: float, mde: float, alpha: float, power: float) -> int:
+    """Items per arm for a two-sided two-proportion z test at ``alpha`` to have ``power``."""
+    from service.experiments.distributions import norm_ppf
+
+    p1, p2 = base, base + mde
+    pooled = (p1 + p2) / 2
+    z_alpha, z_power = norm_ppf(1 - alpha / 2), norm_ppf(power)
+    root = z_alpha * math.sqrt(2 * pooled * (1 - pooled)) + z_power * math.sqrt(
+        p1 * (1 - p1) + p2 * (1 - p2)
+    )
+    return math.ceil(root**2 / mde**2)
+
+
+def plan(
+    base: float,
+    mde: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    arms: int = 2,
+    runs: int = 100,
+    batch: int = 50,
+    seed: int = 0,
+) -> Plan:
+    """Size an accuracy experiment: the fixed-horizon formula, and the always-valid test's
+    need by simulation on the service's own replay (mixing scale ``tau`` = ``mde``, as an
+    experiment created with that minimum detectable effect uses)."""
+    alpha_each = alpha / (arms - 1)
+    fixed = fixed_horizon_size(base, mde, alpha_each, power)
+    simulated = power_ab(
+        runs=runs,
+        accuracy_a=base,
+        accuracy_b=base + mde,
+        max_items=40 * fixed,
+        batch=batch,
+        alpha=alpha_each,
+        seed=seed,
+        tau=mde,
+    )
+    ranked = sorted(simulated.needed)
+    enough = math.ceil(power * runs)  # wrong calls and undecided runs count against it
+    sequential = math.ceil(ranked[enough - 1] / 2) if len(ranked) >= enough else None
+    return Plan(base, mde, alpha, alpha_each, power, fixed, sequential, simulated)

@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import Any
 
-from scripts.commands import _simulate
+from scripts.commands import _plan, _simulate
 from scripts.commands._connection import add_connection_options, client
 from scripts.errors import CommandError
 
@@ -100,6 +100,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     stop.add_argument("name", help="the experiment's name")
     stop.set_defaults(func=run_stop)
 
+    _plan.register(actions)
     _simulate.register(actions)
 
 
