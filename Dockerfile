@@ -92,9 +92,11 @@ RUN test -f /models/mnist/pretrained/manifest.json && test -f /models/mnist/base
     || { echo "MODEL_SOURCE=committed needs the default models in model_repository/mnist" \
         "(make models builds them), or use MODEL_SOURCE=build" >&2; exit 1; }
 
-# A stage of this file chosen by MODEL_SOURCE, not an image, so it has no tag.
+# A stage of this file chosen by MODEL_SOURCE, not an image, so it has no tag. The default
+# is repeated here because buildah before 1.29 (Debian 12's podman 4.3) leaves the global
+# ARG's default out when it works out which stages a build needs, and then finds no stage.
 # hadolint ignore=DL3006
-FROM models-${MODEL_SOURCE} AS models
+FROM models-${MODEL_SOURCE:-committed} AS models
 
 # The serving environment: the project and its base dependencies only.
 FROM python AS serve-env

@@ -289,3 +289,38 @@ def test_image_trained_in_the_build_serves_each_variant(
     assert podman.pid1_uid(container.name) == RUNTIME_UID
     podman.run("cp", f"{container.name}:{REPOSITORY}", str(tmp_path / "trained"))
     _assert_serves_like_this_tree(container, tmp_path / "trained")
+
+
+COMMITTED = Path(__file__).resolve().parents[2] / "model_repository"
+
+
+@pytest.fixture(scope="module")
+def default_image(podman: Podman, base: str, wheels: Path) -> str:
+    """The image as ``podman build .`` makes it: the committed default models, no training."""
+    tag = f"{TAG}:default"
+    result, seconds = podman.build(tag, base, wheels)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    print(f"\ndefault (MODEL_SOURCE=committed) image built in {seconds:.0f} s")
+    return tag
+
+
+def test_the_default_image_serves_the_committed_models_and_holds_no_torch(
+    podman: Podman, default_image: str, started: list[str]
+) -> None:
+    container = _start(podman, started, "headstart-test-default", default_image)
+    with urllib.request.urlopen(f"{container.url}/v1/models", timeout=10) as response:
+        served = {
+            (m["name"], v["variant"]): v["onnx_sha256"]
+            for m in json.load(response)["models"]
+            for v in m["variants"]
+        }
+    committed = {
+        (p.parent.name, p.name): json.loads((p / "manifest.json").read_text())["onnx_sha256"]
+        for p in COMMITTED.glob("*/*")
+        if (p / "manifest.json").is_file()
+    }
+    assert served == committed
+    _assert_serves_like_this_tree(container, COMMITTED)
+    probe = podman.run("exec", container.name, "python", "-c", "import torch", check=False)
+    assert probe.returncode != 0
+    assert "No module named 'torch'" in probe.stderr
