@@ -56,6 +56,7 @@ import pydantic  # noqa: F401
 
 from service import access_log  # after the environment set-up above, on purpose
 from service.grpc import lifecycle as grpc_lifecycle  # holds the port; never imports grpc
+from service.grpc import port as grpc_port
 from service.server_command import repository_problem
 from service.settings import Settings
 
@@ -63,7 +64,7 @@ _settings = Settings()
 
 # Every launch path refuses a repository with nothing to serve, in the one line
 # `headstart serve` prints, instead of workers that start and are never ready.
-_problem = repository_problem(_settings.model_repository)
+_problem = repository_problem(_settings.model_repository) or grpc_port.port_problem(_settings)
 if _problem is not None:
     raise SystemExit(f"headstart: error: {_problem}")
 

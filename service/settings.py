@@ -28,8 +28,9 @@ class Settings(BaseSettings):
     """Serve the Open Inference Protocol over gRPC as well, on ``grpc_port`` of ``host``."""
 
     grpc_port: int | None = Field(default=None, ge=0, le=65535)
-    """Port of the gRPC service; unset: 8001, or a free one when ``port`` is 0 (the log says
-    which). Every worker serves it (``SO_REUSEPORT``), so one channel stays with one worker."""
+    """Port of the gRPC service; unset: ``port`` plus one (8001 beside 8000), or a free one
+    when ``port`` is 0 (the log says which). Every worker serves it (``SO_REUSEPORT``), so one
+    channel stays with one worker."""
 
     workers: int = Field(default=2, ge=1)
     """gunicorn worker processes; each holds its own ONNX Runtime sessions."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from scripts.commands._options import add_repository_option, env_name, stated
 from scripts.errors import CommandError
+from service.grpc.port import port_problem
 from service.server_command import repository_problem, serve_command
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         name = str(err["loc"][0]) if err["loc"] else "settings"
         source = f"--{name.replace('_', '-')}" if name in overrides else f"HEADSTART_{name.upper()}"
         raise CommandError(f"{source}: {err['msg']} (got {err.get('input')!r})") from None
-    problem = repository_problem(settings.model_repository)
+    problem = repository_problem(settings.model_repository) or port_problem(settings)
     if problem is not None:
         raise CommandError(problem)
     return settings
@@ -80,7 +81,7 @@ PORT_IN_USE = 75
 """Exit status for a busy port (EX_TEMPFAIL: try again, or elsewhere)."""
 
 
-def require_free_port(host: str, port: int) -> None:
+def require_free_port(host: str, port: int, step: int = 1) -> None:
     """Stop with one line when ``host:port`` is taken, instead of gunicorn's retries and traceback."""
     if port == 0:
         return
@@ -97,16 +98,17 @@ def require_free_port(host: str, port: int) -> None:
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise CommandError(f"cannot bind {host}:{port} ({exc.strerror})") from None
+            # With gRPC on the next port, the suggestion moves both.
             raise CommandError(
                 f"port {port} on {host} is already in use; choose another with "
-                f"`make serve PORT={port + 1}` or `headstart serve --port {port + 1}`",
+                f"`make serve PORT={port + step}` or `headstart serve --port {port + step}`",
                 exit_code=PORT_IN_USE,
             ) from None
 
 
 def run(args: argparse.Namespace) -> int:
     settings = resolve_settings(args)
-    require_free_port(settings.host, settings.port)
+    require_free_port(settings.host, settings.port, 2 if settings.grpc else 1)
     env = serve_environment(settings, dict(os.environ))
     command = serve_command()
     os.execve(command[0], command, env)  # replaces this process; never returns

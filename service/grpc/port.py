@@ -25,10 +25,24 @@ PORT_IN_USE = 75
 
 
 def wanted_port(settings: Settings) -> int:
-    """The configured gRPC port: ``grpc_port``, else 8001, or 0 (free) when ``port`` is 0."""
+    """The configured gRPC port: ``grpc_port``, else the HTTP port plus one (8001 beside the
+    default 8000, as Triton pairs them), or 0 (free) when ``port`` is 0 or the last one."""
     if settings.grpc_port is not None:
         return settings.grpc_port
-    return 0 if settings.port == 0 else DEFAULT_PORT
+    if settings.port in (0, 65535):
+        return 0
+    return settings.port + 1
+
+
+def port_problem(settings: Settings) -> str | None:
+    """Why the HTTP and gRPC ports cannot both be served, or None."""
+    grpc = wanted_port(settings)
+    if settings.grpc and grpc != 0 and grpc == settings.port:
+        return (
+            f"HTTP and gRPC cannot share port {grpc}: choose another gRPC port with "
+            f"HEADSTART_GRPC_PORT={grpc + 1}, or leave it unset (the HTTP port plus one)"
+        )
+    return None
 
 
 def address(host: str, port: int) -> str:
@@ -57,9 +71,10 @@ def reserve(settings: Settings) -> socket.socket:
         holder.close()
         if exc.errno != errno.EADDRINUSE:
             raise PortInUse(f"cannot bind the gRPC port {host}:{port} ({exc.strerror})") from None
+        other = next(p for p in range(port + 1, port + 100) if p != settings.port)
         raise PortInUse(
             f"gRPC port {port} on {host} is already in use; choose another with "
-            f"HEADSTART_GRPC_PORT={port + 1}, or turn gRPC off with HEADSTART_GRPC=false"
+            f"HEADSTART_GRPC_PORT={other}, or turn gRPC off with HEADSTART_GRPC=false"
         ) from None
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # now the workers may join
     os.environ[ENV] = str(holder.getsockname()[1])

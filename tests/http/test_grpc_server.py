@@ -18,6 +18,8 @@ from tests.server import ServerFailed, grpc_address, running_server
 
 def test_the_port_follows_the_http_port_unless_set() -> None:
     assert wanted_port(Settings(port=8000)) == DEFAULT_PORT
+    assert wanted_port(Settings(port=8080)) == 8081
+    assert wanted_port(Settings(port=65535)) == 0
     assert wanted_port(Settings(port=0)) == 0
     assert wanted_port(Settings(port=0, grpc_port=9001)) == 9001
 

@@ -163,7 +163,7 @@ def test_a_busy_port_is_one_line_error(
     err = capsys.readouterr().err
     assert err == (
         f"headstart: error: port {port} on 127.0.0.1 is already in use; choose another with "
-        f"`make serve PORT={port + 1}` or `headstart serve --port {port + 1}`\n"
+        f"`make serve PORT={port + 2}` or `headstart serve --port {port + 2}`\n"
     )
 
 
@@ -231,7 +231,7 @@ def test_make_serve_on_a_busy_port_fails_with_one_line_from_headstart(tmp_path: 
     lines = done.stderr.splitlines()
     assert lines[0] == (
         f"headstart: error: port {port} on 127.0.0.1 is already in use; choose another with "
-        f"`make serve PORT={port + 1}` or `headstart serve --port {port + 1}`"
+        f"`make serve PORT={port + 2}` or `headstart serve --port {port + 2}`"
     )
     assert len(lines) <= 2  # make's own "Error 75" line at most, no traceback
 
@@ -280,3 +280,15 @@ def test_make_serve_builds_the_default_models_when_a_variant_is_missing(tmp_path
         assert any("pip install" in line and "-e '.[train]'" in line for line in plan), plan
         assert ".venv/bin/headstart build --if-missing" in plan
         assert plan[-1].endswith(" serve --host 127.0.0.1 --port 8000")
+
+
+def test_http_and_grpc_on_one_port_is_one_line_error(
+    repository: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADSTART_GRPC_PORT", "8123")
+    argv = ["serve", "--model-repository", str(repository), "--host", "127.0.0.1"]
+    assert main([*argv, "--port", "8123"]) == 1
+    assert capsys.readouterr().err == (
+        "headstart: error: HTTP and gRPC cannot share port 8123: choose another gRPC port with "
+        "HEADSTART_GRPC_PORT=8124, or leave it unset (the HTTP port plus one)\n"
+    )
