@@ -91,7 +91,7 @@ RUN_BY: dict[str, dict[str, tuple[str, str]]] = {
                 "take minutes and run in the report's transfer panel"
             ),
         ),
-        "headstart pretrain --method rbm": (
+        "headstart pretrain --arch mlp --method rbm": (
             "tests/scripts/test_training_commands.py::test_steps_chain_through_checkpoints",
             "the same four steps chained with `--quick` budgets",
         ),
@@ -147,7 +147,7 @@ RUN_BY: dict[str, dict[str, tuple[str, str]]] = {
             f"{HERE}::test_experiment_blocks",
             "run here against that server, its answers checked against the shown ones",
         ),
-        "headstart experiments create digits-ab": (
+        "headstart experiments create digits-cli": (
             f"{HERE}::test_experiment_blocks",
             "run here against a server of its own, named by $HEADSTART_URL",
         ),
@@ -518,10 +518,9 @@ def test_experiment_blocks(quick_repository: Path, tmp_path: Path) -> None:
         expected = shown if arm == shown_arm else [_swap_arms(line) for line in shown]
         assert got == expected, f"{page}:{client.line}: answers differ from the shown ones"
 
-    # The command-line example creates the same name: a server of its own, as a reader's
-    # fresh one would be.
+    # The command-line example, on a server of its own, as a reader's fresh one would be.
     with running_server(quick_repository, _activated(tokens)) as url:
-        cli = block(page, "headstart experiments create digits-ab")
+        cli = block(page, "headstart experiments create digits-cli")
         result = subprocess.run(
             ["bash", "-e", "-c", cli.text],
             cwd=tmp_path,
@@ -532,9 +531,9 @@ def test_experiment_blocks(quick_repository: Path, tmp_path: Path) -> None:
             check=False,
         )
         assert result.returncode == 0, result.stderr
-        assert "created digits-ab on mnist (split)" in result.stdout
-        assert re.search(r"^digits-ab\s+mnist\s+split\s+running", result.stdout, re.MULTILINE)
-        assert "stopped digits-ab" in result.stdout
+        assert "created digits-cli on mnist (split)" in result.stdout
+        assert re.search(r"^digits-cli\s+mnist\s+split\s+running", result.stdout, re.MULTILINE)
+        assert "stopped digits-cli" in result.stdout
     assert _untracked() == before, "the examples left files in the checkout"
 
 

@@ -243,6 +243,22 @@ def configure_logging() -> None:
         root.setLevel(logging.INFO)
 
 
+TRAINING_PACKAGES = frozenset(
+    {
+        "torch",
+        "onnx",
+        "onnxscript",
+        "mlxtend",
+        "sklearn",
+        "matplotlib",
+        "safetensors",
+        "tqdm",
+        "scipy",
+    }
+)
+"""What the ``train`` extra adds to the serving install."""
+
+
 def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Turn the offline side's user errors into one-line ``CommandError``s."""
 
@@ -255,6 +271,14 @@ def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
             return func(args)
         except ModelsError as exc:
             raise CommandError(str(exc)) from None
+        except ModuleNotFoundError as exc:
+            if exc.name not in TRAINING_PACKAGES:
+                raise
+            # The serving install (what `make serve` makes) has no training stack.
+            raise CommandError(
+                f"training needs {exc.name}, which this environment lacks: install the train "
+                "extra, e.g. .venv/bin/pip install -e '.[train]'"
+            ) from None
 
     return wrapper
 

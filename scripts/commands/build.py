@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ from scripts.commands import _progress as progress
 from scripts.commands import _training as common
 from scripts.commands._launch import add_nproc_option, launch
 from scripts.commands._options import add_repository_option
+from scripts.errors import CommandError
 
 if TYPE_CHECKING:
     from models.pretraining import PretrainReport
@@ -54,6 +56,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     name = common.check_name(args.name)
     repository = args.model_repository or common.default_repository()
+    if (
+        args.quick
+        and args.model_repository is None
+        and "HEADSTART_MODEL_REPOSITORY" not in os.environ
+    ):
+        # A smoke test must not quietly replace the served models with untrained ones.
+        raise CommandError(
+            f"--quick builds models far from trained: give --model-repository DIR (e.g. "
+            f"/tmp/quick) so they do not replace the ones in {repository}/"
+        )
     if args.if_missing and _complete(repository, name):
         print(f"{repository}/{name} already holds both variants; nothing to build")
         return 0

@@ -325,3 +325,24 @@ def test_cuda_without_a_gpu_is_clear(
         == 1
     )
     assert "torch sees no CUDA GPU" in capsys.readouterr().err
+
+
+def test_a_quick_build_never_lands_on_the_default_repository_unasked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HEADSTART_MODEL_REPOSITORY", raising=False)
+    assert main(["build", "--quick"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("headstart: error: --quick builds models far from trained: give ")
+    assert err.count("\n") == 1
+
+
+def test_training_without_the_train_extra_says_how_to_install_it() -> None:
+    from scripts.commands._training import guarded
+    from scripts.errors import CommandError
+
+    def needs_torch(_: object) -> int:
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    with pytest.raises(CommandError, match=r"training needs torch, which this environment lacks"):
+        guarded(needs_torch)(None)  # type: ignore[arg-type]
