@@ -50,9 +50,10 @@ def test_base_image_is_pinned_by_version_tag() -> None:
     assert re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+", image), image
     names: set[str] = set()
     for stage in dockerfile.stages():
-        assert stage.base in {"${PYTHON_IMAGE}", "scratch", "models-${MODEL_SOURCE:-committed}"} | names, (
-            f"stage {stage.name} starts from {stage.base}"
-        )
+        assert (
+            stage.base
+            in {"${PYTHON_IMAGE}", "scratch", "models-${MODEL_SOURCE:-committed}"} | names
+        ), f"stage {stage.name} starts from {stage.base}"
         if stage.name:
             names.add(stage.name)
 
