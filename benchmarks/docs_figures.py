@@ -107,6 +107,16 @@ def simulation(stored: dict[str, Any]) -> str:
         f"call the better arm: median {ab['median']:.0f}, quartiles {ab['q1']:.0f}{dash}"
         f"{ab['q3']:.0f}; wrong arm called: {ab['wrong']}; undecided: {ab['undecided']}."
     )
+    ramp = stored["ramp"]
+    ramped = (
+        f"- A/A through a ramp, {ramp['runs']} experiments of {ramp['items']:,} items: the "
+        f"challenger's share {ramp['before']:.0%} then {ramp['after']:.0%} half-way, while "
+        f"accuracy falls from {ramp['accuracies'][0]:g} to {ramp['accuracies'][1]:g} in both "
+        f"arms: false positives {ramp['stratified']}/{ramp['runs']} (95% interval "
+        f"[{ramp['stratified_interval'][0]:.3f}, {ramp['stratified_interval'][1]:.3f}]) with "
+        f"the arms compared within periods, as the service does; {ramp['pooled']}/"
+        f"{ramp['runs']} with the periods pooled."
+    )
     ratio = (
         f"- Sample-ratio check, {srm['runs']} splits of {srm['units']} units at 1:1: "
         f"{srm['healthy_flagged']} healthy splits flagged; {srm['broken_flagged']} flagged "
@@ -121,6 +131,7 @@ def simulation(stored: dict[str, Any]) -> str:
             row(peeked, aa["fixed"], aa["fixed_interval"]),
             "",
             power,
+            ramped,
             ratio,
         ]
     )

@@ -143,6 +143,65 @@ def power_ab(
 
 
 @dataclass(frozen=True)
+class Ramped:
+    """A/A runs ramped part-way from ``before`` to ``after`` (challenger's share of traffic)
+    while the requests get harder: how often each analysis ever claimed a difference."""
+
+    runs: int
+    items: int
+    before: float
+    after: float
+    accuracies: tuple[float, float]
+    """Both arms' accuracy before and after the ramp: the traffic changed, not the arms."""
+    alpha: float
+    stratified: int
+    """False positives of the service's analysis, which compares arms within each period."""
+    pooled: int
+    """False positives of the same test on the periods pooled, as if the ramp never happened."""
+
+    def rate(self, hits: int) -> tuple[float, tuple[float, float]]:
+        return hits / self.runs, wilson(hits, self.runs)
+
+
+def ramped_aa(
+    runs: int = 200,
+    items: int = 4000,
+    before: float = 0.1,
+    after: float = 0.5,
+    accuracies: tuple[float, float] = (0.9, 0.7),
+    batch: int = 50,
+    alpha: float = 0.05,
+    seed: int = 3,
+) -> Ramped:
+    """A/A through a ramp at half-way: watched every ``batch`` items, stratified and pooled."""
+    rng = np.random.default_rng(seed)
+    stratified = pooled = 0
+    half = items // 2
+    for _ in range(runs):
+        by_period, together = _replay(alpha), _replay(alpha)
+        hit_strata = hit_pooled = False
+        for i in range(items):
+            period = 0 if i < half else 1
+            share = before if period == 0 else after
+            arm = "b" if rng.random() < share else "a"
+            value = float(rng.random() < accuracies[period])
+            by_period.add(arm, value, period)
+            together.add(arm, value)
+            if (i + 1) % batch:
+                continue
+            for replay, hit in ((by_period, "strata"), (together, "pooled")):
+                test = replay.tests.get("b")
+                if test is not None and test.p_value <= alpha:
+                    if hit == "strata":
+                        hit_strata = True
+                    else:
+                        hit_pooled = True
+        stratified += hit_strata
+        pooled += hit_pooled
+    return Ramped(runs, items, before, after, accuracies, alpha, stratified, pooled)
+
+
+@dataclass(frozen=True)
 class RatioCheck:
     runs: int
     units: int

@@ -16,7 +16,7 @@ from pydantic.json_schema import models_json_schema
 from service.api import query, schemas
 from service.api.feedback import FeedbackRequest
 from service.decode import MEDIA_TYPES
-from service.experiments.definition import ExperimentSpec
+from service.experiments.definition import ExperimentSpec, RampSpec
 from service.v2 import schemas as v2
 from service.v2.codec import HEADER_LENGTH
 from service.v2.request import InferenceRequest
@@ -94,6 +94,7 @@ def document() -> dict[str, Any]:
         schemas.NotReadyResponse,
         ExperimentSpec,
         FeedbackRequest,
+        RampSpec,
         *_RESPONSES.values(),
         InferenceRequest,
         v2.V2Error,
@@ -290,7 +291,17 @@ def _experiment_paths() -> dict[str, Any]:
                     (*auth, "404"),
                 ),
                 "parameters": [name],
-            }
+            },
+            "patch": {
+                **_admin(
+                    "Ramp a running split experiment: every arm's new weight, from the next "
+                    "request on; the results compare the arms within each period of weights "
+                    "(admin token).",
+                    (*auth, "404", "409", "415", "422"),
+                    body="RampSpec",
+                ),
+                "parameters": [name],
+            },
         },
         "/v1/experiments/{name}/stop": {
             "post": {

@@ -102,6 +102,19 @@ def in_process(args: argparse.Namespace) -> dict[str, Any]:
         f"feedback items to call b better: median {s['median']:.0f} (quartiles {s['q1']:.0f}"
         f"-{s['q3']:.0f}); undecided after 20000: {ab.undecided}; wrong arm called: {ab.wrong}"
     )
+    ramp = sim.ramped_aa(
+        runs=args.runs, items=args.items, alpha=args.alpha, batch=args.batch, seed=args.seed + 3
+    )
+    strata_rate, strata_ci = ramp.rate(ramp.stratified)
+    pooled_rate, pooled_ci = ramp.rate(ramp.pooled)
+    print(
+        f"A/A through a ramp, in-process: {ramp.runs} experiments of {ramp.items} items, the "
+        f"challenger's share {ramp.before:.0%} then {ramp.after:.0%} while accuracy falls from "
+        f"{ramp.accuracies[0]:g} to {ramp.accuracies[1]:g} in both arms: false positives "
+        f"{ramp.stratified}/{ramp.runs} ({strata_rate:.3f}, [{strata_ci[0]:.3f}, "
+        f"{strata_ci[1]:.3f}]) compared within periods, {ramp.pooled}/{ramp.runs} "
+        f"({pooled_rate:.3f}) pooled"
+    )
     srm = sim.sample_ratio_check(seed=args.seed + 2)
     print(
         f"SRM, in-process: {srm.runs} splits of {srm.units} units at 1:1: flagged "
@@ -127,6 +140,18 @@ def in_process(args: argparse.Namespace) -> dict[str, Any]:
             "undecided": ab.undecided,
             "wrong": ab.wrong,
             **s,
+        },
+        "ramp": {
+            "runs": ramp.runs,
+            "items": ramp.items,
+            "before": ramp.before,
+            "after": ramp.after,
+            "accuracies": list(ramp.accuracies),
+            "alpha": ramp.alpha,
+            "stratified": ramp.stratified,
+            "stratified_interval": strata_ci,
+            "pooled": ramp.pooled,
+            "pooled_interval": pooled_ci,
         },
         "srm": {
             "runs": srm.runs,

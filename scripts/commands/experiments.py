@@ -100,6 +100,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     stop.add_argument("name", help="the experiment's name")
     stop.set_defaults(func=run_stop)
 
+    ramp = actions.add_parser(
+        "ramp",
+        help="give a running experiment's arms new weights",
+        description=(
+            "Give every arm of a running split experiment a new weight, from the next request "
+            "on (a ramp, e.g. 9:1 to 1:1); the results compare the arms within each period of "
+            "weights, and the ramp is kept in the experiment's audit trail."
+        ),
+    )
+    add_connection_options(ramp)
+    ramp.add_argument("name", help="the experiment's name")
+    ramp.add_argument(
+        "--weight",
+        action="append",
+        required=True,
+        metavar="ARM=WEIGHT",
+        help="an arm's new weight, e.g. b=1 (give one for every arm)",
+    )
+    ramp.set_defaults(func=run_ramp)
+
     _plan.register(actions)
     _simulate.register(actions)
 
@@ -214,6 +234,22 @@ def run_show(args: argparse.Namespace) -> int:
             f"{paired['mcnemar_p_value']:.3g} on {paired['labelled_pairs']} labelled"
         )
     print(f"decision: {comparison['decision']['message']}")
+    return 0
+
+
+def run_ramp(args: argparse.Namespace) -> int:
+    weights: dict[str, float] = {}
+    for text in args.weight:
+        arm, _, value = text.partition("=")
+        try:
+            weights[arm] = float(value)
+        except ValueError:
+            raise CommandError(f"--weight {text!r}: write ARM=WEIGHT, e.g. b=1", 2) from None
+    ramped = client(args).request("PATCH", f"/v1/experiments/{args.name}", {"weights": weights})
+    print(
+        f"ramped {ramped['name']} (period {ramped['period']}): "
+        + ", ".join(f"{a['name']}={a['weight']:g}" for a in ramped["arms"])
+    )
     return 0
 
 

@@ -1,7 +1,9 @@
-"""HTTP for the experiment admin routes (bearer token): create, list, show with results, stop."""
+"""HTTP for the experiment admin routes (bearer token): create, list, show with results, ramp,
+stop."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app
@@ -13,7 +15,7 @@ from service.api.json_body import read_json
 from service.errors import ExperimentNotFound, NotFound, ValidationFailed
 from service.experiments import attach
 from service.experiments.analysis import results
-from service.experiments.definition import Experiment, ExperimentSpec, is_name
+from service.experiments.definition import Experiment, ExperimentSpec, RampSpec, is_name
 from service.settings import Settings
 
 bp = Blueprint("experiments", __name__)
@@ -61,7 +63,25 @@ def show(name: str) -> ResponseReturnValue:
     require_admin()
     store = attach.experiment_store()
     experiment = find(name)
-    return {**describe(experiment), **results(store, experiment)}
+    return {
+        **describe(experiment),
+        **results(store, experiment),
+        "periods": [asdict(p) for p in store.periods(experiment.id)],
+        "actions": [asdict(a) for a in store.actions(experiment.id)],
+    }
+
+
+@bp.patch("/v1/experiments/<name>")
+def ramp(name: str) -> ResponseReturnValue:
+    """New weights for a running split experiment (a ramp), from the next request on."""
+    require_admin()
+    experiment = find(name)
+    spec = read_json(RampSpec)
+    try:
+        weights = spec.checked(experiment)
+    except ValueError as exc:
+        raise ValidationFailed(f"weights: {exc}", field="weights") from None
+    return describe(attach.experiment_store().ramp(name, weights))
 
 
 @bp.post("/v1/experiments/<name>/stop")
@@ -97,6 +117,7 @@ def describe(e: Experiment) -> dict[str, Any]:
         "minimum_detectable_effect": e.mde,
         "declared_metric": e.metric,
         "status": e.status,
+        "period": e.period,
         "created_at": e.created_at,
         "stopped_at": e.stopped_at,
     }

@@ -20,7 +20,7 @@ from service.experiments.statistics import (
     sample_ratio,
     wilson,
 )
-from service.experiments.store import ExperimentStore, Observation
+from service.experiments.store import ArmCounts, ExperimentStore, Observation, Period
 from service.statistics import mcnemar_exact
 
 MIN_PER_ARM = 10
@@ -71,7 +71,14 @@ def results(store: ExperimentStore, experiment: Experiment) -> dict[str, Any]:
     comparison = (
         _shadow_comparison(store, experiment, observations)
         if shadow
-        else _split_comparison(experiment, observations, metric, counts)
+        else _split_comparison(
+            experiment,
+            observations,
+            metric,
+            counts,
+            store.periods(experiment.id),
+            store.period_counts(experiment.id),
+        )
     )
     return {"metric": metric, "arms": arms_out, "comparison": comparison}
 
@@ -104,6 +111,12 @@ class SplitReplay:
     Each challenger is compared with the control after every observation of either
     (from MIN_PER_ARM each on), so the always-valid p-value is the running minimum over
     every moment someone could have looked. The simulation drives this same class.
+
+    A ramp changes the weights, and with them who lands in which arm: a period of high
+    traffic to the challenger may also be a period of harder requests. So the arms are
+    compared within each period of weights, and the periods' differences combined, each
+    weighted by its observations (post-stratification): with one period it is the plain
+    difference of means.
     """
 
     def __init__(
@@ -114,42 +127,100 @@ class SplitReplay:
         self.alpha_each = alpha / len(challengers)
         self.tau2 = tau2
         self.moments = {name: Moments() for name in [control, *challengers]}
+        self.strata: dict[tuple[int, str], Moments] = {}
+        self.periods: list[int] = []
         self.tests: dict[str, Sequential] = {}
         self.trajectory: dict[str, list[list[float]]] = {name: [] for name in challengers}
         self.seen = 0
 
-    def add(self, arm: str, value: float) -> None:
+    def add(self, arm: str, value: float, period: int = 0) -> None:
         if arm not in self.moments:
             return
         self.seen += 1
         self.moments[arm].add(value)
+        if period not in self.periods:
+            self.periods.append(period)
+        self.strata.setdefault((period, arm), Moments()).add(value)
         a = self.moments[self.control]
         for name in self.challengers if arm == self.control else [arm]:
             b = self.moments[name]
             if a.n < MIN_PER_ARM or b.n < MIN_PER_ARM:
                 continue
-            variance = a.variance / a.n + b.variance / b.n
-            if variance <= 0:
+            estimate = self.estimate(name)
+            if estimate is None or estimate[1] <= 0:
                 continue
+            difference, variance = estimate
             if name not in self.tests:
                 pooled = (a.m2 + b.m2) / max(1, a.n + b.n - 2)
                 self.tests[name] = Sequential(self.alpha_each, self.tau2(pooled))
             test = self.tests[name]
-            test.update(b.mean - a.mean, variance)
-            fixed = fixed_horizon(b.mean - a.mean, variance, self.alpha_each)
+            test.update(difference, variance)
+            fixed = fixed_horizon(difference, variance, self.alpha_each)
             self.trajectory[name].append([self.seen, test.p_value, fixed.p_value])
+
+    def estimate(self, name: str) -> tuple[float, float] | None:
+        """``name`` minus the control, and its variance, combined over the periods in which
+        both arms have two or more observations; None while no period has."""
+        total = difference = variance = 0.0
+        for period in self.periods:
+            a = self.strata.get((period, self.control))
+            b = self.strata.get((period, name))
+            if a is None or b is None or a.n < 2 or b.n < 2:
+                continue
+            weight = a.n + b.n
+            total += weight
+            difference += weight * (b.mean - a.mean)
+            variance += weight**2 * _variance(a, b)
+        if total == 0:
+            return None
+        return difference / total, variance / total**2
 
     def fixed(self, name: str) -> FixedHorizon | None:
         """The fixed-horizon test of ``name`` against the control on the data so far."""
-        if name not in self.tests:
+        estimate = self.estimate(name) if name in self.tests else None
+        if estimate is None:
             return None
-        a, b = self.moments[self.control], self.moments[name]
-        variance = a.variance / a.n + b.variance / b.n
-        return fixed_horizon(b.mean - a.mean, variance, self.alpha_each)
+        return fixed_horizon(estimate[0], estimate[1], self.alpha_each)
+
+
+def _expected_shares(
+    experiment: Experiment, periods: list[Period], by_period: dict[tuple[int, str], ArmCounts]
+) -> list[float]:
+    """Each arm's expected count: every period's units shared out by that period's weights
+    (with one period, simply the weights)."""
+    if len(periods) <= 1:
+        return [arm.weight for arm in experiment.arms]
+    expected = [0.0] * len(experiment.arms)
+    for p in periods:
+        total = sum(_srm_count(by_period.get((p.period, arm.name))) for arm in experiment.arms)
+        weight_sum = sum(p.weights.get(arm.name, 0.0) for arm in experiment.arms)
+        for i, arm in enumerate(experiment.arms):
+            expected[i] += total * p.weights.get(arm.name, 0.0) / weight_sum
+    # Nothing served yet: the current weights, which the test needs no counts to use.
+    return expected if sum(expected) > 0 else [arm.weight for arm in experiment.arms]
+
+
+def _variance(a: Moments, b: Moments) -> float:
+    """The variance of ``b.mean - a.mean``: Welch's, but never below the pooled estimate's.
+
+    A small arm's own variance is often zero (ten right answers out of ten at 90% accuracy
+    happen a third of the time), and Welch's estimate then makes a chance difference look
+    certain: with 1:9 weights that gave a third of A/A experiments a false winner. The pooled
+    estimate holds where the arms' variances are equal (as under "no difference" for
+    accuracy); taking the larger of the two keeps Welch's where the arms' really differ.
+    """
+    welch = a.variance / a.n + b.variance / b.n
+    pooled = (a.m2 + b.m2) / (a.n + b.n - 2) * (1 / a.n + 1 / b.n)
+    return max(welch, pooled)
 
 
 def _split_comparison(
-    experiment: Experiment, observations: list[Observation], metric: str, counts: Any
+    experiment: Experiment,
+    observations: list[Observation],
+    metric: str,
+    counts: Any,
+    periods: list[Period],
+    by_period: dict[tuple[int, str], ArmCounts],
 ) -> dict[str, Any]:
     control = experiment.control.name
     challengers = [arm.name for arm in experiment.arms[1:]]
@@ -159,7 +230,7 @@ def _split_comparison(
     for o in observations:
         value = _value(o, metric)
         if value is not None:
-            replay.add(o.arm, value)
+            replay.add(o.arm, value, o.period)
     alpha_each = replay.alpha_each
     contrasts_out = []
     contrasts = []
@@ -196,7 +267,7 @@ def _split_comparison(
         contrasts_out.append(entry)
     srm = sample_ratio(
         [_srm_count(counts.get(arm.name)) for arm in experiment.arms],
-        [arm.weight for arm in experiment.arms],
+        _expected_shares(experiment, periods, by_period),
     )
     # Feedback that carries the metric, over served exposures: an arm whose users answer
     # less often is measured on other requests than the control is.

@@ -50,6 +50,8 @@ class Experiment:
     metric: Metric | None = "accuracy"
     """``None`` for an experiment stored before metrics were declared: its metric is read from
     its feedback (accuracy once any label came), as it was then."""
+    period: int = 0
+    """Which weights apply: 0 as created, one more at every ramp."""
 
     @property
     def control(self) -> Arm:
@@ -121,3 +123,34 @@ class ExperimentSpec(BaseModel):
             stopped_at=None,
             arms=tuple(Arm(a.name, a.variant, a.weight) for a in self.arms),
         )
+
+
+class RampSpec(BaseModel):
+    """The body of ``PATCH /v1/experiments/{name}``: every arm's new weight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weights: dict[str, float] = Field(max_length=16)
+    """Each arm by name, with its weight from now on (> 0; weights are relative)."""
+
+    def checked(self, experiment: Experiment) -> dict[str, float]:
+        """The weights, once they name exactly the experiment's arms; ``ValueError`` says why."""
+        names = [arm.name for arm in experiment.arms]
+        if experiment.mode == "shadow":
+            raise ValueError(
+                "a shadow experiment has no weights: its first arm answers every request"
+            )
+        if set(self.weights) != set(names):
+            missing = [n for n in names if n not in self.weights]
+            extra = [n for n in self.weights if n not in names]
+            raise ValueError(
+                f"give a weight for every arm and no other: arms {names}"
+                + (f", missing {missing}" if missing else "")
+                + (f", unknown {extra}" if extra else "")
+            )
+        for arm, weight in self.weights.items():
+            if not (math.isfinite(weight) and weight > 0):
+                raise ValueError(f"arm {arm!r}: a weight is a finite number above 0, got {weight}")
+        if not math.isfinite(sum(self.weights.values())):
+            raise ValueError("the weights must have a finite sum; scale them down")
+        return {name: float(self.weights[name]) for name in names}

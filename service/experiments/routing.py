@@ -55,6 +55,7 @@ class Route:
             probability=prediction[1],
             latency_ms=latency_ms,
             divergence=divergence,
+            period=self.experiment.period,
         )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -37,6 +38,8 @@ experiments = Table(
     Column("created_at", Float, nullable=False),
     Column("stopped_at", Float, nullable=True),
     Column("metric", String(10), nullable=True),  # NULL: stored before metrics were declared
+    # The current weights' period: 0 at creation, one more at every ramp.
+    Column("period", Integer, nullable=False, server_default="0"),
 )
 
 arms = Table(
@@ -64,8 +67,31 @@ exposures = Table(
     Column("divergence", Float, nullable=True),
     Column("latency_ms", Float, nullable=False),
     Column("created_at", Float, nullable=False),
+    # The period whose weights assigned the request (see ``periods``).
+    Column("period", Integer, nullable=False, server_default="0"),
     UniqueConstraint("request_id", "role", name="uq_exposures_request_role"),
     Index("ix_exposures_experiment_arm", "experiment_id", "arm"),
+)
+
+periods = Table(
+    "periods",
+    metadata,
+    Column("experiment_id", _ID, ForeignKey("experiments.id"), primary_key=True),
+    Column("period", Integer, primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("weights", Text, nullable=False),  # JSON: {arm: weight}
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("experiment_id", _ID, ForeignKey("experiments.id"), nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("detail", Text, nullable=False),  # JSON
+    Index("ix_actions_experiment", "experiment_id"),
 )
 
 feedback = Table(

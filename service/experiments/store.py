@@ -10,6 +10,7 @@ through ``busy_timeout``.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import sqlite3
@@ -28,13 +29,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 
-from service.errors import Conflict
+from service.errors import Conflict, ExperimentNotFound, ExperimentStopped
 from service.experiments import schema
 from service.experiments.definition import Arm, Experiment
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 0x68656164  # any constant shared by every process migrating this database
 CHECKPOINT_INTERVAL_S = 1.0
+DEFINITION_TTL_S = 1.0
+"""How long a worker uses its cached copy of an experiment's definition (its weights)."""
 """How often a worker folds SQLite's write-ahead log back into the database file."""
 
 log = logging.getLogger(__name__)
@@ -43,10 +46,10 @@ log = logging.getLogger(__name__)
 # The casts type NULLs for PostgreSQL.
 _INSERT_WHILE_RUNNING_SQL = (
     "INSERT INTO exposures (experiment_id, arm, role, unit, request_id, predicted, probability, "
-    "divergence, latency_ms, created_at) "
+    "divergence, latency_ms, created_at, period) "
     "SELECT :experiment_id, :arm, :role, CAST(:unit AS VARCHAR(256)), :request_id, :predicted, "
     "CAST(:probability AS DOUBLE PRECISION), CAST(:divergence AS DOUBLE PRECISION), "
-    "CAST(:latency_ms AS DOUBLE PRECISION), CAST(:created_at AS DOUBLE PRECISION) "
+    "CAST(:latency_ms AS DOUBLE PRECISION), CAST(:created_at AS DOUBLE PRECISION), :period "
     "FROM experiments WHERE id = :experiment_id AND status = 'running'"
 )
 _INSERT_WHILE_RUNNING = text(_INSERT_WHILE_RUNNING_SQL)
@@ -65,6 +68,8 @@ class Exposure:
     probability: float
     latency_ms: float
     divergence: float | None = None
+    period: int = 0
+    """The period whose weights assigned the request."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,26 @@ class Observation:
     label: str | None
     outcome: float | None
     received_at: float
+    period: int = 0
+
+
+@dataclass(frozen=True)
+class Period:
+    """Weights that applied to an experiment from ``started_at`` until the next period."""
+
+    period: int
+    started_at: float
+    weights: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Action:
+    """One entry of an experiment's audit trail."""
+
+    action: str
+    actor: str
+    at: float
+    detail: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -128,7 +153,7 @@ class ExperimentStore:
         database = self.url.database
         if self.is_sqlite and database and database != ":memory:":
             self._lock_path = f"{database}.write-lock"
-        self._definitions: dict[str, Experiment] = {}
+        self._definitions: dict[str, tuple[Experiment, float]] = {}
         self._local = threading.local()
         self._checkpointer_pid = 0
         self._checkpointer_lock = threading.Lock()
@@ -173,7 +198,7 @@ class ExperimentStore:
 
     # -- experiments -------------------------------------------------------------------
 
-    def create(self, experiment: Experiment) -> Experiment:
+    def create(self, experiment: Experiment, actor: str = "admin") -> Experiment:
         """Store a new experiment; :class:`Conflict` if its name is taken."""
         try:
             with self.engine.begin() as connection:
@@ -205,6 +230,11 @@ class ExperimentStore:
                         for i, arm in enumerate(experiment.arms)
                     ],
                 )
+                weights = {arm.name: arm.weight for arm in experiment.arms}
+                assert experiment_id is not None  # the insert above returned its key
+                created = int(experiment_id)
+                self._start_period(connection, created, 0, experiment.created_at, weights)
+                self._act(connection, created, "create", actor, {"weights": weights})
         except IntegrityError:
             raise Conflict(
                 f"an experiment named {experiment.name!r} already exists; pick another name "
@@ -218,15 +248,19 @@ class ExperimentStore:
     def definition(self, name: str) -> Experiment | None:
         """``get`` through a per-process cache, for the request path.
 
-        Experiments are never deleted or redefined, so a cached definition stays right; only
-        its status may be stale, and writes check that in the database
-        (:meth:`record_exposures`).
+        Experiments are never deleted or renamed. A cached definition is read again after
+        :data:`DEFINITION_TTL_S`, so a ramp reaches every worker within it; its status may be
+        stale meanwhile, and writes check that in the database (:meth:`record_exposures`).
+        An exposure records the period of the weights that assigned it, so a worker still
+        on the old weights for that second leaves the analysis valid.
         """
-        found = self._definitions.get(name)
-        if found is None:
-            found = self.get(name)
-            if found is not None:
-                self._definitions[name] = found
+        cached = self._definitions.get(name)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < DEFINITION_TTL_S:
+            return cached[0]
+        found = self.get(name)
+        if found is not None:
+            self._definitions[name] = (found, now)
         return found
 
     def forget(self, name: str) -> None:
@@ -249,16 +283,128 @@ class ExperimentStore:
             ).all()
             return [self._with_arms(connection, row._mapping) for row in rows]
 
-    def stop(self, name: str) -> Experiment | None:
+    def stop(
+        self, name: str, actor: str = "admin", detail: dict[str, Any] | None = None
+    ) -> Experiment | None:
         """Stop a running experiment (stopping a stopped one changes nothing)."""
+        x = schema.experiments
         with self.engine.begin() as connection:
-            connection.execute(
-                update(schema.experiments)
-                .where(schema.experiments.c.name == name)
-                .where(schema.experiments.c.status == "running")
+            stopped = connection.execute(
+                update(x)
+                .where(x.c.name == name)
+                .where(x.c.status == "running")
                 .values(status="stopped", stopped_at=time.time())
-            )
+            ).rowcount
+            if stopped:
+                (experiment_id,) = connection.execute(select(x.c.id).where(x.c.name == name)).one()
+                self._act(connection, experiment_id, "stop", actor, detail or {})
         return self.get(name)
+
+    def ramp(self, name: str, weights: dict[str, float], actor: str = "admin") -> Experiment:
+        """Give a running experiment's arms new ``weights`` (every arm, each > 0) from now on:
+        a new period. :class:`ExperimentNotFound` or :class:`ExperimentStopped` otherwise."""
+        x, a = schema.experiments, schema.arms
+        now = time.time()
+        with self._writing(), self.engine.begin() as connection:
+            row = connection.execute(select(x).where(x.c.name == name)).first()
+            if row is None:
+                raise ExperimentNotFound(f"no experiment named {name!r}", experiment=name)
+            current = self._with_arms(connection, row._mapping)
+            if current.status != "running":
+                raise ExperimentStopped(
+                    f"experiment {name!r} is stopped: its weights no longer matter",
+                    experiment=name,
+                )
+            period = current.period + 1
+            updated = connection.execute(
+                update(x)
+                .where(x.c.id == current.id)
+                .where(x.c.status == "running")
+                .where(x.c.period == current.period)
+                .values(period=period)
+            ).rowcount
+            if updated != 1:
+                raise Conflict(
+                    f"experiment {name!r} changed while it was being ramped; try again",
+                    experiment=name,
+                )
+            for arm in current.arms:
+                connection.execute(
+                    update(a)
+                    .where(a.c.experiment_id == current.id)
+                    .where(a.c.name == arm.name)
+                    .values(weight=weights[arm.name])
+                )
+            before = {arm.name: arm.weight for arm in current.arms}
+            self._start_period(connection, current.id, period, now, weights)
+            self._act(
+                connection,
+                current.id,
+                "ramp",
+                actor,
+                {"period": period, "before": before, "after": weights},
+            )
+        self._definitions.pop(name, None)
+        found = self.get(name)
+        assert found is not None
+        return found
+
+    def periods(self, experiment_id: int) -> list[Period]:
+        """The experiment's weights over time, oldest first."""
+        p = schema.periods
+        query = select(p.c.period, p.c.started_at, p.c.weights).where(
+            p.c.experiment_id == experiment_id
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query.order_by(p.c.period)).all()
+        return [Period(int(n), float(at), json.loads(w)) for n, at, w in rows]
+
+    def actions(self, experiment_id: int) -> list[Action]:
+        """The experiment's audit trail, oldest first."""
+        t = schema.actions
+        query = (
+            select(t.c.action, t.c.actor, t.c.at, t.c.detail)
+            .where(t.c.experiment_id == experiment_id)
+            .order_by(t.c.id)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [Action(action, actor, float(at), json.loads(d)) for action, actor, at, d in rows]
+
+    @staticmethod
+    def _start_period(
+        connection: Connection,
+        experiment_id: int,
+        period: int,
+        started_at: float,
+        weights: dict[str, float],
+    ) -> None:
+        connection.execute(
+            schema.periods.insert().values(
+                experiment_id=experiment_id,
+                period=period,
+                started_at=started_at,
+                weights=json.dumps(weights),
+            )
+        )
+
+    @staticmethod
+    def _act(
+        connection: Connection,
+        experiment_id: int,
+        action: str,
+        actor: str,
+        detail: dict[str, Any],
+    ) -> None:
+        connection.execute(
+            schema.actions.insert().values(
+                experiment_id=experiment_id,
+                action=action,
+                actor=actor,
+                at=time.time(),
+                detail=json.dumps(detail),
+            )
+        )
 
     @staticmethod
     def _with_arms(connection: Connection, row: Any) -> Experiment:
@@ -280,6 +426,7 @@ class ExperimentStore:
             stopped_at=row["stopped_at"],
             arms=tuple(Arm(a.name, a.variant, a.weight) for a in arm_rows),
             metric=row["metric"],
+            period=int(row["period"]),
         )
 
     # -- exposures ---------------------------------------------------------------------
@@ -306,6 +453,7 @@ class ExperimentStore:
                 "divergence": e.divergence,
                 "latency_ms": e.latency_ms,
                 "created_at": now,
+                "period": e.period,
             }
             for e in exposures
         ]
@@ -453,23 +601,34 @@ class ExperimentStore:
 
     def arm_counts(self, experiment_id: int) -> dict[str, ArmCounts]:
         """Per arm, served exposures, distinct units and exposures without a unit."""
+        return {arm: c for (_, arm), c in self._counts(experiment_id, False).items()}
+
+    def period_counts(self, experiment_id: int) -> dict[tuple[int, str], ArmCounts]:
+        """The same per (period, arm): a unit seen in two periods counts in each."""
+        return self._counts(experiment_id, True)
+
+    def _counts(self, experiment_id: int, by_period: bool) -> dict[tuple[int, str], ArmCounts]:
         e = schema.exposures
+        keys = [e.c.period, e.c.arm] if by_period else [e.c.arm]
         query = (
             select(
-                e.c.arm,
+                *keys,
                 func.count(),
                 func.count(func.distinct(e.c.unit)),
                 func.count() - func.count(e.c.unit),
             )
             .where(e.c.experiment_id == experiment_id)
             .where(e.c.role == "served")
-            .group_by(e.c.arm)
+            .group_by(*keys)
         )
         with self.engine.connect() as connection:
-            return {
-                arm: ArmCounts(int(n), int(units), int(without))
-                for arm, n, units, without in connection.execute(query)
-            }
+            rows = [tuple(row) for row in connection.execute(query)]
+        counted: dict[tuple[int, str], ArmCounts] = {}
+        for row in rows:
+            period, arm = (int(row[0]), str(row[1])) if by_period else (0, str(row[0]))
+            n, units, without = (int(v) for v in row[-3:])
+            counted[(period, arm)] = ArmCounts(n, units, without)
+        return counted
 
     def observations(self, experiment_id: int) -> list[Observation]:
         """Exposures with feedback, ordered by when their feedback first arrived."""
@@ -483,6 +642,7 @@ class ExperimentStore:
                 f.c.label,
                 f.c.outcome,
                 f.c.received_at,
+                e.c.period,
             )
             .join(f, f.c.request_id == e.c.request_id)
             .where(e.c.experiment_id == experiment_id)

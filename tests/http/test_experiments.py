@@ -294,3 +294,32 @@ def test_kill_9_and_a_restart_lose_nothing_acknowledged_postgresql(tmp_path: Pat
 
     with postgres_server() as database:
         _durability(tmp_path, {"HEADSTART_DATABASE_URL": database})
+
+
+def test_a_ramp_reaches_every_worker_and_the_results_follow_it(server: str) -> None:
+    from service.experiments.store import DEFINITION_TTL_S
+
+    arms = [
+        {"name": "a", "variant": "pretrained", "weight": 1},
+        {"name": "b", "variant": "baseline", "weight": 1e-9},
+    ]
+    created = requests.post(
+        f"{server}/v1/experiments",
+        json={**_definition("ramped"), "arms": arms},
+        headers=ADMIN,
+    )
+    assert created.status_code == 201, created.text
+    before = {_classify(server, "ramped", f"u{i}").json()["experiment"]["arm"] for i in range(20)}
+    assert before == {"a"}
+    ramped = requests.patch(
+        f"{server}/v1/experiments/ramped", json={"weights": {"a": 1e-9, "b": 1}}, headers=ADMIN
+    )
+    assert ramped.status_code == 200, ramped.text
+    time.sleep(DEFINITION_TTL_S + 0.2)  # every worker's cached definition has expired
+    after = {_classify(server, "ramped", f"u{i}").json()["experiment"]["arm"] for i in range(20)}
+    assert after == {"b"}  # the same units, now in b: both workers use the new weights
+    report = requests.get(f"{server}/v1/experiments/ramped", headers=ADMIN).json()
+    assert [p["period"] for p in report["periods"]] == [0, 1]
+    assert report["comparison"]["sample_ratio"]["expected"] == pytest.approx([20, 20], abs=1e-6)
+    assert not report["comparison"]["sample_ratio"]["mismatch"]
+    assert [a["action"] for a in report["actions"]] == ["create", "ramp"]

@@ -59,6 +59,9 @@ def test_create_list_show_stop(server: str, capsys: pytest.CaptureFixture[str]) 
     assert "decision: still collecting" in shown
     assert main(["experiments", "show", "cli-ab", "--json", "--url", server]) == 0
     assert json.loads(capsys.readouterr().out)["minimum_detectable_effect"] == 0.02
+    ramp = ["experiments", "ramp", "cli-ab", "--weight", "a=1", "--weight", "b=1"]
+    assert main([*ramp, "--url", server]) == 0
+    assert capsys.readouterr().out == "ramped cli-ab (period 1): a=1, b=1\n"
     assert main(["experiments", "stop", "cli-ab", "--url", server]) == 0
     assert capsys.readouterr().out == "stopped cli-ab\n"
 
@@ -152,4 +155,7 @@ def test_simulate_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert figures["ab"]["wrong"] == 0
     assert len(figures["ab"]["needed"]) + figures["ab"]["undecided"] == 5
     assert figures["srm"]["healthy_flagged"] < figures["srm"]["broken_flagged"]
+    # Through a ramp over a change in traffic, only the periods compared apart stay honest.
+    assert figures["ramp"]["runs"] == 30
+    assert figures["ramp"]["stratified"] <= 5 < figures["ramp"]["pooled"]
     assert svg.read_text().startswith("<svg")

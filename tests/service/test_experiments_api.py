@@ -442,3 +442,53 @@ def test_a_million_feedback_items_are_refused_before_the_body_is_parsed(
     assert fine.status_code == 200, fine.get_json()
     assert fine.get_json()["unknown"] == 10_000
     assert len(parsed) == 1
+
+
+def test_a_ramp_changes_the_weights_and_is_on_record(client: FlaskClient) -> None:
+    client.post("/v1/experiments", json=BODY, headers=ADMIN)
+    ramp = {"weights": {"a": 1, "b": 9}}
+    assert client.patch("/v1/experiments/rbm-vs-random", json=ramp).status_code in (401, 403)
+    ramped = client.patch("/v1/experiments/rbm-vs-random", json=ramp, headers=ADMIN)
+    assert ramped.status_code == 200, ramped.get_json()
+    assert ramped.get_json()["period"] == 1
+    assert [a["weight"] for a in ramped.get_json()["arms"]] == [1.0, 9.0]
+    shown = client.get("/v1/experiments/rbm-vs-random", headers=ADMIN).get_json()
+    assert [p["weights"] for p in shown["periods"]] == [{"a": 1.0, "b": 1.0}, {"a": 1.0, "b": 9.0}]
+    assert [a["action"] for a in shown["actions"]] == ["create", "ramp"]
+    client.post("/v1/experiments/rbm-vs-random/stop", headers=ADMIN)
+    stopped = client.patch("/v1/experiments/rbm-vs-random", json=ramp, headers=ADMIN)
+    assert stopped.status_code == 409
+    assert [
+        a["action"]
+        for a in client.get("/v1/experiments/rbm-vs-random", headers=ADMIN).get_json()["actions"]
+    ] == ["create", "ramp", "stop"]
+
+
+@pytest.mark.parametrize(
+    ("weights", "says"),
+    [
+        ({"a": 1}, "missing ['b']"),
+        ({"a": 1, "b": 1, "c": 1}, "unknown ['c']"),
+        ({"a": 1, "b": 0}, "arm 'b': a weight is a finite number above 0"),
+        ({"a": 1, "b": -2}, "arm 'b': a weight is a finite number above 0"),
+    ],
+)
+def test_a_ramp_names_every_arm_with_a_positive_weight(
+    client: FlaskClient, weights: dict[str, float], says: str
+) -> None:
+    client.post("/v1/experiments", json=BODY, headers=ADMIN)
+    refused = client.patch(
+        "/v1/experiments/rbm-vs-random", json={"weights": weights}, headers=ADMIN
+    )
+    assert refused.status_code == 422, refused.get_json()
+    assert says in refused.get_json()["error"]["message"]
+    assert refused.get_json()["error"]["field"] == "weights"
+
+
+def test_a_shadow_experiment_has_no_weights_to_ramp(client: FlaskClient) -> None:
+    client.post("/v1/experiments", json={**BODY, "mode": "shadow"}, headers=ADMIN)
+    refused = client.patch(
+        "/v1/experiments/rbm-vs-random", json={"weights": {"a": 1, "b": 1}}, headers=ADMIN
+    )
+    assert refused.status_code == 422
+    assert "a shadow experiment has no weights" in refused.get_json()["error"]["message"]

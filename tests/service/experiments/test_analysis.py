@@ -175,3 +175,63 @@ def test_shadow_mode_reports_the_paired_view(sqlite_store: ExperimentStore) -> N
     assert report["arms"][1]["role"] == "shadow"
     assert report["arms"][1]["accuracy"] == pytest.approx(1 - paired["agreement"])
     assert report["comparison"]["decision"]["winner"] == "b"
+
+
+def _period(
+    store: ExperimentStore, e: Experiment, period: int, counts: dict[str, int], right: float
+) -> None:
+    """Exposures of each arm in ``period``, exactly a ``right`` share of them labelled right,
+    interleaved so that feedback arrives from both arms throughout."""
+    rows = [(arm, i) for arm, n in counts.items() for i in range(n)]
+    rows.sort(key=lambda row: row[1] / counts[row[0]])
+    store.record_exposures(
+        [
+            Exposure(
+                e.id,
+                arm,
+                "served",
+                f"p{period}{arm}u{i}",
+                f"p{period}{arm}{i}",
+                "1",
+                0.9,
+                1.0,
+                period=period,
+            )
+            for arm, i in rows
+        ]
+    )
+    store.record_feedback(
+        [
+            FeedbackItem(f"p{period}{arm}{i}", "1" if i % 10 < round(10 * right) else "2", None)
+            for arm, i in rows
+        ]
+    )
+
+
+def test_a_ramp_over_a_change_in_traffic_calls_no_difference_where_there_is_none(
+    sqlite_store: ExperimentStore,
+) -> None:
+    spec = ExperimentSpec(
+        name="ramped",
+        model="tiny",
+        arms=[
+            ArmSpec(name="a", variant="pretrained", weight=9),
+            ArmSpec(name="b", variant="baseline"),
+        ],
+    )
+    e = sqlite_store.create(spec.to_experiment())
+    _period(sqlite_store, e, 0, {"a": 900, "b": 100}, right=0.9)  # easy requests at 10%
+    e = sqlite_store.ramp("ramped", {"a": 1.0, "b": 1.0})
+    _period(sqlite_store, e, 1, {"a": 500, "b": 500}, right=0.6)  # hard ones at 50%
+    report = results(sqlite_store, e)
+    arm_a, arm_b = report["arms"]
+    # Pooled over the ramp, b looks far worse: most of its requests came in the hard period.
+    assert arm_a["accuracy"] - arm_b["accuracy"] > 0.1
+    comparison = report["comparison"]
+    (contrast,) = comparison["contrasts"]
+    assert contrast["difference"] == pytest.approx(0.0, abs=1e-12)  # within each period, none
+    assert contrast["always_valid_p_value"] > 0.5
+    assert comparison["decision"]["state"] == "collecting"
+    # Expected counts follow each period's weights: 900:100, then 500:500.
+    assert comparison["sample_ratio"]["expected"] == pytest.approx([1400.0, 600.0])
+    assert not comparison["sample_ratio"]["mismatch"]

@@ -33,9 +33,9 @@ def _exposure(experiment_id: int, request_id: str, arm: str = "a", **kw: object)
 
 
 def test_migrate_creates_the_newest_schema_and_is_repeatable(store: ExperimentStore) -> None:
-    assert store.schema_version() == "0002"
+    assert store.schema_version() == "0003"
     store.migrate()
-    assert store.schema_version() == "0002"
+    assert store.schema_version() == "0003"
 
 
 def test_an_experiment_stored_before_metrics_were_declared_keeps_inferring_its_own(
@@ -50,14 +50,24 @@ def test_an_experiment_stored_before_metrics_were_declared_keeps_inferring_its_o
             connection.execute(
                 text(
                     "INSERT INTO experiments (name, model, mode, salt, alpha, status, created_at)"
-                    " VALUES ('old', 'tiny', 'split', 's', 0.05, 'running', 0)"
+                    " VALUES ('old', 'tiny', 'split', 's', 0.05, 'running', 7)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO arms (experiment_id, position, name, variant, weight) SELECT id,"
+                    " n, arm, 'baseline', w FROM experiments, (SELECT 0 AS n, 'a' AS arm, 1.0 AS w"
+                    " UNION ALL SELECT 1, 'b', 2.0) AS arms WHERE name = 'old'"
                 )
             )
         old.migrate()
-        assert old.schema_version() == "0002"
+        assert old.schema_version() == "0003"
         found = old.get("old")
         assert found is not None
         assert found.metric is None
+        assert found.period == 0
+        (period,) = old.periods(found.id)  # it ran under its arms' weights from its creation
+        assert (period.period, period.started_at, period.weights) == (0, 7.0, {"a": 1.0, "b": 2.0})
         declared = old.create(_spec(name="new", metric="outcome").to_experiment())
         assert old.get("new") == declared
         assert declared.metric == "outcome"
@@ -192,3 +202,55 @@ def test_definitions_are_cached_but_stops_are_seen(store: ExperimentStore) -> No
     assert cached is not None
     assert cached.status == "stopped"
     assert store.definition("missing") is None
+
+
+def test_a_ramp_starts_a_period_and_every_action_is_on_record(store: ExperimentStore) -> None:
+    created = store.create(_spec().to_experiment(), actor="admin")
+    assert created.period == 0
+    ramped = store.ramp("ab", {"a": 1.0, "b": 1.0}, actor="admin")
+    assert ramped.period == 1
+    assert [(a.name, a.weight) for a in ramped.arms] == [("a", 1.0), ("b", 1.0)]
+    periods = store.periods(created.id)
+    assert [(p.period, p.weights) for p in periods] == [
+        (0, {"a": 1.0, "b": 3.0}),
+        (1, {"a": 1.0, "b": 1.0}),
+    ]
+    assert periods[0].started_at <= periods[1].started_at
+    store.stop("ab", actor="policy", detail={"why": "guardrail"})
+    actions = store.actions(created.id)
+    assert [(a.action, a.actor) for a in actions] == [
+        ("create", "admin"),
+        ("ramp", "admin"),
+        ("stop", "policy"),
+    ]
+    assert actions[1].detail == {
+        "period": 1,
+        "before": {"a": 1.0, "b": 3.0},
+        "after": {"a": 1.0, "b": 1.0},
+    }
+    assert actions[2].detail == {"why": "guardrail"}
+    store.stop("ab")  # stopping again changes nothing and records nothing
+    assert len(store.actions(created.id)) == 3
+
+
+def test_a_stopped_experiment_cannot_be_ramped(store: ExperimentStore) -> None:
+    from service.errors import ExperimentNotFound, ExperimentStopped
+
+    store.create(_spec().to_experiment())
+    store.stop("ab")
+    with pytest.raises(ExperimentStopped):
+        store.ramp("ab", {"a": 1.0, "b": 1.0})
+    with pytest.raises(ExperimentNotFound):
+        store.ramp("missing", {"a": 1.0, "b": 1.0})
+
+
+def test_exposures_keep_the_period_that_assigned_them(store: ExperimentStore) -> None:
+    e = store.create(_spec().to_experiment())
+    store.record_exposures([_exposure(e.id, "r0")])
+    store.ramp("ab", {"a": 1.0, "b": 1.0})
+    store.record_exposures(
+        [_exposure(e.id, "r1", period=1), _exposure(e.id, "r2", arm="b", period=1)]
+    )
+    counts = store.period_counts(e.id)
+    assert {k: v.exposures for k, v in counts.items()} == {(0, "a"): 1, (1, "a"): 1, (1, "b"): 1}
+    assert {k: v.exposures for k, v in store.arm_counts(e.id).items()} == {"a": 2, "b": 1}
