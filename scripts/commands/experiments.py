@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import Any
 
 from scripts.commands import _plan, _simulate
@@ -234,6 +235,10 @@ def run_show(args: argparse.Namespace) -> int:
             f"{paired['mcnemar_p_value']:.3g} on {paired['labelled_pairs']} labelled"
         )
     print(f"decision: {comparison['decision']['message']}")
+    for action in report.get("actions", []):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(action["at"]))
+        detail = json.dumps(action["detail"], sort_keys=True, separators=(",", ":"))
+        print(f"{when} UTC  {action['action']} by {action['actor']}: {detail}")
     return 0
 
 

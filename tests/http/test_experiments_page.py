@@ -119,5 +119,7 @@ def test_every_contrast_is_drawn_at_its_level_and_a_stop_is_shown(
         page.dispatch_event("#pick", "change")
         page.wait_for_selector("#decision.stopped")
         assert page.inner_text("#decision").startswith("stopped before a verdict")
+        trail = page.locator("#actions tr").all_inner_texts()
+        assert [row.split("\t")[1:3] for row in trail] == [["create", "admin"], ["stop", "admin"]]
         assert "stopped" in page.inner_text("#title")
     assert problems == []

@@ -64,6 +64,15 @@ def test_create_list_show_stop(server: str, capsys: pytest.CaptureFixture[str]) 
     assert capsys.readouterr().out == "ramped cli-ab (period 1): a=1, b=1\n"
     assert main(["experiments", "stop", "cli-ab", "--url", server]) == 0
     assert capsys.readouterr().out == "stopped cli-ab\n"
+    assert main(["experiments", "show", "cli-ab", "--url", server]) == 0
+    trail = [
+        line.split("  ", 1)[1] for line in capsys.readouterr().out.splitlines() if " UTC  " in line
+    ]
+    assert [line.split(":")[0] for line in trail] == [
+        "create by admin",
+        "ramp by admin",
+        "stop by admin",
+    ]
 
 
 @pytest.mark.usefixtures("admin")
