@@ -106,8 +106,16 @@ class ExperimentConfig:
         return replace(
             self,
             pretrain=replace(self.pretrain, epochs=1),
-            finetune=replace(self.finetune, max_epochs=2, patience=1, min_steps_per_epoch=2),
-            semi=replace(self.semi, epochs=2, steps_per_epoch=10, patience=1),
+            # One rate (the recipe's last choice) and a hundred steps: enough for a smoke
+            # test's models to be far better than chance, in seconds.
+            finetune=replace(
+                self.finetune,
+                max_epochs=4,
+                patience=2,
+                min_steps_per_epoch=25,
+                lr_choices=self.finetune.lr_choices[-1:],
+            ),
+            semi=replace(self.semi, epochs=2, steps_per_epoch=30, patience=1),
         )
 
     def to_dict(self) -> dict[str, Any]:
