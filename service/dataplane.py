@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service import catalog, deadline, results
-from service.decode import DecodeOptions, decode_batch
+from service.decode import Decoded, DecodeOptions, decode_images
 from service.errors import ModelNotFound, NotFound, NotReady
 from service.naming import split_v2_name, v2_name
 from service.runtime import OUTPUTS, LoadedVariant, ModelStore, Outputs, reset_timing, run_timing
@@ -88,12 +88,18 @@ class DataPlane:
     ) -> NDArray[np.uint8]:
         """Decode encoded images for ``variant``'s input spec, under the service's pixel limits
         (per image and per request) and the request's deadline."""
+        return self.decode_flagged(variant, images, options).pixels
+
+    def decode_flagged(
+        self, variant: LoadedVariant, images: Sequence[bytes], options: DecodeOptions
+    ) -> Decoded:
+        """:meth:`decode`, with framing's blank verdicts when it framed the images."""
         options = dataclasses.replace(
             options,
             max_pixels=self.settings.max_image_pixels,
             max_request_pixels=self.settings.max_request_pixels,
         )
-        return decode_batch(images, variant.manifest.input, options)
+        return decode_images(images, variant.manifest.input, options)
 
     def run(
         self, variant: LoadedVariant, images: NDArray[np.uint8], outputs: Sequence[str] = OUTPUTS
@@ -140,9 +146,11 @@ class DataPlane:
 
         Blank images are flagged; ``include_input`` adds the image the model received."""
         loaded = self.variant(model, variant)
-        pixels = self.decode(loaded, images, options)
-        probabilities = self.run(loaded, pixels, ("probabilities",))["probabilities"]
-        return results.classification(loaded.manifest, probabilities, top_k, pixels, include_input)
+        decoded = self.decode_flagged(loaded, images, options)
+        probabilities = self.run(loaded, decoded.pixels, ("probabilities",))["probabilities"]
+        return results.classification(
+            loaded.manifest, probabilities, top_k, decoded.pixels, include_input, decoded.blank
+        )
 
     def embed(
         self,
@@ -154,9 +162,11 @@ class DataPlane:
     ) -> dict[str, Any]:
         """One embedding vector per image, unit length if ``normalize``; blank images are flagged."""
         loaded = self.variant(model, variant)
-        pixels = self.decode(loaded, images, options)
-        vectors = self.run(loaded, pixels, ("embedding",))["embedding"]
-        return results.embeddings(loaded.manifest, vectors, normalize, pixels)
+        decoded = self.decode_flagged(loaded, images, options)
+        vectors = self.run(loaded, decoded.pixels, ("embedding",))["embedding"]
+        return results.embeddings(
+            loaded.manifest, vectors, normalize, decoded.pixels, decoded.blank
+        )
 
     def compare(
         self,
@@ -171,14 +181,15 @@ class DataPlane:
         Blank images are flagged; ``include_input`` adds the image the models received."""
         first, second = self.compared(model)
         truth = None if labels is None else results.label_indices(labels, first.manifest)
-        pixels = self.decode(first, images, options)
+        decoded = self.decode_flagged(first, images, options)
+        pixels = decoded.pixels
         # Decoded once when both variants take the same input, as they normally do.
         second_pixels = pixels
         if second.manifest.input != first.manifest.input:
             second_pixels = self.decode(second, images, options)
         runs = (self._timed(first, pixels), self._timed(second, second_pixels))
         return results.comparison(
-            first.manifest, second.manifest, runs, pixels, truth, include_input
+            first.manifest, second.manifest, runs, pixels, truth, include_input, decoded.blank
         )
 
     def compared(self, model: str) -> tuple[LoadedVariant, LoadedVariant]:

@@ -93,6 +93,21 @@ class PixelBudget:
             )
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """A request's images as the model takes them, and what framing found blank."""
+
+    pixels: NDArray[np.uint8]
+    """``uint8 [N, C, H, W]``."""
+    blank: tuple[bool, ...] | None
+    """Per image, framing's own verdict (measured on the whole picture, so nobody need
+    measure the framed one again); None when the images were not framed."""
+
+
+Laid = tuple[NDArray[np.uint8], bool | None]
+"""One image as the model takes it, and framing's blank verdict (None if not framed)."""
+
+
 def decode_image(
     data: bytes,
     spec: InputSpec,
@@ -104,6 +119,12 @@ def decode_image(
     """Decode one image into ``uint8 [C, H, W]``; errors name the image by ``index``.
 
     With a ``budget``, the image's declared pixels are charged to it before decoding."""
+    return _decode_one(data, spec, options, index, budget)[0]
+
+
+def _decode_one(
+    data: bytes, spec: InputSpec, options: DecodeOptions, index: int, budget: PixelBudget | None
+) -> Laid:
     if not data:
         raise InvalidImage(f"image {index} is empty", image=index)
     pixels = _plain_png(data, spec.channels, options.max_pixels)
@@ -117,6 +138,11 @@ def decode_image(
 def decode_batch(
     images: Sequence[bytes], spec: InputSpec, options: DecodeOptions
 ) -> NDArray[np.uint8]:
+    """:func:`decode_images`' pixels alone."""
+    return decode_images(images, spec, options).pixels
+
+
+def decode_images(images: Sequence[bytes], spec: InputSpec, options: DecodeOptions) -> Decoded:
     """Decode every image into one ``uint8 [N, C, H, W]`` batch, within the request's budget.
 
     A request whose PNG headers already declare more than ``max_request_pixels`` is refused
@@ -137,10 +163,14 @@ def decode_batch(
         )
     budget = PixelBudget(options.max_request_pixels)
     batch = np.empty((len(images), spec.channels, spec.height, spec.width), dtype=np.uint8)
+    blank: list[bool | None] = []
     for i, data in enumerate(images):
         deadline.check(f"decoding image {i}")
-        batch[i] = decode_image(data, spec, options, index=i, budget=budget)
-    return batch
+        batch[i], verdict = _decode_one(data, spec, options, i, budget)
+        blank.append(verdict)
+    if not options.frames(spec):
+        return Decoded(batch, None)
+    return Decoded(batch, tuple(bool(b) for b in blank))
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -165,7 +195,7 @@ def _decode_with_pillow(
     options: DecodeOptions,
     index: int,
     budget: PixelBudget | None = None,
-) -> NDArray[np.uint8]:
+) -> Laid:
     where = f"image {index}"
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
@@ -230,7 +260,7 @@ _FRAMING_DETAIL = 8
 
 def _lay_out(
     picture: Image.Image | NDArray[np.uint8], spec: InputSpec, options: DecodeOptions
-) -> NDArray[np.uint8]:
+) -> Laid:
     """Fit an ``L``/``RGB`` picture into the spec, fix its polarity, pad it, go ``[C, H, W]``."""
     if options.framing == "auto" and spec.framing is not None:
         pixels = np.asarray(picture, dtype=np.uint8)
@@ -253,8 +283,8 @@ def _lay_out(
         canvas[top : top + pixels.shape[0], left : left + pixels.shape[1]] = pixels
         pixels = canvas
     if pixels.ndim == 2:
-        return pixels[np.newaxis]
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+        return pixels[np.newaxis], None
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1)), None
 
 
 # Pillow spends ~15 us of Python on every image before it reads a pixel, which is most of
@@ -396,17 +426,15 @@ def border_brightness(pixels: NDArray[np.uint8]) -> float:
     return float((total - inner) / ring_values)
 
 
-def _framed(
-    pixels: NDArray[np.uint8], spec: InputSpec, invert: Invert, box: int
-) -> NDArray[np.uint8]:
+def _framed(pixels: NDArray[np.uint8], spec: InputSpec, invert: Invert, box: int) -> Laid:
     """Fix the polarity of a full-size picture, then frame it as the model's training data were."""
     if _needs_inversion(pixels, spec.polarity, invert):
         pixels = 255 - pixels
     light_strokes = spec.polarity == "light_on_dark"
-    framed = frame(pixels, spec.height, spec.width, light_strokes=light_strokes, box=box).pixels
-    if framed.ndim == 2:
-        return framed[np.newaxis]
-    return np.ascontiguousarray(framed.transpose(2, 0, 1))
+    framed = frame(pixels, spec.height, spec.width, light_strokes=light_strokes, box=box)
+    if framed.pixels.ndim == 2:
+        return framed.pixels[np.newaxis], framed.blank
+    return np.ascontiguousarray(framed.pixels.transpose(2, 0, 1)), framed.blank
 
 
 def _needs_inversion(pixels: NDArray[np.uint8], polarity: str, invert: Invert) -> bool:

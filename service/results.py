@@ -27,8 +27,13 @@ NO_CLASS: dict[str, Any] = {"label": None, "class_index": None, "probability": N
 """A blank image's prediction: there is no digit to name, however sure the model would be."""
 
 
-def blanks(manifest: Manifest, pixels: NDArray[np.uint8]) -> list[bool]:
-    """Whether each decoded image holds no ink at all (see :mod:`service.framing`)."""
+def blanks(
+    manifest: Manifest, pixels: NDArray[np.uint8], known: Sequence[bool] | None = None
+) -> list[bool]:
+    """Whether each decoded image holds no ink at all (see :mod:`service.framing`): framing's
+    own verdict when it framed them (``known``), else measured on ``pixels``."""
+    if known is not None:
+        return list(known)
     light = manifest.input.polarity == "light_on_dark"
     return [is_blank(image, light) for image in pixels]
 
@@ -44,6 +49,7 @@ def classification(
     k: int,
     pixels: NDArray[np.uint8],
     include_input: bool = False,
+    blank: Sequence[bool] | None = None,
 ) -> dict[str, Any]:
     """Per image: the most likely class, its probability and the ``k`` most likely classes.
 
@@ -51,7 +57,7 @@ def classification(
     class, and ``include_input`` adds each as a base64 PNG."""
     names = manifest.class_names
     order = top_k(probabilities, k)
-    empty = blanks(manifest, pixels)
+    empty = blanks(manifest, pixels, blank)
     shown = inputs(pixels) if include_input else None
     predictions = []
     for i, (row, ranked) in enumerate(zip(probabilities.tolist(), order.tolist(), strict=True)):
@@ -67,14 +73,18 @@ def classification(
 
 
 def embeddings(
-    manifest: Manifest, vectors: NDArray[np.float32], normalize: bool, pixels: NDArray[np.uint8]
+    manifest: Manifest,
+    vectors: NDArray[np.float32],
+    normalize: bool,
+    pixels: NDArray[np.uint8],
+    blank: Sequence[bool] | None = None,
 ) -> dict[str, Any]:
     """Per image: the embedding vector (unit length if ``normalize``), its size and whether
     the image it came from (``pixels``, as the model received it) is blank.
 
     A blank image still gets its vector: an embedding describes whatever it is shown, so
     the flag tells a client which vectors describe no digit at all."""
-    empty = blanks(manifest, pixels)
+    empty = blanks(manifest, pixels, blank)
     if normalize:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
@@ -120,6 +130,7 @@ def comparison(
     pixels: NDArray[np.uint8],
     truth: NDArray[np.int64] | None = None,
     include_input: bool = False,
+    blank: Sequence[bool] | None = None,
 ) -> dict[str, Any]:
     """Compare two variants' ``(probabilities, milliseconds)`` runs on the same images,
     with McNemar's test when the true classes (``label_indices``) are given.
@@ -140,7 +151,7 @@ def comparison(
     conf_first = p_first.max(axis=1).tolist()
     conf_second = p_second.max(axis=1).tolist()
     true_names = None if truth is None else [names[t] for t in truth.tolist()]
-    empty = blanks(first, pixels)
+    empty = blanks(first, pixels, blank)
     shown = inputs(pixels) if include_input else None
     results = []
     for i, (ca, cb) in enumerate(zip(pred_first.tolist(), pred_second.tolist(), strict=True)):

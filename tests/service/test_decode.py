@@ -246,7 +246,7 @@ def test_fast_path_matches_pillow_on_random_pngs() -> None:
         spec = SPECS[trial % len(SPECS)]
         options = DecodeOptions(invert=("auto", "true", "false")[int(rng.integers(3))])
         out = decode_image(data, spec, options)
-        np.testing.assert_array_equal(out, decode._decode_with_pillow(data, spec, options, 0))
+        np.testing.assert_array_equal(out, decode._decode_with_pillow(data, spec, options, 0)[0])
         assert out.shape == (spec.channels, spec.height, spec.width)
         fast += decode._plain_png(data, spec.channels, options.max_pixels) is not None
         small += size[0] * size[1] <= 64 * 64
@@ -368,7 +368,7 @@ def test_pngs_off_the_fast_path_are_left_to_pillow(
     data = save(image)
     for spec in (MNIST_SPEC, SPECS[2]):
         out = decode_image(data, spec, AUTO)
-        np.testing.assert_array_equal(out, decode._decode_with_pillow(data, spec, AUTO, 0))
+        np.testing.assert_array_equal(out, decode._decode_with_pillow(data, spec, AUTO, 0)[0])
     assert libspng_calls == []
 
 
@@ -418,7 +418,7 @@ def test_every_damaged_byte_and_cut_gives_pillows_result(case: str) -> None:
     for sample in damaged:
         fast = _outcome(lambda sample=sample: decode_image(sample, MNIST_SPEC, AUTO, index=3))
         slow = _outcome(
-            lambda sample=sample: decode._decode_with_pillow(sample, MNIST_SPEC, AUTO, 3)
+            lambda sample=sample: decode._decode_with_pillow(sample, MNIST_SPEC, AUTO, 3)[0]
         )
         assert fast == slow
         errors += fast[0] != "decoded"
@@ -461,7 +461,7 @@ def _odd_streams() -> dict[str, bytes]:
 def test_odd_image_data_gives_pillows_result(name: str) -> None:
     data = _odd_streams()[name]
     fast = _outcome(lambda: decode_image(data, MNIST_SPEC, AUTO))
-    assert fast == _outcome(lambda: decode._decode_with_pillow(data, MNIST_SPEC, AUTO, 0))
+    assert fast == _outcome(lambda: decode._decode_with_pillow(data, MNIST_SPEC, AUTO, 0)[0])
     if name == "split-data":
         assert decode._plain_png(data, 1, AUTO.max_pixels) is not None
         assert fast == ("decoded", mnist()[0][12][np.newaxis].tobytes())

@@ -15,7 +15,7 @@ from service.framing import (
     measure_contrast,
 )
 from service.manifest import MNIST_FRAMING, InputSpec
-from tests.images import encode, mnist
+from tests.images import encode, mnist, png
 
 FRAMED_SPEC = InputSpec(channels=1, height=28, width=28, framing=MNIST_FRAMING)
 UNFRAMED_SPEC = InputSpec(channels=1, height=28, width=28)
@@ -167,3 +167,27 @@ def test_a_digit_on_a_flat_background_frames_as_the_plane_fit_would(
     # Measured: 97.2% of these 500 (96.6% of all 5,000) within 2 grey levels; the rest sit one
     # pixel over, where the fit's faint-edge bias tipped the rounding of the centre of mass.
     assert np.mean(same) > 0.95
+
+
+def test_framing_reports_the_blank_verdict_a_second_measure_of_its_output_would() -> None:
+    """The service takes framing's own verdict instead of measuring the framed image again:
+    on blank pages, MNIST digits and a faint stroke the two agree."""
+    from service.decode import decode_images
+    from service.framing import is_blank as measured
+
+    stroke = np.zeros((200, 200), np.uint8)
+    stroke[50:150, 98:103] = 70
+    pictures = [*_pages().values(), *mnist()[0][:300], stroke]
+    spec = InputSpec(channels=1, height=28, width=28, framing=MNIST_FRAMING)
+    decoded = decode_images([png(p) for p in pictures], spec, DecodeOptions())
+    assert decoded.blank is not None
+    again = [measured(image) for image in decoded.pixels]
+    assert list(decoded.blank) == again
+    assert sum(again) == len(_pages())  # the blank pages, and nothing else
+
+
+def test_unframed_images_carry_no_verdict_to_reuse() -> None:
+    from service.decode import decode_images
+
+    spec = InputSpec(channels=1, height=28, width=28)
+    assert decode_images([png(mnist()[0][0])], spec, DecodeOptions()).blank is None
