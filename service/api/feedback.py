@@ -19,10 +19,10 @@ from pydantic import (
 
 from service.api.auth import require_feedback
 from service.api.json_body import read_json
-from service.errors import ServiceError, ValidationFailed
+from service.errors import ValidationFailed
 from service.experiments.attach import experiment_store
-from service.experiments.labels import InvalidLabel, normalise
-from service.experiments.store import ExperimentStore, FeedbackItem
+from service.experiments.labels import InvalidLabel, LabelChecker
+from service.experiments.store import FeedbackItem
 from service.metrics import record_feedback
 from service.state import plane
 
@@ -123,19 +123,6 @@ def _challenge(response: Response) -> Response:
     return response
 
 
-def _classes_of(store: ExperimentStore, experiment: str, arm: str) -> tuple[str, list[str]]:
-    """The model an experiment splits and the classes its ``arm`` predicts; ``InvalidLabel``
-    when they cannot be known, so labels for that arm cannot be checked."""
-    found = store.get(experiment)
-    variant = next((a.variant for a in found.arms if a.name == arm), None) if found else None
-    if found is None or variant is None:
-        raise InvalidLabel(f"experiment {experiment!r} no longer has an arm {arm!r}")
-    try:
-        return found.model, plane().class_names(found.model, variant)
-    except ServiceError as exc:
-        raise InvalidLabel(f"the classes of the arm's variant are unknown: {exc}") from None
-
-
 @bp.post("/v1/feedback")
 def feedback() -> ResponseReturnValue:
     """Store each item whose request id has an exposure and whose label is one of the model's
@@ -147,22 +134,14 @@ def feedback() -> ResponseReturnValue:
     body = read_json(FeedbackRequest, check=_at_most_max_items)
     store = experiment_store()
     owners = store.owners([e.request_id for e in body.items])
-    classes: dict[tuple[str, str], tuple[str, list[str]] | InvalidLabel] = {}
+    labels = LabelChecker(store.get, plane().class_names)
     checked: list[FeedbackItem | InvalidLabel] = []
     for entry in body.items:
         owner = owners.get(entry.request_id)
         label = None if entry.label is None else str(entry.label)
         if entry.label is not None and owner is not None:
-            if owner not in classes:
-                try:
-                    classes[owner] = _classes_of(store, *owner)
-                except InvalidLabel as exc:
-                    classes[owner] = exc
-            known = classes[owner]
             try:
-                if isinstance(known, InvalidLabel):
-                    raise known
-                label = normalise(entry.label, known[1], known[0])
+                label = labels.check(*owner, entry.label)
             except InvalidLabel as exc:
                 checked.append(exc)
                 continue

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from service.errors import ServiceError
+from service.experiments.definition import Experiment
 
 SHOWN = 12
 """Class names listed in a refusal at most; the rest are counted."""
@@ -30,3 +33,39 @@ def normalise(label: int | str, classes: Sequence[str], model: str) -> str:
         f"label {shown!r} is not a class of model {model!r}: {listed}{more}, "
         "or a class index written as a number"
     )
+
+
+class LabelChecker:
+    """Checks labels against the classes of the arm that served each request, looking each
+    arm up once: ``definition`` finds an experiment, ``classes`` a variant's class names (and
+    raises a service error when that variant is not served)."""
+
+    def __init__(
+        self,
+        definition: Callable[[str], Experiment | None],
+        classes: Callable[[str, str], Sequence[str]],
+    ) -> None:
+        self.definition = definition
+        self.classes = classes
+        self._found: dict[tuple[str, str], tuple[str, Sequence[str]] | InvalidLabel] = {}
+
+    def check(self, experiment: str, arm: str, label: int | str) -> str:
+        """The class ``label`` names for ``arm`` of ``experiment``; ``InvalidLabel`` says why not."""
+        key = (experiment, arm)
+        if key not in self._found:
+            self._found[key] = self._look_up(experiment, arm)
+        found = self._found[key]
+        if isinstance(found, InvalidLabel):
+            raise found
+        model, names = found
+        return normalise(label, names, model)
+
+    def _look_up(self, experiment: str, arm: str) -> tuple[str, Sequence[str]] | InvalidLabel:
+        stored = self.definition(experiment)
+        variant = next((a.variant for a in stored.arms if a.name == arm), None) if stored else None
+        if stored is None or variant is None:
+            return InvalidLabel(f"experiment {experiment!r} no longer has an arm {arm!r}")
+        try:
+            return stored.model, self.classes(stored.model, variant)
+        except ServiceError as exc:
+            return InvalidLabel(f"the classes of the arm's variant are unknown: {exc}")
