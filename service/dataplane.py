@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from service import catalog, deadline, results
 from service.decode import Decoded, DecodeOptions, decode_images
 from service.errors import ModelNotFound, NotFound, NotReady
-from service.naming import split_v2_name, v2_name
+from service.naming import DEFAULT_VARIANT, split_v2_name, v2_name
 from service.runtime import OUTPUTS, LoadedVariant, ModelStore, Outputs, reset_timing, run_timing
 from service.settings import Settings
 from service.v2 import inference as v2_inference
@@ -41,8 +41,18 @@ class DataPlane:
         self.store = store
         self.settings = settings
         self.observe = observe
+        self.promoted: Callable[[str], str | None] | None = None
+        """Where a model's promoted default variant is kept (the experiments store), if any."""
 
     # --- resolving names ------------------------------------------------------------------
+
+    def default_variant(self, model: str) -> str:
+        """The variant v1 serves when a request names none: the one an experiment promoted,
+        while it is loaded, else ``pretrained``."""
+        promoted = self.promoted(model) if self.promoted is not None else None
+        if promoted is not None and promoted in self.store.models.get(model, {}):
+            return promoted
+        return DEFAULT_VARIANT
 
     def variant(self, model: str, variant: str) -> LoadedVariant:
         """A variant by v1's names; 404 lists the known ones, 503 says why one failed to load."""
@@ -130,8 +140,10 @@ class DataPlane:
         return list(self.variant(model, variant).manifest.class_names)
 
     def describe(self, model: str) -> dict[str, Any]:
-        """One model: classes, input spec, embedding size, provenance and test metrics."""
-        return catalog.describe_model(self.store.model(model))
+        """One model: classes, input spec, embedding size, provenance and test metrics, and the
+        variant served when a request names none."""
+        described = catalog.describe_model(self.store.model(model))
+        return {**described, "default_variant": self.default_variant(model)}
 
     def classify(
         self,

@@ -303,6 +303,17 @@ def _experiment_paths() -> dict[str, Any]:
                 "parameters": [name],
             },
         },
+        "/v1/experiments/{name}/promote": {
+            "post": {
+                **_admin(
+                    "Make the winning arm's variant its model's default (what v1 serves when a "
+                    "request names no variant) and stop the experiment; 409 while there is no "
+                    "winner (admin token).",
+                    (*auth, "404", "409"),
+                ),
+                "parameters": [name],
+            }
+        },
         "/v1/experiments/{name}/stop": {
             "post": {
                 **_admin("Stop routing requests to an experiment (admin token).", (*auth, "404")),

@@ -121,6 +121,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     ramp.set_defaults(func=run_ramp)
 
+    promote = actions.add_parser(
+        "promote",
+        help="make the winning arm's variant its model's default",
+        description=(
+            "Make the winning arm's variant what the model serves when a request names no "
+            "variant, and stop the experiment; refused while the results name no winner."
+        ),
+    )
+    add_connection_options(promote)
+    promote.add_argument("name", help="the experiment's name")
+    promote.set_defaults(func=run_promote)
+
     _plan.register(actions)
     _simulate.register(actions)
 
@@ -254,6 +266,16 @@ def run_ramp(args: argparse.Namespace) -> int:
     print(
         f"ramped {ramped['name']} (period {ramped['period']}): "
         + ", ".join(f"{a['name']}={a['weight']:g}" for a in ramped["arms"])
+    )
+    return 0
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    done = client(args).request("POST", f"/v1/experiments/{args.name}/promote")
+    promoted = done["promoted"]
+    print(
+        f"promoted {promoted['variant']} (arm {promoted['arm']} of {done['name']}): the "
+        f"default of {promoted['model']}; {done['name']} is {done['status']}"
     )
     return 0
 

@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from service import state
 from service.api.auth import require_admin
 from service.api.json_body import read_json
-from service.errors import ExperimentNotFound, NotFound, ValidationFailed
+from service.errors import Conflict, ExperimentNotFound, NotFound, ValidationFailed
 from service.experiments import attach
 from service.experiments.analysis import results
 from service.experiments.definition import Experiment, ExperimentSpec, RampSpec, is_name
@@ -25,7 +25,9 @@ def init_app(app: Flask, settings: Settings) -> None:
     """Open (and upgrade) the experiments database and add the admin and feedback routes."""
     from service.api import feedback
 
-    attach.attach(app, settings)
+    store = attach.attach(app, settings)
+    if store is not None:
+        state.plane_of(app).promoted = store.default_variant
     app.register_blueprint(bp)
     app.register_blueprint(feedback.bp)
 
@@ -82,6 +84,27 @@ def ramp(name: str) -> ResponseReturnValue:
     except ValueError as exc:
         raise ValidationFailed(f"weights: {exc}", field="weights") from None
     return describe(attach.experiment_store().ramp(name, weights))
+
+
+@bp.post("/v1/experiments/<name>/promote")
+def promote(name: str) -> ResponseReturnValue:
+    """Make the winning arm's variant its model's default and stop the experiment; 409 while
+    the results name no winner."""
+    require_admin()
+    store = attach.experiment_store()
+    experiment = find(name)
+    decision = results(store, experiment)["comparison"]["decision"]
+    if decision["state"] != "winner":
+        raise Conflict(
+            f"experiment {name!r} has no winner to promote: {decision['message']}",
+            experiment=name,
+        )
+    promoted = store.promote(name, decision["winner"], {"decision": decision["message"]})
+    arm = next(a for a in promoted.arms if a.name == decision["winner"])
+    return {
+        **describe(promoted),
+        "promoted": {"model": promoted.model, "arm": arm.name, "variant": arm.variant},
+    }
 
 
 @bp.post("/v1/experiments/<name>/stop")

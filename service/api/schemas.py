@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.experiments.definition import NAME_PATTERN
 from service.manifest import InputSpec, Pretraining, TestMetrics, TrainingData
-from service.naming import DEFAULT_VARIANT
 
 Variant = Literal["pretrained", "baseline"]
 
@@ -42,8 +41,9 @@ class DecodeQuery(BaseModel):
 class ClassifyQuery(DecodeQuery):
     """Query parameters of ``classify``."""
 
-    variant: str = DEFAULT_VARIANT
-    """``pretrained`` or ``baseline``."""
+    variant: str | None = None
+    """``pretrained`` or ``baseline``; unset: the model's default, ``pretrained`` unless an
+    experiment promoted the other."""
     experiment: str | None = Field(default=None, pattern=NAME_PATTERN)
     """A running experiment on this model: its arm for the ``X-Experiment-Unit`` picks the
     variant (do not send ``variant`` too); the request and its answer are recorded."""
@@ -56,7 +56,8 @@ class ClassifyQuery(DecodeQuery):
 class EmbedQuery(DecodeQuery):
     """Query parameters of ``embed``."""
 
-    variant: str = DEFAULT_VARIANT
+    variant: str | None = None
+    """As for ``classify``."""
     experiment: str | None = Field(default=None, pattern=NAME_PATTERN)
     """As for ``classify``."""
     normalize: bool = False

@@ -10,7 +10,7 @@ from service.api.payload import Payload, read_payload
 from service.api.query import parse as _query
 from service.api.schemas import ClassifyQuery, CompareQuery, DecodeQuery, EmbedQuery
 from service.decode import DecodeOptions
-from service.metrics import record_images
+from service.metrics import record_images, record_variant
 from service.state import plane, settings
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
@@ -34,10 +34,11 @@ def classify(model: str) -> ResponseReturnValue:
     query = _query(ClassifyQuery)
     if query.experiment is not None:
         return routed.classify(model, query.experiment, query, _options(query), _payload)
-    plane().variant(model, query.variant)  # an unknown model is named before the body is read
+    variant = _variant(model, query.variant)
+    plane().variant(model, variant)  # an unknown model is named before the body is read
     payload = _payload()
     answer = plane().classify(
-        model, query.variant, payload.images, _options(query), query.top_k, query.include_input
+        model, variant, payload.images, _options(query), query.top_k, query.include_input
     )
     record_images(len(payload.images))
     return jsonify(answer)
@@ -49,9 +50,10 @@ def embed(model: str) -> ResponseReturnValue:
     query = _query(EmbedQuery)
     if query.experiment is not None:
         return routed.embed(model, query.experiment, query, _options(query), _payload)
-    plane().variant(model, query.variant)  # an unknown model is named before the body is read
+    variant = _variant(model, query.variant)
+    plane().variant(model, variant)  # an unknown model is named before the body is read
     payload = _payload()
-    answer = plane().embed(model, query.variant, payload.images, _options(query), query.normalize)
+    answer = plane().embed(model, variant, payload.images, _options(query), query.normalize)
     record_images(len(payload.images))
     return jsonify(answer)
 
@@ -76,3 +78,12 @@ def _options(query: DecodeQuery) -> DecodeOptions:
 
 def _payload() -> Payload:
     return read_payload(request, settings().max_batch)
+
+
+def _variant(model: str, asked: str | None) -> str:
+    """The variant the request named, or the model's default (noted for the metrics)."""
+    if asked is not None:
+        return asked
+    variant = plane().default_variant(model)
+    record_variant(variant)
+    return variant

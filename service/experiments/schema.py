@@ -94,6 +94,16 @@ actions = Table(
     Index("ix_actions_experiment", "experiment_id"),
 )
 
+defaults = Table(
+    "defaults",
+    metadata,
+    Column("model", String(200), primary_key=True),
+    Column("variant", String(200), nullable=False),
+    Column("set_at", Float, nullable=False),
+    # The experiment whose verdict promoted it.
+    Column("experiment_id", _ID, ForeignKey("experiments.id"), nullable=True),
+)
+
 feedback = Table(
     "feedback",
     metadata,

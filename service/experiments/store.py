@@ -154,6 +154,7 @@ class ExperimentStore:
         if self.is_sqlite and database and database != ":memory:":
             self._lock_path = f"{database}.write-lock"
         self._definitions: dict[str, tuple[Experiment, float]] = {}
+        self._defaults: dict[str, tuple[str | None, float]] = {}
         self._local = threading.local()
         self._checkpointer_pid = 0
         self._checkpointer_lock = threading.Lock()
@@ -347,6 +348,51 @@ class ExperimentStore:
         self._definitions.pop(name, None)
         found = self.get(name)
         assert found is not None
+        return found
+
+    def promote(
+        self, name: str, arm: str, evidence: dict[str, Any], actor: str = "admin"
+    ) -> Experiment:
+        """Make ``arm``'s variant its model's default, stop the experiment (if it runs), and
+        record both with the ``evidence``, in one transaction."""
+        x, d = schema.experiments, schema.defaults
+        now = time.time()
+        with self._writing(), self.engine.begin() as connection:
+            row = connection.execute(select(x).where(x.c.name == name)).first()
+            if row is None:
+                raise ExperimentNotFound(f"no experiment named {name!r}", experiment=name)
+            current = self._with_arms(connection, row._mapping)
+            variant = next(a.variant for a in current.arms if a.name == arm)
+            connection.execute(d.delete().where(d.c.model == current.model))
+            connection.execute(
+                d.insert().values(
+                    model=current.model, variant=variant, set_at=now, experiment_id=current.id
+                )
+            )
+            connection.execute(
+                update(x)
+                .where(x.c.id == current.id)
+                .where(x.c.status == "running")
+                .values(status="stopped", stopped_at=now)
+            )
+            detail = {"arm": arm, "variant": variant, "model": current.model, **evidence}
+            self._act(connection, current.id, "promote", actor, detail)
+        self._defaults.clear()
+        found = self.get(name)
+        assert found is not None
+        return found
+
+    def default_variant(self, model: str) -> str | None:
+        """The variant an experiment promoted to ``model``'s default, or None; cached per
+        process for :data:`DEFINITION_TTL_S`, so a promotion reaches every worker within it."""
+        cached = self._defaults.get(model)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < DEFINITION_TTL_S:
+            return cached[0]
+        d = schema.defaults
+        with self.engine.connect() as connection:
+            found = connection.execute(select(d.c.variant).where(d.c.model == model)).scalar()
+        self._defaults[model] = (found, now)
         return found
 
     def periods(self, experiment_id: int) -> list[Period]:

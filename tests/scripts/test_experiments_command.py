@@ -59,6 +59,8 @@ def test_create_list_show_stop(server: str, capsys: pytest.CaptureFixture[str]) 
     assert "decision: still collecting" in shown
     assert main(["experiments", "show", "cli-ab", "--json", "--url", server]) == 0
     assert json.loads(capsys.readouterr().out)["minimum_detectable_effect"] == 0.02
+    assert main(["experiments", "promote", "cli-ab", "--url", server]) == 1
+    assert "has no winner to promote: still collecting" in capsys.readouterr().err
     ramp = ["experiments", "ramp", "cli-ab", "--weight", "a=1", "--weight", "b=1"]
     assert main([*ramp, "--url", server]) == 0
     assert capsys.readouterr().out == "ramped cli-ab (period 1): a=1, b=1\n"

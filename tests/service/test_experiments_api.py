@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -16,6 +17,7 @@ from service.experiments import shadow
 from service.experiments.attach import experiment_store
 from service.experiments.store import Exposure
 from service.settings import Settings
+from tests.images import png
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 FEEDBACK = {"Authorization": "Bearer feedback-secret"}
@@ -492,3 +494,62 @@ def test_a_shadow_experiment_has_no_weights_to_ramp(client: FlaskClient) -> None
     )
     assert refused.status_code == 422
     assert "a shadow experiment has no weights" in refused.get_json()["error"]["message"]
+
+
+def _decided(app: Flask, right: dict[str, float]) -> None:
+    """400 labelled requests per arm, ``right[arm]`` of them predicted right, spread evenly."""
+    from service.experiments.store import FeedbackItem
+
+    with app.app_context():
+        store = experiment_store()
+        experiment = store.get("rbm-vs-random")
+        assert experiment is not None
+        for arm, share in right.items():
+            ids = [f"{arm}{i}" for i in range(400)]
+            store.record_exposures(
+                [Exposure(experiment.id, arm, "served", f"u{r}", r, "3", 0.9, 1.0) for r in ids]
+            )
+            store.record_feedback(
+                [
+                    FeedbackItem(r, "3" if i % 20 < share * 20 else "2", None)
+                    for i, r in enumerate(ids)
+                ]
+            )
+
+
+def test_promoting_the_winner_makes_it_the_default_and_stops_the_experiment(
+    app: Flask, client: FlaskClient
+) -> None:
+    client.post("/v1/experiments", json=BODY, headers=ADMIN)
+    assert client.get("/v1/models/tiny").get_json()["default_variant"] == "pretrained"
+    _decided(app, {"a": 0.6, "b": 0.95})
+    promoted = client.post("/v1/experiments/rbm-vs-random/promote", headers=ADMIN)
+    assert promoted.status_code == 200, promoted.get_json()
+    answer = promoted.get_json()
+    assert answer["promoted"] == {"model": "tiny", "arm": "b", "variant": "baseline"}
+    assert answer["status"] == "stopped"
+    assert client.get("/v1/models/tiny").get_json()["default_variant"] == "baseline"
+    image = png(np.eye(28, dtype=np.uint8) * 255)
+    served = client.post(
+        "/v1/models/tiny/classify", data=image, headers={"Content-Type": "image/png"}
+    )
+    assert served.get_json()["variant"] == "baseline"  # no variant named: the promoted one
+    named = client.post(
+        "/v1/models/tiny/classify?variant=pretrained",
+        data=image,
+        headers={"Content-Type": "image/png"},
+    )
+    assert named.get_json()["variant"] == "pretrained"
+    shown = client.get("/v1/experiments/rbm-vs-random", headers=ADMIN).get_json()
+    (promotion,) = [a for a in shown["actions"] if a["action"] == "promote"]
+    assert promotion["detail"]["variant"] == "baseline"
+    assert promotion["detail"]["decision"].startswith("arm b better than a on accuracy")
+
+
+def test_there_is_nothing_to_promote_without_a_winner(app: Flask, client: FlaskClient) -> None:
+    client.post("/v1/experiments", json=BODY, headers=ADMIN)
+    _decided(app, {"a": 0.8, "b": 0.8})
+    refused = client.post("/v1/experiments/rbm-vs-random/promote", headers=ADMIN)
+    assert refused.status_code == 409
+    assert "has no winner to promote: still collecting" in refused.get_json()["error"]["message"]
+    assert client.get("/v1/models/tiny").get_json()["default_variant"] == "pretrained"

@@ -33,9 +33,9 @@ def _exposure(experiment_id: int, request_id: str, arm: str = "a", **kw: object)
 
 
 def test_migrate_creates_the_newest_schema_and_is_repeatable(store: ExperimentStore) -> None:
-    assert store.schema_version() == "0003"
+    assert store.schema_version() == "0004"
     store.migrate()
-    assert store.schema_version() == "0003"
+    assert store.schema_version() == "0004"
 
 
 def test_an_experiment_stored_before_metrics_were_declared_keeps_inferring_its_own(
@@ -61,7 +61,7 @@ def test_an_experiment_stored_before_metrics_were_declared_keeps_inferring_its_o
                 )
             )
         old.migrate()
-        assert old.schema_version() == "0003"
+        assert old.schema_version() == "0004"
         found = old.get("old")
         assert found is not None
         assert found.metric is None
