@@ -27,7 +27,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from service.errors import Conflict, ExperimentNotFound, ExperimentStopped
 from service.experiments import schema
@@ -390,8 +390,13 @@ class ExperimentStore:
         if cached is not None and now - cached[1] < DEFINITION_TTL_S:
             return cached[0]
         d = schema.defaults
-        with self.engine.connect() as connection:
-            found = connection.execute(select(d.c.variant).where(d.c.model == model)).scalar()
+        try:
+            with self.engine.connect() as connection:
+                found = connection.execute(select(d.c.variant).where(d.c.model == model)).scalar()
+        except SQLAlchemyError as exc:
+            # Serving must not depend on the experiments database: keep what was known.
+            found = cached[0] if cached is not None else None
+            log.warning("cannot read %s's default variant, keeping %s: %s", model, found, exc)
         self._defaults[model] = (found, now)
         return found
 

@@ -254,3 +254,23 @@ def test_exposures_keep_the_period_that_assigned_them(store: ExperimentStore) ->
     counts = store.period_counts(e.id)
     assert {k: v.exposures for k, v in counts.items()} == {(0, "a"): 1, (1, "a"): 1, (1, "b"): 1}
     assert {k: v.exposures for k, v in store.arm_counts(e.id).items()} == {"a": 2, "b": 1}
+
+
+def test_a_lost_database_leaves_the_default_variant_as_last_known(
+    store: ExperimentStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from service.experiments import store as module
+
+    store.create(_spec().to_experiment())
+    store.promote("ab", "b", {"decision": "by hand"})
+    assert store.default_variant("tiny") == "baseline"
+
+    def lost(*_: object, **__: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(module, "DEFINITION_TTL_S", 0.0)  # every call reads again
+    monkeypatch.setattr(store.engine, "connect", lost)
+    assert store.default_variant("tiny") == "baseline"  # kept, not raised into a request
+    assert store.default_variant("other") is None
