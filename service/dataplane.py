@@ -131,7 +131,7 @@ class DataPlane:
         """Every served model with its variants, and every entry that is not served, with why."""
         self.store.require_ready()
         return {
-            "models": [catalog.describe_model(v) for v in self.store.models.values()],
+            "models": [self.describe(name) for name in self.store.models],
             "unavailable": [u.to_json() for u in self.store.unavailable],
         }
 

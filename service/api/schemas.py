@@ -226,6 +226,9 @@ class ModelInfo(_Schema):
     input: InputSpec
     embedding_dim: int
     variants: list[VariantInfo]
+    default_variant: str
+    """What v1 serves when a request names no variant: ``pretrained`` unless an experiment
+    promoted another."""
 
 
 class UnavailableEntry(_Schema):
