@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 from flask import Blueprint, Response
@@ -147,7 +148,10 @@ def feedback() -> ResponseReturnValue:
                 continue
         checked.append(FeedbackItem(entry.request_id, label, entry.outcome))
     valid = [item for item in checked if isinstance(item, FeedbackItem)]
-    found = iter(store.record_feedback(valid))
+    owned = store.record_feedback(valid)
+    for (experiment, arm), count in Counter(o for o in owned if o is not None).items():
+        record_feedback(experiment, arm, count)
+    found = iter(owned)
     answers: list[dict[str, Any]] = []
     stored = unknown = 0
     for entry, item in zip(body.items, checked, strict=True):
@@ -162,7 +166,6 @@ def feedback() -> ResponseReturnValue:
             answers.append({"request_id": entry.request_id, "status": "unknown_request_id"})
             continue
         stored += 1
-        record_feedback(owner[0], owner[1], 1)
         answers.append(
             {
                 "request_id": entry.request_id,
