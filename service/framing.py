@@ -22,6 +22,7 @@ Needs numpy and Pillow only (both serving dependencies), never torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,6 +48,8 @@ WORKING_SIDE = 512
 _STRONG = 0.5  # share of the ink level that certainly is stroke, not edge or noise
 _NOISE_SIGMAS = 6.0  # a background pixel of Gaussian noise exceeds this about once in 10^9
 _LEVEL_PERCENTILE = 90.0  # of the stroke pixels: "full strength" ink, robust to a few spikes
+_SORT_BELOW = 4096  # values: fewer are sorted outright (see _ordered)
+_FLAT_RING_SHARE = 0.75  # of each ring strip at the faintest level, for a flat background
 
 
 @dataclass(frozen=True)
@@ -81,17 +84,20 @@ def remove_background(ink: NDArray[np.float32]) -> NDArray[np.float32]:
 def flat_background(ink: NDArray[np.float32]) -> float | None:
     """The background level when it is exactly flat, else ``None``.
 
-    Flat: the outer ring (as :func:`noise_sigma` reads it) and at least half of all pixels
-    sit at exactly the faintest level, as on a digital canvas, a scan with its black level
-    clipped, or MNIST itself. The robust plane fit would land on that level too (give or take
-    the faint edges of strokes), and skipping it keeps framing cheap for the small clean images
-    most clients send. A photo clipped over half the frame but lit unevenly at its edge is not
-    flat, and gets the fit."""
+    Flat: at least half of all pixels, and at least :data:`_FLAT_RING_SHARE` of each strip of
+    the outer ring (as :func:`noise_sigma` reads it), sit at exactly the faintest level, as on
+    a digital canvas, a scan with its black level clipped, or MNIST itself. The robust plane
+    fit would land on that level too (give or take the faint edges of strokes), and skipping
+    it keeps framing cheap for the small clean images most clients send. A stroke may reach
+    into the ring, as a tenth of MNIST's own digits do; a page lit unevenly along an edge fills
+    a strip, and gets the fit."""
     faintest = ink.min()
-    if np.count_nonzero(ink == faintest) * 2 < ink.size:
+    at_faintest = ink == faintest
+    if np.count_nonzero(at_faintest) * 2 < ink.size:
         return None
-    if not all(bool((part == faintest).all()) for part in _ring(ink)):
-        return None
+    for strip in _ring(at_faintest):
+        if np.count_nonzero(strip) < _FLAT_RING_SHARE * strip.size:
+            return None
     return float(faintest)
 
 
@@ -100,25 +106,30 @@ def _minus_fitted_plane(ink: NDArray[np.float32]) -> NDArray[np.float32]:
     (strokes are outliers above it), on a subsample: a few thousand points fix three numbers."""
     h, w = ink.shape
     step = max(1, int(np.sqrt(h * w / 4096)))
-    ys, xs = np.mgrid[0:h:step, 0:w:step]
+    ys, xs = np.arange(0, h, step) / h, np.arange(0, w, step) / w
     values = ink[::step, ::step].ravel().astype(np.float64)
-    design = np.stack([np.ones(values.size), ys.ravel() / h, xs.ravel() / w], axis=1)
+    design = np.empty((values.size, 3))
+    design[:, 0] = 1.0
+    design[:, 1] = np.repeat(ys, xs.size)
+    design[:, 2] = np.tile(xs, ys.size)
     keep = np.ones(values.size, dtype=bool)
-    coef = np.array([float(np.median(values)), 0.0, 0.0])
+    coef = np.array([_percentile(values, 50.0), 0.0, 0.0])
     for _ in range(3):
-        if keep.sum() < 3:
+        if np.count_nonzero(keep) < 3:
             break
-        coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+        kept = design[keep]
+        # The normal equations: three columns of 1, y and x are far from collinear.
+        coef = np.linalg.solve(kept.T @ kept, kept.T @ values[keep])
         residual = values - design @ coef
         # Background residuals are noise around zero; strokes sit far above.
-        spread = float(np.median(np.abs(residual[keep]))) + 1.0
+        spread = _percentile(np.abs(residual[keep]), 50.0) + 1.0
         keep = residual < 3.0 * spread
-    plane = (
-        coef[0]
-        + coef[1] * (np.arange(h, dtype=np.float64)[:, None] / h)
-        + coef[2] * (np.arange(w, dtype=np.float64)[None, :] / w)
-    )
-    flat: NDArray[np.float32] = np.clip(ink - plane.astype(np.float32), 0.0, None)
+    # The plane as a column plus a row, subtracted in place: no full-size float64 plane.
+    rows = (coef[0] + coef[1] * (np.arange(h) / h)).astype(np.float32)
+    cols = (coef[2] * (np.arange(w) / w)).astype(np.float32)
+    flat: NDArray[np.float32] = ink - rows[:, None]
+    flat -= cols[None, :]
+    np.maximum(flat, 0.0, out=flat)
     return flat
 
 
@@ -131,7 +142,31 @@ def noise_sigma(ink: NDArray[np.float32]) -> float:
     edges = np.concatenate([part.ravel() for part in _ring(ink)])
     if not edges.any():  # a flat background, taken as it is: no noise to estimate
         return 0.0
-    return float(np.percentile(edges, 75)) / 0.674
+    return _percentile(edges, 75.0) / 0.674
+
+
+def _percentile(values: NDArray[np.floating[Any]], q: float) -> float:
+    """``np.percentile(values, q)`` (its default, linear method) on a 1-D array, without the
+    generic machinery that costs more than the selection itself on a few hundred values."""
+    position = q / 100.0 * (values.size - 1)
+    below = int(position)
+    above = min(below + 1, values.size - 1)
+    picked = _ordered(values, (below, above))
+    low, high = float(picked[below]), float(picked[above])
+    share = position - below
+    if share >= 0.5:  # as numpy interpolates: from the nearer end
+        return high - (high - low) * (1.0 - share)
+    return low + (high - low) * share
+
+
+def _ordered(values: NDArray[np.floating[Any]], kth: tuple[int, ...]) -> NDArray[np.floating[Any]]:
+    """``values`` with the ``kth`` places holding what a sort would put there.
+
+    A small picture is sorted outright: selection is linear in theory, but numpy's slows
+    tenfold on the hundreds of equal background values of a digit, past a whole sort's cost."""
+    if values.size <= _SORT_BELOW:
+        return np.sort(values)
+    return np.partition(values, kth)
 
 
 def _ring(ink: NDArray[np.float32]) -> tuple[NDArray[np.float32], ...]:
@@ -149,10 +184,11 @@ def ink_contrast(ink: NDArray[np.float32]) -> float:
     h, w = ink.shape
     if min(h, w) >= 56:
         h, w = h - h % 2, w - w % 2
-        ink = ink[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+        pairs = ink[0:h:2, 0:w:2] + ink[1:h:2, 0:w:2] + ink[0:h:2, 1:w:2] + ink[1:h:2, 1:w:2]
+        ink = pairs * np.float32(0.25)
     flat = ink.ravel()
     k = min(8, flat.size)
-    return float(np.partition(flat, flat.size - k)[flat.size - k])
+    return float(_ordered(flat, (flat.size - k,))[flat.size - k])
 
 
 def measure_contrast(pixels: NDArray[np.uint8], light_strokes: bool = True) -> float:
@@ -184,15 +220,19 @@ def frame(
     black by default); the result keeps it, with the background at full strength (0 for
     light strokes, 255 for dark). ``box`` is the side the ink is fitted into."""
     pixels = _working_size(pixels)
-    ink = remove_background(ink_strength(pixels, light_strokes))
+    ink = ink_strength(pixels, light_strokes)
+    background = flat_background(ink)
+    # An exactly flat background has no noise; a fitted one's is read from the ring below.
+    ink = _minus_fitted_plane(ink) if background is None else ink - np.float32(background)
     shape = (height, width, *pixels.shape[2:])
     contrast = ink_contrast(ink)  # as measure_contrast, keeping the ink for what follows
     if contrast < BLANK_CONTRAST:
         return Framed(np.full(shape, 0 if light_strokes else 255, np.uint8), blank=True)
     strong = ink >= _STRONG * contrast
-    level = float(np.percentile(ink[strong], _LEVEL_PERCENTILE))
+    level = _percentile(ink[strong], _LEVEL_PERCENTILE)
     # Sensor noise must not stretch the box across the page: stay 6 sigmas above it.
-    floor = min(_NOISE_SIGMAS * noise_sigma(ink), _STRONG * level)
+    noise = 0.0 if background is not None else noise_sigma(ink)
+    floor = min(_NOISE_SIGMAS * noise, _STRONG * level)
     top, bottom, left, right = _bounding_box(
         _without_specks(ink >= max(INK_FRACTION * level, floor))
     )
@@ -201,8 +241,8 @@ def frame(
         # Colour pictures keep their hue: each channel is blended from background to stroke.
         crop = pixels[top:bottom, left:right].astype(np.float32)
         share = (strength / 255.0)[:, :, None]
-        background = 0.0 if light_strokes else 255.0
-        patch = np.rint(background + share * (crop - background)).clip(0, 255).astype(np.uint8)
+        paper = 0.0 if light_strokes else 255.0
+        patch = np.rint(paper + share * (crop - paper)).clip(0, 255).astype(np.uint8)
     else:
         patch = np.rint(strength).astype(np.uint8)  # ink strength: light on dark for now
     fitted = _fit(patch, box)
@@ -231,13 +271,12 @@ def _without_specks(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
     hundreds of thousands of pixels: on a faint (unevenly lit) page a few of them pass the
     6-sigma floor and would stretch the box across the page. With nothing left (a single
     dot), the mask stays as it was."""
-    padded = np.pad(mask, 1)
     h, w = mask.shape
-    neighbours = np.zeros(mask.shape, dtype=np.int8)
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            if (dy, dx) != (1, 1):
-                neighbours += padded[dy : dy + h, dx : dx + w]
+    padded = np.zeros((h + 2, w + 2), dtype=np.uint8)
+    padded[1:-1, 1:-1] = mask
+    # The eight neighbours of every pixel, as sums of shifted rows and then of shifted columns.
+    rows = padded[:-2] + padded[1:-1] + padded[2:]
+    neighbours = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:] - padded[1:-1, 1:-1]
     kept: NDArray[np.bool_] = mask & (neighbours > 0)
     return kept if kept.any() else mask
 

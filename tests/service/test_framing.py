@@ -8,6 +8,8 @@ from PIL import Image
 from service.decode import DecodeOptions, decode_image
 from service.framing import (
     BLANK_CONTRAST,
+    _minus_fitted_plane,
+    _percentile,
     flat_background,
     frame,
     ink_strength,
@@ -154,6 +156,46 @@ def test_an_exactly_flat_background_is_taken_as_it_is() -> None:
     assert flat_background(lit_edge) is None
     noisy = canvas + np.random.default_rng(0).integers(0, 2, canvas.shape)
     assert flat_background(noisy.astype(np.float32)) is None
+
+
+def test_a_stroke_reaching_into_the_ring_leaves_the_background_flat() -> None:
+    """A tenth of MNIST's digits have ink in the outer ring; their background is still flat,
+    and only a strip lit along its length is not."""
+    digit = np.zeros((28, 28), np.float32)
+    digit[0:20, 12:16] = 255.0  # a "1" running into the top strip
+    assert flat_background(digit) == 0.0
+    lit = digit.copy()
+    lit[:, 26:] = 2.0  # a whole strip lit a little
+    assert flat_background(lit) is None
+    in_ring = [
+        d for d in mnist()[0] if d[:2].any() or d[-2:].any() or d[:, :2].any() or d[:, -2:].any()
+    ]
+    assert len(in_ring) > 500
+    assert all(flat_background(ink_strength(d, light_strokes=True)) == 0.0 for d in in_ring)
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 150, 784, 5000])
+def test_the_level_percentile_is_numpys(size: int) -> None:
+    rng = np.random.default_rng(size)
+    for values in (
+        rng.normal(100.0, 30.0, size).astype(np.float32),
+        rng.integers(0, 4, size).astype(np.float32),  # many equal values, as on a digit
+    ):
+        for q in (75.0, 90.0, 50.0, 0.0, 100.0):
+            assert _percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_the_robust_plane_fit_finds_the_lighting_under_strokes() -> None:
+    ys, xs = np.mgrid[0:300, 0:400]
+    lighting = (20.0 + 30.0 * ys / 300 - 15.0 * xs / 400).astype(np.float32)
+    page = lighting + np.random.default_rng(1).normal(0.0, 2.0, lighting.shape).astype(np.float32)
+    page[100:200, 190:200] += 150.0  # a stroke: an outlier the fit must not follow
+    flat = _minus_fitted_plane(page.astype(np.float32))
+    background = np.ones(page.shape, bool)
+    background[100:200, 190:200] = False
+    assert abs(float(np.median(flat[background]))) < 1.5  # half of the noise is clipped at 0
+    assert float(flat[background].mean()) < 2.0
+    assert float(flat[~background].mean()) == pytest.approx(150.0, abs=3.0)
 
 
 def test_a_digit_on_a_flat_background_frames_as_the_plane_fit_would(
