@@ -4,7 +4,8 @@ Times each stage of a classify request with the service's own functions on the
 benchmark's images (one PNG, and 64 PNGs as multipart and as JSON): parsing the
 body, decoding the images, the ONNX Runtime call, turning probabilities into
 the response, JSON encoding, and the whole request through the Flask app
-without HTTP. Each figure is the best of several repeats, so it is the cost of
+without HTTP; then framing alone, on digits as clients send them (their outer
+ring flat or not, PNG or JPEG) and on photos of a page. Each figure is the best of several repeats, so it is the cost of
 the work, not of the machine's other load.
 """
 
@@ -126,6 +127,56 @@ def breakdown(repository: Path, seconds: float) -> list[list[str]]:
     return rows
 
 
+def framing(seconds: float, count: int = 50) -> list[list[str]]:
+    """What framing (with its blank verdict) costs per picture, on MNIST digits whose outer
+    ring is exactly flat, on those whose strokes reach into it, on the same digits JPEG'd (no
+    pixel of the background exactly flat), and on 800x600 photos of a page."""
+    import numpy as np
+    from PIL import Image
+
+    from benchmarks.realistic_digits import Look, on_page
+    from service.framing import frame
+    from service.manifest import InputSpec
+
+    spec = InputSpec(channels=1, height=28, width=28)
+    digits = [np.asarray(Image.open(io.BytesIO(p))) for p in scenarios.load_images(spec, 5000).png]
+    ring = max(1, 28 // 14)
+    reaching = [
+        bool(d[:ring].any() or d[-ring:].any() or d[:, :ring].any() or d[:, -ring:].any())
+        for d in digits
+    ]
+    rng = np.random.default_rng(0)
+    page = on_page(Look(lighting=0.45))
+    pictures = {
+        "28x28 digit, ring flat": [d for d, r in zip(digits, reaching, strict=True) if not r],
+        "28x28 digit, ink in the ring": [d for d, r in zip(digits, reaching, strict=True) if r],
+        "28x28 digit, JPEG": [_jpeg(d) for d in digits],
+        "800x600 photo, unevenly lit": [
+            255 - np.asarray(Image.open(io.BytesIO(page(d, rng))).convert("L")) for d in digits[:10]
+        ],
+    }
+    rows = []
+    for label, found in pictures.items():
+        chosen = found[:: max(1, len(found) // count)][:count]  # every class, not the first
+
+        def work(chosen: list[Any] = chosen) -> None:
+            for picture in chosen:
+                frame(picture, 28, 28)
+
+        ms = best_ms(work, seconds) / len(chosen)
+        rows.append([label, str(len(chosen)), f"{ms * 1000:.1f}"])
+    return rows
+
+
+def _jpeg(digit: Any) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(digit).save(buffer, "JPEG", quality=75)
+    return np.asarray(Image.open(buffer))
+
+
 def _run_and_rank(plane: Any, variant: Any, decoded: Any) -> object:
     from service import results
 
@@ -143,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="headstart-"))
     rows = breakdown(args.model_repository, args.seconds)
     print(report.table(["request", "stage", "ms/request", "µs/image"], rows))
+    print()
+    print(
+        report.table(["framing + blank verdict", "pictures", "µs/picture"], framing(args.seconds))
+    )
     return 0
 
 

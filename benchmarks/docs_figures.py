@@ -54,11 +54,17 @@ def bench_tables(stored: dict[str, Any]) -> str:
     tables = [
         report.reference_table(stored["onnxruntime_in_process"]),
         report.measured_table(stored["results"]),
+        *([report.floors_table(stored["results"])] if _has_floors(stored) else []),
         report.ratio_table(stored["ratios"]),
         report.batching_table(stored["results"]),
         report.targets_table(found),
     ]
     return "```text\n" + "\n\n".join(tables) + "\n```"
+
+
+def _has_floors(stored: dict[str, Any]) -> bool:
+    """Whether a stored report measured the framed floor (reports before it did not)."""
+    return any(r["stack"] == report.FRAMED for r in stored["results"])
 
 
 def targets_across(runs: Sequence[dict[str, Any]]) -> str:

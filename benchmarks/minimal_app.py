@@ -5,6 +5,9 @@ Run by the benchmark as ``gunicorn -k gthread -w W --threads T
 It trusts its input (28x28 greyscale PNGs, or raw uint8 tensors), so it skips
 everything headstart does for a real client: content negotiation, validation,
 resizing and polarity, error bodies, metrics, request ids and access logs.
+With ``BENCH_FRAMING=1`` it frames every decoded image with the service's own
+:func:`service.framing.frame` (the framed floor): what framing costs, apart from
+the rest of the stack.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from flask.typing import ResponseReturnValue
 from numpy.typing import NDArray
 from PIL import Image
 
+from service.framing import frame
+
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
@@ -28,12 +33,15 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def _images() -> NDArray[np.uint8]:
+def _images(framed: bool) -> NDArray[np.uint8]:
     if request.mimetype == "multipart/form-data":
         parts = [f.read() for f in request.files.getlist("image")]
     else:
         parts = [request.get_data()]
-    return np.stack([np.asarray(Image.open(io.BytesIO(p)).convert("L"))[None] for p in parts])
+    pixels = [np.asarray(Image.open(io.BytesIO(p)).convert("L")) for p in parts]
+    if framed:
+        pixels = [frame(image, 28, 28).pixels for image in pixels]
+    return np.stack([image[None] for image in pixels])
 
 
 def create_app() -> Flask:
@@ -46,6 +54,7 @@ def create_app() -> Flask:
         if (directory / variant / "model.onnx").is_file()
     }
     first = sessions["pretrained"]
+    framed = os.environ.get("BENCH_FRAMING") == "1"
     app = Flask(__name__)
 
     @app.get("/health")
@@ -54,7 +63,7 @@ def create_app() -> Flask:
 
     @app.post("/classify")
     def classify() -> ResponseReturnValue:
-        (probabilities,) = first.run(["probabilities"], {"image": _images()})
+        (probabilities,) = first.run(["probabilities"], {"image": _images(framed)})
         best = probabilities.argmax(axis=1)
         return jsonify(
             predictions=[
@@ -65,12 +74,12 @@ def create_app() -> Flask:
 
     @app.post("/embed")
     def embed() -> ResponseReturnValue:
-        (vectors,) = first.run(["embedding"], {"image": _images()})
+        (vectors,) = first.run(["embedding"], {"image": _images(framed)})
         return jsonify(embeddings=vectors.tolist())
 
     @app.post("/compare")
     def compare() -> ResponseReturnValue:
-        images = _images()
+        images = _images(framed)
         (a,) = first.run(["probabilities"], {"image": images})
         (b,) = sessions["baseline"].run(["probabilities"], {"image": images})
         return jsonify(

@@ -202,7 +202,8 @@ def _measure_servers(
             taking_part = {
                 stack: url
                 for stack, url in urls.items()
-                if stack != report.BATCHED or name in SINGLE_IMAGE
+                if (stack != report.BATCHED or name in SINGLE_IMAGE)
+                and (stack != report.FRAMED or name == "classify")
             }
             access_log = Path(scratch) / f"{report.HEADSTART}.log"
             _measure_scenario(config, setup, name, taking_part, access_log, rows, echo)
@@ -237,6 +238,7 @@ def _measure_scenario(
         rounds, paired = _rounds(config, setup.tool, taking_part, scenario, beside, concurrency)
         for stack, results in rounds.items():
             rows.append(_row(stack, scenario, loadgen.combine(results)))
+            rows[-1]["round_requests_per_s"] = [r.requests_per_s for r in results]
             if stack == report.HEADSTART:
                 rows[-1]["per_worker"] = workers.share(served_before, workers.served_by(access_log))
             echo(_progress(rows[-1]))
@@ -292,6 +294,8 @@ def _print_tables(
     echo(report.reference_table(reference))
     echo("")
     echo(report.measured_table(rows))
+    echo("")
+    echo(report.floors_table(rows))
     echo("")
     echo(report.ratio_table(found_ratios))
     if any(r["stack"] == report.BATCHED for r in rows):
@@ -356,7 +360,8 @@ def _reference(
 def _servers(
     config: BenchConfig, first: ModelEntry, settings: Settings, names: tuple[str, ...]
 ) -> dict[str, servers.Server]:
-    """headstart as configured, the minimal stack, and headstart with the compared batching."""
+    """headstart as configured, the floor (the minimal stack) with and without the service's
+    framing, and headstart with the compared batching."""
 
     local = {
         "HEADSTART_MODEL_REPOSITORY": str(config.repository.resolve()),
@@ -364,30 +369,30 @@ def _servers(
         "HEADSTART_PORT": "0",
     }
     headstart = serve_command()
+    minimal = [
+        *gunicorn(),
+        "--worker-class=gthread",
+        f"--workers={settings.workers}",
+        f"--threads={settings.threads}",
+        "--bind=127.0.0.1:0",
+        "benchmarks.minimal_app:create_app()",
+    ]
     minimal_env = {
-        k: v
-        for k, v in servers.environment({}).items()
-        if not k.startswith("HEADSTART_")  # none of headstart's settings apply to it
+        **{
+            k: v
+            for k, v in servers.environment({}).items()
+            if not k.startswith("HEADSTART_")  # none of headstart's settings apply to it
+        },
+        "BENCH_MODEL_DIR": str(first.directory.parent.resolve()),
+        "BENCH_ORT_THREADS": str(settings.ort_threads),
     }
     found = {
         report.HEADSTART: servers.Server(headstart, servers.environment(local), "/health/ready"),
-        report.MINIMAL: servers.Server(
-            [
-                *gunicorn(),
-                "--worker-class=gthread",
-                f"--workers={settings.workers}",
-                f"--threads={settings.threads}",
-                "--bind=127.0.0.1:0",
-                "benchmarks.minimal_app:create_app()",
-            ],
-            {
-                **minimal_env,
-                "BENCH_MODEL_DIR": str(first.directory.parent.resolve()),
-                "BENCH_ORT_THREADS": str(settings.ort_threads),
-            },
-            "/health",
-        ),
+        report.MINIMAL: servers.Server(minimal, minimal_env, "/health"),
     }
+    if "classify" in names:
+        framed_env = {**minimal_env, "BENCH_FRAMING": "1"}
+        found[report.FRAMED] = servers.Server(minimal, framed_env, "/health")
     if config.batching is not None and any(n in SINGLE_IMAGE for n in names):
         found[report.BATCHED] = servers.Server(
             headstart,
@@ -398,7 +403,7 @@ def _servers(
 
 
 def _request(stack: str, scenario: scenarios.Scenario) -> loadgen.Request:
-    return scenario.minimal if stack == report.MINIMAL else scenario.headstart
+    return scenario.minimal if stack in (report.MINIMAL, report.FRAMED) else scenario.headstart
 
 
 def _row(stack: str, scenario: scenarios.Scenario, result: loadgen.LoadResult) -> dict[str, Any]:

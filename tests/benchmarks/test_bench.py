@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks import loadgen
-from benchmarks.breakdown import breakdown
-from benchmarks.report import targets
+from benchmarks.breakdown import breakdown, framing
+from benchmarks.report import floors_table, targets
 from benchmarks.servers import Server, environment, running
 from scripts.cli import main
 from service.server_command import gunicorn
@@ -57,6 +57,7 @@ def test_bench_measures_every_scenario_on_every_stack(
         "classify",
         "v2-infer-binary",
     }
+    assert {s for stack, s in seen if stack == "minimal+framing"} == {"classify"}
     assert [r for r in report["results"] if r.get("soak")], "the soak run is missing"
     # classify is measured again in compare's rounds, for compare's ratio target.
     beside = {(r["stack"], r["scenario"]) for r in report["results"] if r.get("beside")}
@@ -66,10 +67,10 @@ def test_bench_measures_every_scenario_on_every_stack(
         assert row["failures"] == 0, row
     assert set(report["onnxruntime_in_process"]) == {"batch1", "batch64", "compare-batch1"}
     assert {r["scenario"] for r in report["ratios"]} == SCENARIOS
-    assert len(report["targets"]) == 5
+    assert len(report["targets"]) == 7
     assert report["machine"]["usable_cores"] >= 1
     assert report["machine"]["versions"]["onnxruntime"] != "not installed"
-    for heading in ("req/s vs minimal", "off req/s", "target"):
+    for heading in ("req/s vs minimal", "framed floor", "off req/s", "target"):
         assert heading in printed
 
 
@@ -117,6 +118,17 @@ def test_breakdown_times_every_stage_of_every_body_form(repository: Path) -> Non
     assert all(float(row[2]) > 0 for row in rows)
 
 
+def test_framing_is_timed_on_every_kind_of_picture() -> None:
+    rows = framing(seconds=0.05, count=3)
+    assert [row[0] for row in rows] == [
+        "28x28 digit, ring flat",
+        "28x28 digit, ink in the ring",
+        "28x28 digit, JPEG",
+        "800x600 photo, unevenly lit",
+    ]
+    assert all(int(row[1]) == 3 and float(row[2]) > 0 for row in rows)
+
+
 def test_compare_target_uses_classify_from_the_same_rounds() -> None:
     def row(scenario: str, p50: float, beside: str | None = None) -> dict[str, object]:
         found: dict[str, object] = {
@@ -135,3 +147,37 @@ def test_compare_target_uses_classify_from_the_same_rounds() -> None:
     without = [r for r in rows if not r.get("beside")]
     compare = [t for t in targets(without, {}, "classify-batch64") if "compare" in t.name]
     assert compare[0].measured == pytest.approx(2.4)
+
+
+def test_floor_targets_and_table_compare_headstart_with_the_floor() -> None:
+    def row(stack: str, c: int, rate: float, p50: float, p99: float) -> dict[str, object]:
+        return {
+            "stack": stack,
+            "scenario": "classify",
+            "concurrency": c,
+            "requests_per_s": rate,
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "failures": 0,
+            "round_requests_per_s": [rate - 10, rate, rate + 10],
+        }
+
+    rows = [
+        row("headstart", 8, 900.0, 4.0, 12.0),
+        row("minimal+framing", 8, 950.0, 3.5, 9.0),
+        row("minimal", 8, 1000.0, 3.0, 8.0),
+        row("headstart", 1, 300.0, 1.5, 3.0),
+        row("minimal", 1, 500.0, 1.0, 2.0),
+    ]
+    found = {t.name: t for t in targets(rows, {}, "classify-batch64") if "floor" in t.name}
+    throughput = found["classify, concurrency 8: throughput / the floor's"]
+    assert (throughput.measured, throughput.met) == (pytest.approx(0.9), True)
+    p99 = found["classify, concurrency 8: p99 latency / the floor's"]
+    assert (p99.measured, p99.met) == (pytest.approx(1.5), True)
+    median = found["classify, concurrency 1: median latency / the floor's"]
+    assert (median.measured, median.met) == (pytest.approx(1.5), False)
+    lines = floors_table(rows).splitlines()
+    assert [line.split()[0] for line in lines[2:]] == ["headstart", "framed", "floor"]
+    assert "890 / 900 / 910" in lines[2]
+    assert "0.90" in lines[2]
+    assert lines[3].split()[-1] == "-"  # the framed floor was not run at concurrency 1
