@@ -17,7 +17,8 @@ from numpy.typing import NDArray
 
 from service import catalog, deadline, results
 from service.decode import Decoded, DecodeOptions, decode_images
-from service.errors import ModelNotFound, NotFound, NotReady
+from service.errors import LoadFailed, ModelNotFound, NotFound, NotReady
+from service.live_repository import ActionLog, Watcher
 from service.naming import DEFAULT_VARIANT, split_v2_name, v2_name
 from service.runtime import OUTPUTS, LoadedVariant, ModelStore, Outputs, reset_timing, run_timing
 from service.settings import Settings
@@ -41,6 +42,10 @@ class DataPlane:
         self.store = store
         self.settings = settings
         self.observe = observe
+        self.repository = Watcher(
+            store, ActionLog(settings.control_directory), settings.repository_poll_seconds
+        )
+        """Loads and unloads variants while serving, in this worker and in every other."""
         self.promoted: Callable[[str], str | None] | None = None
         """Where a model's promoted default variant is kept (the experiments store), if any."""
 
@@ -79,6 +84,20 @@ class DataPlane:
                 f"model {name!r} has no version {version!r} (available: {loaded.manifest.version})"
             )
         return loaded
+
+    def load(self, name: str) -> None:
+        """(Re)load the V2 model ``<model>-<variant>`` from the repository, in every worker."""
+        model, variant = split_v2_name(name)
+        if not model:
+            raise LoadFailed(f"{name!r} names no variant: V2 names are <model>-<variant>")
+        self.repository.request("load", model, variant)
+
+    def unload(self, name: str) -> None:
+        """Stop serving the V2 model ``<model>-<variant>``, in every worker."""
+        model, variant = split_v2_name(name)
+        if not model:
+            raise ModelNotFound(f"unknown model {name!r}: V2 names are <model>-<variant>")
+        self.repository.request("unload", model, variant)
 
     def served(self) -> list[LoadedVariant]:
         """Every loaded variant, model by model."""

@@ -26,6 +26,12 @@ class InvalidImage(BadRequest):
     code = "invalid_image"
 
 
+class LoadFailed(BadRequest):
+    """A model in the repository cannot be loaded (as Triton answers a failed load: 400)."""
+
+    code = "load_failed"
+
+
 class Unauthorized(ServiceError):
     """No valid bearer token; the response carries ``WWW-Authenticate: Bearer``."""
 

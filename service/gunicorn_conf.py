@@ -28,15 +28,26 @@ if _OWN_METRICS_DIR:
     os.environ[_METRICS_ENV] = tempfile.mkdtemp(prefix="headstart-metrics-")
 
 
-def _remove_own_metrics_dir() -> None:
-    """Remove the metrics directory this master made; forked workers leave it alone."""
-    if _OWN_METRICS_DIR and os.getpid() == _MASTER:
+# The workers pass loads and unloads on to each other through a folder they share.
+_CONTROL_ENV = "HEADSTART_CONTROL_DIRECTORY"
+_OWN_CONTROL_DIR = _CONTROL_ENV not in os.environ
+if _OWN_CONTROL_DIR:
+    os.environ[_CONTROL_ENV] = tempfile.mkdtemp(prefix="headstart-control-")
+
+
+def _remove_own_folders() -> None:
+    """Remove the metrics and control folders this master made; forked workers leave them."""
+    if os.getpid() != _MASTER:
+        return
+    if _OWN_METRICS_DIR:
         shutil.rmtree(os.environ[_METRICS_ENV], ignore_errors=True)
+    if _OWN_CONTROL_DIR:
+        shutil.rmtree(os.environ[_CONTROL_ENV], ignore_errors=True)
 
 
 # gunicorn calls on_exit only after a clean run; when it cannot bind its address it exits
 # straight away, and this hook is what still removes the directory.
-atexit.register(_remove_own_metrics_dir)
+atexit.register(_remove_own_folders)
 
 # ONNX Runtime's telemetry writes a session file into the temp dir at import and would try to
 # report usage; a service answers its clients and nobody else.
@@ -54,7 +65,10 @@ import onnxruntime  # noqa: F401
 import PIL.Image  # noqa: F401
 import pydantic  # noqa: F401
 
-from service import access_log  # after the environment set-up above, on purpose
+from service import (
+    access_log,  # after the environment set-up above, on purpose
+    live_repository,
+)
 from service.grpc import lifecycle as grpc_lifecycle  # holds the port; never imports grpc
 from service.grpc import port as grpc_port
 from service.server_command import repository_problem
@@ -89,12 +103,15 @@ control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
-    """Start from empty metrics: files left by an earlier run would be summed in. Hold the
-    gRPC port that every worker will serve."""
+    """Start from empty metrics (files left by an earlier run would be summed in) and no
+    earlier run's loads and unloads: a new server serves the repository as it is on disk.
+    Hold the gRPC port that every worker will serve."""
     directory = Path(os.environ[_METRICS_ENV])
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink()
+    # A new server serves the repository as it is on disk: no earlier run's loads or unloads.
+    live_repository.reset(Path(os.environ[_CONTROL_ENV]))
     grpc_lifecycle.master_starting(server, _settings)
 
 
@@ -113,7 +130,13 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Serve gRPC from this worker too, over the app it has just loaded."""
+    """Catch up with the loads and unloads made before this worker started, and follow them
+    from now on; serve gRPC from this worker too, over the app it has just loaded."""
+    from service.state import plane_of
+
+    repository = plane_of(worker.wsgi.app).repository  # worker.wsgi: the front around the app
+    repository.start_from_log()
+    repository.start()
     grpc_lifecycle.worker_started(worker)
 
 
@@ -130,5 +153,5 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
-    """Remove the metrics directory this master created."""
-    _remove_own_metrics_dir()
+    """Remove the metrics and control folders this master created."""
+    _remove_own_folders()

@@ -108,6 +108,7 @@ def document() -> dict[str, Any]:
         v2.ModelStatistics,
         v2.RepositoryIndexRequest,
         v2.RepositoryIndex,
+        v2.RepositoryLoadRequest,
     ]
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
     paths: dict[str, Any] = {}
@@ -394,6 +395,7 @@ def _v2_paths() -> dict[str, Any]:
             }
         },
     }
+    paths.update(_repository_paths())
     per_model = {
         "": ("get", "The model's versions, platform, input and outputs.", "ModelMetadata", model),
         "/ready": ("get", "200 when the model can serve.", "ModelReadiness", model),
@@ -421,6 +423,33 @@ def _v2_paths() -> dict[str, Any]:
     return paths
 
 
+def _repository_paths() -> dict[str, Any]:
+    """Triton's load and unload, admin routes in V2's error shape."""
+    paths: dict[str, Any] = {}
+    load = (
+        "Load (or load again) the model from its repository folder, in every worker; a "
+        "failed load leaves what served before serving (admin token)."
+    )
+    unload = "Stop serving the model, in every worker, until it is loaded again (admin token)."
+    for action, summary, errors in (
+        ("load", load, ("400", "401", "403", "503")),
+        ("unload", unload, ("400", "401", "403", "404", "503")),
+    ):
+        paths[f"/v2/repository/models/{{name}}/{action}"] = {
+            "post": {
+                "summary": summary,
+                "responses": _v2_admin_responses(errors),
+                "security": [{"bearer": []}],
+                "parameters": [_path_parameter("name")],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("RepositoryLoadRequest")}},
+                },
+            }
+        }
+    return paths
+
+
 def _v2(summary: str, response: str, errors: tuple[str, ...]) -> dict[str, Any]:
     responses: dict[str, Any] = {
         "200": {"description": "OK", "content": {"application/json": {"schema": _ref(response)}}}
@@ -431,6 +460,30 @@ def _v2(summary: str, response: str, errors: tuple[str, ...]) -> dict[str, Any]:
             "content": {"application/json": {"schema": _ref("V2Error")}},
         }
     return {"summary": summary, "responses": responses}
+
+
+_V2_ADMIN_ERRORS: dict[str, str] = {
+    "400": "The folder cannot be loaded, or a malformed body (the message names the file and why).",
+    "401": "No bearer token, or a wrong one.",
+    "403": "The route is off: HEADSTART_ADMIN_TOKEN is not set.",
+    "404": "The model is not served.",
+    "503": "Applied here, but another worker had not applied it after 30 s (the message says which).",
+}
+
+
+def _v2_admin_responses(errors: tuple[str, ...]) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "Done in every worker",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    }
+    for status in errors:
+        responses[status] = {
+            "description": _V2_ADMIN_ERRORS[status],
+            "content": {"application/json": {"schema": _ref("V2Error")}},
+        }
+    return responses
 
 
 def _infer_body() -> dict[str, Any]:

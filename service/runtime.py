@@ -7,6 +7,7 @@ request does nothing with the model beyond ``run``.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,9 +19,10 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from service.errors import ModelNotFound, NotReady, VariantNotFound
+from service.errors import LoadFailed, ModelNotFound, NotReady, VariantNotFound
 from service.manifest import VARIANTS, Manifest
-from service.repository import ModelEntry, Problem, scan_repository
+from service.repository import InvalidEntry, ModelEntry, Problem, scan_repository
+from service.repository import load_variant as load_entry
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,24 @@ def _check_signature(session: ort.InferenceSession, manifest: Manifest) -> str |
     return None
 
 
+UNLOADED = "unloaded on request (load it to serve it again)"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def _safe_name(name: str) -> bool:
+    """Whether ``name`` can only be a folder of the repository itself (no path, no ``..``)."""
+    return _SAFE_NAME.fullmatch(name) is not None and ".." not in name
+
+
+def _relative(root: Path, problem: Problem) -> str:
+    """A problem as clients may read it: its path relative to the repository root."""
+    try:
+        path = "/".join(problem.path.relative_to(root).parts)
+    except ValueError:
+        path = problem.path.name
+    return f"{path}: {problem.reason}"
+
+
 @dataclass(frozen=True)
 class Unavailable:
     """An entry of the repository that is not served, as clients may be told of it."""
@@ -144,33 +164,38 @@ class Unavailable:
 
 @dataclass
 class ModelStore:
-    """Every loaded variant, grouped by model, plus what could not be loaded and why."""
+    """Every loaded variant, grouped by model, plus what could not be loaded and why.
+
+    Variants can be loaded again from the repository and unloaded while requests run: each
+    change builds a new ``models`` mapping and replaces the old one in one assignment, so a
+    request sees the variants as they were before the change or after it, never half of it,
+    and a variant it already holds keeps its session until the request is done."""
 
     root: Path
     models: dict[str, dict[str, LoadedVariant]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    intra_op_threads: int = 1
+    wrap: RunWrapper | None = None
+    unloaded: set[tuple[str, str]] = field(default_factory=set)
+    """Variants unloaded on request: in the repository, not served."""
+    load_failures: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Why the latest load of a variant failed while its earlier model kept serving."""
+    _changing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(
         cls, root: Path, *, intra_op_threads: int = 1, wrap: RunWrapper | None = None
     ) -> ModelStore:
         """Load every verified variant in ``root``; log and skip each bad entry."""
-        store = cls(root=root)
+        store = cls(root=root, intra_op_threads=intra_op_threads, wrap=wrap)
         listing = scan_repository(root)
         store.problems.extend(listing.problems)
         for entry in listing.entries:
             try:
-                session = create_session(entry.onnx_path, intra_op_threads)
-            except Exception as exc:  # noqa: BLE001 -- ORT raises unrelated types for a bad file
-                store.problems.append(
-                    Problem(entry.onnx_path, f"cannot be loaded by ONNX Runtime ({exc})")
-                )
+                variant = store._open(entry)
+            except InvalidEntry as exc:
+                store.problems.append(exc.problem)
                 continue
-            mismatch = _check_signature(session, entry.manifest)
-            if mismatch is not None:
-                store.problems.append(Problem(entry.onnx_path, mismatch))
-                continue
-            variant = LoadedVariant(entry, session, wrap)
             store.models.setdefault(entry.name, {})[entry.variant] = variant
         for problem in store.problems:
             log.warning("model repository: skipped %s", problem)
@@ -178,19 +203,88 @@ class ModelStore:
             log.info("loaded model %s (variants: %s)", name, ", ".join(variants))
         return store
 
+    def _open(self, entry: ModelEntry) -> LoadedVariant:
+        """A session for a verified entry; ``InvalidEntry`` when ONNX Runtime refuses it."""
+        try:
+            session = create_session(entry.onnx_path, self.intra_op_threads)
+        except Exception as exc:  # noqa: BLE001 -- ORT raises unrelated types for a bad file
+            raise InvalidEntry(
+                entry.onnx_path, f"cannot be loaded by ONNX Runtime ({exc})"
+            ) from None
+        mismatch = _check_signature(session, entry.manifest)
+        if mismatch is not None:
+            raise InvalidEntry(entry.onnx_path, mismatch)
+        return LoadedVariant(entry, session, self.wrap)
+
+    def load_variant(self, model: str, variant: str, *, unless_same: bool = False) -> LoadedVariant:
+        """Load ``<root>/<model>/<variant>`` as it is on disk now and serve it from now on;
+        with ``unless_same``, keep the variant served if its model file is the one on disk.
+
+        ``LoadFailed`` says why it cannot be served; whatever served before keeps serving."""
+        key = (model, variant)
+        if variant not in VARIANTS or not _safe_name(model):
+            raise LoadFailed(f"{model}/{variant}: not a variant of a model in the repository")
+        with self._changing:
+            try:
+                entry = load_entry(self.root / model / variant, model=model, variant=variant)
+                served = self.models.get(model, {}).get(variant)
+                if unless_same and served is not None and served.manifest == entry.manifest:
+                    return served
+                loaded = self._open(entry)
+            except InvalidEntry as exc:
+                reason = _relative(self.root, exc.problem)
+                if variant in self.models.get(model, {}):
+                    self.load_failures[key] = reason
+                else:
+                    self.problems = [*self._others(key), exc.problem]
+                raise LoadFailed(reason) from None
+            models = {name: dict(variants) for name, variants in self.models.items()}
+            models.setdefault(model, {})[variant] = loaded
+            self.models = models
+            self.problems = self._others(key)
+            self.unloaded.discard(key)
+            self.load_failures.pop(key, None)
+        log.info("loaded %s/%s (sha256 %s)", model, variant, entry.manifest.onnx_sha256[:12])
+        return loaded
+
+    def unload_variant(self, model: str, variant: str) -> None:
+        """Stop serving one variant; ``VariantNotFound`` or ``ModelNotFound`` if it is not served."""
+        with self._changing:
+            if (model, variant) in self.unloaded:
+                return  # as Triton's unload: asking twice is no error
+            self.variant(model, variant)
+            models = {name: dict(variants) for name, variants in self.models.items()}
+            del models[model][variant]
+            if not models[model]:
+                del models[model]
+            self.models = models
+            self.unloaded.add((model, variant))
+            self.load_failures.pop((model, variant), None)
+        log.info("unloaded %s/%s", model, variant)
+
+    def _others(self, key: tuple[str, str]) -> list[Problem]:
+        """The problems that are not about the variant ``key``."""
+        return [p for p in self.problems if self._parts(p)[:2] != key]
+
+    def _parts(self, problem: Problem) -> tuple[str, ...]:
+        """The problem's path relative to the root, as parts; none when it lies outside."""
+        try:
+            return problem.path.relative_to(self.root).parts
+        except ValueError:
+            return ()
+
     @property
     def unavailable(self) -> list[Unavailable]:
         """Every entry that is not served, with paths relative to the root."""
         out = []
         for problem in self.problems:
-            try:
-                parts = problem.path.relative_to(self.root).parts
-            except ValueError:
-                parts = ()
+            parts = self._parts(problem)
             path = "/".join(parts) or "."
             model = parts[0] if parts else None
             variant = parts[1] if len(parts) > 1 else None
             out.append(Unavailable(path, problem.reason, model, variant))
+        for model, variant in sorted(self.unloaded):
+            out.append(Unavailable(f"{model}/{variant}", UNLOADED, model, variant))
         return out
 
     def failure(self, model: str, variant: str) -> str | None:

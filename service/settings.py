@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     """How long a batch waits for more requests before it runs; 0 batches only the requests
     that queued while the previous batch ran."""
 
+    repository_poll_seconds: float = Field(default=0.0, ge=0.0)
+    """Look at the model repository's files this often and load every variant that changed or
+    appeared (a variant whose folder is gone is unloaded), as Triton's poll mode does; 0 never
+    looks: the repository changes only through the load and unload routes."""
+
+    control_directory: Path | None = None
+    """Folder the workers of one server share to pass on loads and unloads; ``headstart
+    serve`` makes a temporary one when this is unset."""
+
     state_directory: Path = Path("state")
     """Where the service keeps its SQLite database when ``database_url`` is not set."""
 

@@ -116,6 +116,10 @@ RUN_BY: dict[str, dict[str, tuple[str, str]]] = {
             f"{HERE}::test_gunicorn_block",
             "run here on the quick build, on a free port",
         ),
+        'curl -X POST -H "Authorization: Bearer $HEADSTART_ADMIN_TOKEN"': (
+            "tests/http/test_live_repository_server.py::test_the_docs_load_command_runs_as_written",
+            "needs a server with the admin token; run there against tiny models named mnist",
+        ),
         "python -m benchmarks.realistic_digits": (
             "tests/benchmarks/test_realistic_digits.py::test_the_benchmark_reports_every_set_framed_and_not",
             "needs the default models; the test runs it on a few digits",

@@ -1,4 +1,5 @@
-"""Bearer tokens for the routes that change state: admin (experiments) and feedback."""
+"""Bearer tokens for the routes that change state: admin (experiments, loading models) and
+feedback."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def require_admin() -> None:
     token = state.settings().admin_token
     if token is None:
         raise Forbidden(
-            "the experiment admin routes are off: start the service with "
+            "the admin routes (experiments, loading and unloading models) are off: start the "
+            "service with "
             "HEADSTART_ADMIN_TOKEN set to a secret and send 'Authorization: Bearer <token>'"
         )
     _check([token])

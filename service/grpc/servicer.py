@@ -134,7 +134,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.RepositoryIndexResponse:
         def index() -> pb.RepositoryIndexResponse:
             store = self.plane.store
-            entries = triton.repository_index(self.plane.served(), store.unavailable, request.ready)
+            entries = triton.repository_index(
+                self.plane.served(), store.unavailable, request.ready, store.load_failures
+            )
             return _parse({"models": entries}, pb.RepositoryIndexResponse())
 
         return self._call("RepositoryIndex", context, index)

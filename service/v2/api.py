@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+from typing import Literal
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -10,7 +10,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 
 from service.api import routed
-from service.errors import BadRequest, NotSupported
+from service.api.auth import require_admin
+from service.errors import BadRequest
 from service.metrics import record_images, variant_counts
 from service.request_id import current as current_request_id
 from service.state import plane, settings
@@ -89,7 +90,53 @@ def repository_index() -> ResponseReturnValue:
     if not isinstance(ready, bool):
         raise BadRequest(f"repository index: 'ready' must be true or false, got {ready!r}")
     current = plane()
-    return jsonify(triton.repository_index(current.served(), current.store.unavailable, ready))
+    store = current.store
+    index = triton.repository_index(current.served(), store.unavailable, ready, store.load_failures)
+    return jsonify(index)
+
+
+@bp.post("/repository/models/<name>/load")
+def repository_load(name: str) -> ResponseReturnValue:
+    """Load (or load again) one model from the repository, in every worker (admin token)."""
+    return _repository_change("load", name)
+
+
+@bp.post("/repository/models/<name>/unload")
+def repository_unload(name: str) -> ResponseReturnValue:
+    """Stop serving one model, in every worker (admin token)."""
+    return _repository_change("unload", name)
+
+
+def _repository_change(action: Literal["load", "unload"], name: str) -> ResponseReturnValue:
+    require_admin()
+    _repository_request(action)
+    if action == "load":
+        plane().load(name)
+    else:
+        plane().unload(name)
+    return jsonify({})
+
+
+def _repository_request(action: str) -> None:
+    """Triton's load and unload bodies: empty, or a JSON object of ``parameters``; the
+    parameters that override a model's configuration or files have no meaning here."""
+    if not request.get_data():
+        return
+    body = request.get_json(silent=True, force=True)
+    if not isinstance(body, dict) or sorted(set(body) - {"parameters"}):
+        raise BadRequest(f"{action} request: send no body, or a JSON object of 'parameters'")
+    parameters = body.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise BadRequest(f"{action} request: 'parameters' must be a JSON object")
+    if refused := sorted(k for k in parameters if k not in _IGNORED_PARAMETERS):
+        raise BadRequest(
+            f"{action} request: parameters {refused} are not supported (the model is "
+            "loaded from its folder in the repository as it is)"
+        )
+
+
+_IGNORED_PARAMETERS = ("unload_dependents",)
+"""Triton's unload parameter for ensembles: headstart has none, so there is nothing to do."""
 
 
 @bp.post("/models/<name>/infer")
@@ -114,7 +161,6 @@ def infer(name: str, version: str | None = None) -> ResponseReturnValue:
 
 
 _ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-_LOAD = re.compile(r"/v2/repository/models/[^/]+/(load|unload)")
 
 
 # Without a trailing slash too: PUT /v2 is 405 (the metadata route takes GET), not a
@@ -123,8 +169,6 @@ _LOAD = re.compile(r"/v2/repository/models/[^/]+/(load|unload)")
 @bp.route("/<path:rest>", methods=_ANY_METHOD)
 def unknown(rest: str) -> ResponseReturnValue:
     """Name the methods a V2 path takes, or say there is no such V2 endpoint."""
-    if request.method == "POST" and _LOAD.fullmatch(request.path):
-        raise NotSupported(triton.LOADING_NOT_SUPPORTED)
     allowed = _allowed_methods()
     if allowed:
         raise MethodNotAllowed(

@@ -140,6 +140,16 @@ class RepositoryIndexRequest(BaseModel):
     """Only the entries that are ready."""
 
 
+class RepositoryLoadRequest(BaseModel):
+    """Triton's ``$repository_load_request`` and ``$repository_unload_request``; an empty body
+    is the same as ``{}``. Of the parameters only ``unload_dependents`` is taken (and has
+    nothing to do): the model is loaded from its folder as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parameters: dict[str, Any] | None = None
+
+
 class RepositoryEntry(_Answer):
     """One entry of the model repository; ``reason`` says why an ``UNAVAILABLE`` one is."""
 

@@ -7,7 +7,7 @@ the statistics and ``get_model_repository_index`` the index.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from service.metrics import VariantCounts
@@ -20,10 +20,10 @@ READY = "READY"
 UNAVAILABLE = "UNAVAILABLE"
 _NS = 1e9
 LOADING_NOT_SUPPORTED = (
-    "loading and unloading models is not supported: the service serves the repository it "
-    "started with (restart it to change the models)"
+    "loading and unloading models over gRPC is not supported: use POST "
+    "/v2/repository/models/{name}/load or /unload over HTTP, with the admin token"
 )
-"""The answer to the model repository extension's load and unload."""
+"""The gRPC answer to the model repository extension's load and unload."""
 
 
 def model_config(
@@ -128,18 +128,25 @@ def _duration(count: float, seconds: float) -> dict[str, int]:
 
 
 def repository_index(
-    served: Iterable[LoadedVariant], unavailable: Iterable[Unavailable], ready_only: bool
+    served: Iterable[LoadedVariant],
+    unavailable: Iterable[Unavailable],
+    ready_only: bool,
+    load_failures: Mapping[tuple[str, str], str] | None = None,
 ) -> list[dict[str, str]]:
-    """Every entry of the repository with its state; an unavailable one says why."""
-    index = [
-        {
-            "name": model_spec(v.manifest).name,
-            "version": v.manifest.version,
-            "state": READY,
-            "reason": "",
-        }
-        for v in served
-    ]
+    """Every entry of the repository with its state; an unavailable one says why, and so does
+    a ready one whose latest load failed (what served before still serves)."""
+    failures = load_failures or {}
+    index = []
+    for v in served:
+        failed = failures.get((v.manifest.name, v.manifest.variant))
+        index.append(
+            {
+                "name": model_spec(v.manifest).name,
+                "version": v.manifest.version,
+                "state": READY,
+                "reason": "" if failed is None else f"the latest load failed: {failed}",
+            }
+        )
     if not ready_only:
         for entry in unavailable:
             name = f"{entry.model}-{entry.variant}" if entry.model and entry.variant else entry.path

@@ -289,11 +289,11 @@ def test_unknown_routes_and_methods_answer_in_the_v2_shape(live_server: str) -> 
     response = requests.get(f"{live_server}/v2/repository/index", timeout=10)
     assert response.status_code == 405
     assert "use POST" in _error(response)
-    # The repository index is served; loading and unloading models say they are not.
+    # Loading and unloading models are admin routes, off without the admin token.
     load = "/v2/repository/models/tiny-pretrained/load"
     response = requests.post(f"{live_server}{load}", timeout=10)
-    assert response.status_code == 501
-    assert _error(response).startswith("loading and unloading models is not supported")
+    assert response.status_code == 403
+    assert "HEADSTART_ADMIN_TOKEN" in _error(response)
 
 
 @pytest.fixture(scope="module")

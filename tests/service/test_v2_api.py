@@ -167,11 +167,11 @@ def test_request_parameters_come_back_but_protocol_ones_do_not(client: FlaskClie
     assert body["id"] == response.headers["X-Request-ID"]
 
 
-def test_loading_models_is_not_supported(client: FlaskClient) -> None:
+def test_loading_models_is_off_without_the_admin_token(client: FlaskClient) -> None:
     for action in ("load", "unload"):
         response = client.post(f"/v2/repository/models/tiny-pretrained/{action}")
-        assert response.status_code == 501
-        assert response.get_json()["error"].startswith("loading and unloading models is not")
+        assert response.status_code == 403
+        assert "HEADSTART_ADMIN_TOKEN" in response.get_json()["error"]
 
 
 @pytest.mark.parametrize(
