@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.experiments.analysis import DEFAULT_TAU, SplitReplay
+from service.experiments.analysis import DEFAULT_TAU
+from service.experiments.replay import SplitReplay
 from service.experiments.statistics import sample_ratio, wilson
 
 

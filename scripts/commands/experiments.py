@@ -239,6 +239,18 @@ def run_show(args: argparse.Namespace) -> int:
             f"feedback rate: {shares} of {rate['exposures']} exposures, p {rate['p_value']:.3g}"
             f"{' MISMATCH' if rate['mismatch'] else ''}"
         )
+    for g in comparison.get("guardrails", []):
+        cs = g["confidence_sequence"]
+        print(
+            f"guardrail {g['metric']} ({g['arm']}, margin {g['margin']:g}): "
+            + (
+                "not enough requests yet"
+                if cs is None
+                else f"difference {g['difference']:+.4f}, confidence sequence "
+                f"[{cs[0]:+.4f}, {cs[1]:+.4f}]"
+            )
+            + (" BREACHED" if g["breached"] else "")
+        )
     paired = comparison.get("paired")
     if paired:
         print(

@@ -139,6 +139,7 @@ def describe(e: Experiment) -> dict[str, Any]:
         "alpha": e.alpha,
         "minimum_detectable_effect": e.mde,
         "declared_metric": e.metric,
+        "guardrails": [g.to_json() for g in e.guardrails],
         "status": e.status,
         "period": e.period,
         "created_at": e.created_at,

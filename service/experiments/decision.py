@@ -21,7 +21,7 @@ class Contrast:
 class Decision:
     state: str
     """``collecting``, ``stopped`` (before any verdict), ``winner``, ``no_difference``,
-    ``sample_ratio_mismatch`` or ``feedback_rate_mismatch``."""
+    ``guardrail_breached``, ``sample_ratio_mismatch`` or ``feedback_rate_mismatch``."""
     message: str
     winner: str | None = None
 
@@ -37,9 +37,12 @@ def decide(
     srm_flagged: bool,
     feedback_p: float | None = None,
     feedback_flagged: bool = False,
+    breaches: list[str] | None = None,
     stopped: bool = False,
 ) -> Decision:
-    """Verdict at level ``alpha`` (split evenly over the contrasts: Bonferroni)."""
+    """Verdict at level ``alpha`` (split evenly over the contrasts: Bonferroni). A breached
+    guardrail (each one's message in ``breaches``) comes before any winner: a challenger
+    that made something worse is not promoted, however much better its metric is."""
     if srm_flagged:
         return Decision(
             "sample_ratio_mismatch",
@@ -54,6 +57,8 @@ def decide(
             f"different shares of their requests, so {metric} is measured on different kinds "
             "of request in each arm; do not trust these results",
         )
+    if breaches:
+        return Decision("guardrail_breached", "; ".join(breaches))
     level = alpha / max(1, len(contrasts))
     significant = [c for c in contrasts if c.p_value <= level]
     if significant:

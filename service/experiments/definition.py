@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import secrets
@@ -32,6 +33,23 @@ class Arm:
     weight: float
 
 
+GuardrailMetric = Literal["latency", "outcome"]
+
+
+@dataclass(frozen=True)
+class Guardrail:
+    """What a challenger must not make worse than the control, by more than ``margin``."""
+
+    metric: GuardrailMetric
+    margin: float
+    """``latency``: share of requests slower than the control's 95th percentile, over the
+    control's share (0.05: 10% of the challenger's requests against the control's 5%);
+    ``outcome``: the mean outcome, on its own scale, below the control's."""
+
+    def to_json(self) -> dict[str, object]:
+        return {"metric": self.metric, "margin": self.margin}
+
+
 @dataclass(frozen=True)
 class Experiment:
     """A stored experiment; ``id`` is 0 until the store has written it."""
@@ -52,6 +70,7 @@ class Experiment:
     its feedback (accuracy once any label came), as it was then."""
     period: int = 0
     """Which weights apply: 0 as created, one more at every ramp."""
+    guardrails: tuple[Guardrail, ...] = ()
 
     @property
     def control(self) -> Arm:
@@ -65,6 +84,15 @@ class ArmSpec(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
     variant: str = Field(min_length=1, max_length=200)
     weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+
+
+class GuardrailSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: GuardrailMetric
+    margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    """How much worse than the control a challenger may be before the guardrail breaches
+    (default: 0.05 of requests for latency, 0 for an outcome)."""
 
 
 class ExperimentSpec(BaseModel):
@@ -84,6 +112,10 @@ class ExperimentSpec(BaseModel):
     """What the arms are compared on: ``accuracy`` (labels against predictions) or
     ``outcome`` (the mean of the numbers sent as feedback). Declared, never inferred from
     which feedback arrived, so a stray label cannot change what an experiment measures."""
+    guardrails: list[GuardrailSpec] = Field(default_factory=list, max_length=2)
+    """What no challenger may make worse, each with its own always-valid test: ``latency``
+    (the share of requests slower than the control's 95th percentile) and, with accuracy as
+    the metric, ``outcome`` (the mean of the numbers sent as feedback)."""
 
     @model_validator(mode="after")
     def _distinct_arms(self) -> ExperimentSpec:
@@ -101,6 +133,19 @@ class ExperimentSpec(BaseModel):
             raise ValueError(
                 "shadow mode compares the two arms' predictions on the same input: its metric "
                 "is accuracy (an outcome follows the answer the client saw, the first arm's)"
+            )
+        metrics = [g.metric for g in self.guardrails]
+        if len(set(metrics)) != len(metrics):
+            raise ValueError(f"one guardrail per metric, got {metrics}")
+        if self.guardrails and self.mode == "shadow":
+            raise ValueError(
+                "a shadow experiment serves every request from its first arm: there is nothing "
+                "for a guardrail to protect (guardrails are for split mode)"
+            )
+        if "outcome" in metrics and self.metric == "outcome":
+            raise ValueError(
+                "the outcome is this experiment's metric already; an outcome guardrail is for "
+                "experiments that compare accuracy"
             )
         if self.mode == "shadow" and len(self.arms) != 2:
             raise ValueError(
@@ -122,7 +167,21 @@ class ExperimentSpec(BaseModel):
             created_at=time.time(),
             stopped_at=None,
             arms=tuple(Arm(a.name, a.variant, a.weight) for a in self.arms),
+            guardrails=tuple(
+                Guardrail(g.metric, _DEFAULT_MARGIN[g.metric] if g.margin is None else g.margin)
+                for g in self.guardrails
+            ),
         )
+
+
+_DEFAULT_MARGIN: dict[str, float] = {"latency": 0.05, "outcome": 0.0}
+
+
+def guardrails_from_json(text: str | None) -> tuple[Guardrail, ...]:
+    """The guardrails as stored; none for an experiment stored before they existed."""
+    if text is None:
+        return ()
+    return tuple(Guardrail(g["metric"], float(g["margin"])) for g in json.loads(text))
 
 
 class RampSpec(BaseModel):

@@ -40,6 +40,7 @@ experiments = Table(
     Column("metric", String(10), nullable=True),  # NULL: stored before metrics were declared
     # The current weights' period: 0 at creation, one more at every ramp.
     Column("period", Integer, nullable=False, server_default="0"),
+    Column("guardrails", Text, nullable=True),  # JSON list; NULL: stored before guardrails
 )
 
 arms = Table(

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from service.errors import Conflict, ExperimentNotFound, ExperimentStopped
 from service.experiments import schema
-from service.experiments.definition import Arm, Experiment
+from service.experiments.definition import Arm, Experiment, guardrails_from_json
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 0x68656164  # any constant shared by every process migrating this database
@@ -215,6 +215,7 @@ class ExperimentStore:
                         created_at=experiment.created_at,
                         stopped_at=None,
                         metric=experiment.metric,
+                        guardrails=json.dumps([g.to_json() for g in experiment.guardrails]),
                     )
                 )
                 (experiment_id,) = result.inserted_primary_key or (None,)
@@ -478,6 +479,7 @@ class ExperimentStore:
             arms=tuple(Arm(a.name, a.variant, a.weight) for a in arm_rows),
             metric=row["metric"],
             period=int(row["period"]),
+            guardrails=guardrails_from_json(row["guardrails"]),
         )
 
     # -- exposures ---------------------------------------------------------------------
@@ -701,6 +703,18 @@ class ExperimentStore:
         )
         with self.engine.connect() as connection:
             return [Observation(*row) for row in connection.execute(query)]
+
+    def latencies(self, experiment_id: int) -> list[tuple[str, int, float]]:
+        """Every served exposure's arm, period and latency (ms), in the order they were stored."""
+        e = schema.exposures
+        query = (
+            select(e.c.arm, e.c.period, e.c.latency_ms)
+            .where(e.c.experiment_id == experiment_id)
+            .where(e.c.role == "served")
+            .order_by(e.c.id)
+        )
+        with self.engine.connect() as connection:
+            return [(str(a), int(p), float(ms)) for a, p, ms in connection.execute(query)]
 
     def shadow_pairs(self, experiment_id: int) -> list[ShadowPair]:
         """Served and shadow predictions on the same requests."""

@@ -64,7 +64,13 @@ def three_arms(tmp_path: Path) -> Iterator[str]:
         ]
         created = requests.post(
             f"{url}/v1/experiments",
-            json={"name": "three", "model": "tiny", "mode": "split", "arms": arms},
+            json={
+                "name": "three",
+                "model": "tiny",
+                "mode": "split",
+                "arms": arms,
+                "guardrails": [{"metric": "latency"}],
+            },
             headers=ADMIN,
             timeout=30,
         )
@@ -110,6 +116,11 @@ def test_every_contrast_is_drawn_at_its_level_and_a_stop_is_shown(
         assert levels == [0.025, 0.025]  # alpha 0.05 shared by two challengers
         assert page.locator("#contrasts tr").count() == 2
         assert page.inner_text("#decision").startswith("still collecting")
+        # Each challenger's guardrail, waiting for the control's first 100 requests.
+        rails = page.inner_text("#guardrails").split(" · ")
+        assert rails == [
+            f"Guardrail latency ({arm}, margin 0.05): not enough requests yet" for arm in "bc"
+        ]
 
         stopped = requests.post(
             f"{three_arms}/v1/experiments/three/stop", headers=ADMIN, timeout=30

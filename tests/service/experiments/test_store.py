@@ -33,9 +33,9 @@ def _exposure(experiment_id: int, request_id: str, arm: str = "a", **kw: object)
 
 
 def test_migrate_creates_the_newest_schema_and_is_repeatable(store: ExperimentStore) -> None:
-    assert store.schema_version() == "0004"
+    assert store.schema_version() == "0005"
     store.migrate()
-    assert store.schema_version() == "0004"
+    assert store.schema_version() == "0005"
 
 
 def test_an_experiment_stored_before_metrics_were_declared_keeps_inferring_its_own(
@@ -61,11 +61,12 @@ def test_an_experiment_stored_before_metrics_were_declared_keeps_inferring_its_o
                 )
             )
         old.migrate()
-        assert old.schema_version() == "0004"
+        assert old.schema_version() == "0005"
         found = old.get("old")
         assert found is not None
         assert found.metric is None
         assert found.period == 0
+        assert found.guardrails == ()  # stored before guardrails: none
         (period,) = old.periods(found.id)  # it ran under its arms' weights from its creation
         assert (period.period, period.started_at, period.weights) == (0, 7.0, {"a": 1.0, "b": 2.0})
         declared = old.create(_spec(name="new", metric="outcome").to_experiment())
