@@ -38,3 +38,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     http_errors.register(app)
     metrics.declare_series(app)
     return app
+
+
+def start_background(app: Flask) -> None:
+    """What a worker runs beside its requests, once it serves: the repository watcher (loads
+    and unloads asked of other workers, the optional poll) and the experiments' policy."""
+    from service.experiments import attach, policy
+
+    repository = state.plane_of(app).repository
+    repository.start_from_log()
+    repository.start()
+    interval = state.plane_of(app).settings.policy_interval_seconds
+    policy.Runner(lambda: attach.store_of(app), interval).start()

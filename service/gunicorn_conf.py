@@ -130,13 +130,11 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Catch up with the loads and unloads made before this worker started, and follow them
-    from now on; serve gRPC from this worker too, over the app it has just loaded."""
-    from service.state import plane_of
+    """Start what the worker runs beside its requests (the repository watcher, the
+    experiments' policy); serve gRPC from this worker too, over the app it has just loaded."""
+    from service.app import start_background
 
-    repository = plane_of(worker.wsgi.app).repository  # worker.wsgi: the front around the app
-    repository.start_from_log()
-    repository.start()
+    start_background(worker.wsgi.app)  # worker.wsgi: the front around the app
     grpc_lifecycle.worker_started(worker)
 
 

@@ -127,5 +127,9 @@ class Settings(BaseSettings):
     """Bearer token of ``POST /v1/feedback`` (the admin token works too); unset with no admin
     token turns feedback off (403)."""
 
+    policy_interval_seconds: float = Field(default=10.0, ge=0.0)
+    """How often each worker applies the automatic policy of the running experiments that
+    declare one (promote a winner, roll back a harmful challenger); 0 never does."""
+
     shadow_threads: int = Field(default=2, ge=1)
     """Threads per worker that run shadow arms off the response path."""

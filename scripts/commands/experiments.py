@@ -66,6 +66,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="what the arms are compared on: accuracy (feedback labels against predictions) or "
         "outcome (the mean of feedback numbers) (default: accuracy)",
     )
+    create.add_argument(
+        "--guardrail",
+        action="append",
+        default=[],
+        metavar="METRIC[:MARGIN]",
+        help="what no challenger may make worse, repeatable: latency (share of requests slower "
+        "than the control's 95th percentile; margin 0.05 unless given) or outcome (with "
+        "accuracy as the metric; margin 0 unless given), e.g. latency:0.1 (default: none)",
+    )
+    create.add_argument(
+        "--auto",
+        choices=("promote", "rollback", "both"),
+        default=None,
+        help="let the service act on the results by itself: promote a winning challenger, "
+        "roll back a harmful one, or both (default: neither)",
+    )
     create.set_defaults(func=run_create)
 
     listing = actions.add_parser(
@@ -150,6 +166,19 @@ def parse_arm(text: str) -> dict[str, Any]:
     return {"name": name, "variant": variant, "weight": value}
 
 
+def parse_guardrail(text: str) -> dict[str, Any]:
+    """``latency`` or ``latency:0.1`` as the API's guardrail; the server checks the rest."""
+    metric, _, margin = text.partition(":")
+    if not margin:
+        return {"metric": metric}
+    try:
+        return {"metric": metric, "margin": float(margin)}
+    except ValueError:
+        raise CommandError(
+            f"--guardrail {text}: the margin {margin!r} is not a number (e.g. latency:0.1)", 2
+        ) from None
+
+
 def run_create(args: argparse.Namespace) -> int:
     arms = [parse_arm(a) for a in args.arm]
     if len(arms) < 2:
@@ -166,7 +195,13 @@ def run_create(args: argparse.Namespace) -> int:
         "alpha": args.alpha,
         "minimum_detectable_effect": args.mde,
         "metric": args.metric,
+        "guardrails": [parse_guardrail(g) for g in args.guardrail],
     }
+    if args.auto is not None:
+        body["policy"] = {
+            "promote": args.auto in ("promote", "both"),
+            "rollback": args.auto in ("rollback", "both"),
+        }
     created = client(args).request("POST", "/v1/experiments", body)
     print(
         f"created {created['name']} on {created['model']} ({created['mode']}): "

@@ -100,6 +100,7 @@ def promote(name: str) -> ResponseReturnValue:
             experiment=name,
         )
     promoted = store.promote(name, decision["winner"], {"decision": decision["message"]})
+    assert promoted is not None  # returns None only when asked to act while running
     arm = next(a for a in promoted.arms if a.name == decision["winner"])
     return {
         **describe(promoted),
@@ -140,6 +141,7 @@ def describe(e: Experiment) -> dict[str, Any]:
         "minimum_detectable_effect": e.mde,
         "declared_metric": e.metric,
         "guardrails": [g.to_json() for g in e.guardrails],
+        "policy": None if e.policy is None else e.policy.to_json(),
         "status": e.status,
         "period": e.period,
         "created_at": e.created_at,

@@ -36,6 +36,12 @@ def attach(app: Flask, settings: Settings) -> ExperimentStore | None:
     return store
 
 
+def store_of(app: Flask) -> ExperimentStore | None:
+    """``app``'s experiment store, outside a request; None when it could not be opened."""
+    value: ExperimentStore | None = app.extensions.get(_KEY)
+    return value
+
+
 def experiment_store() -> ExperimentStore:
     """The current app's experiment store; 503 saying why if it could not be opened."""
     value: ExperimentStore | None = current_app.extensions.get(_KEY)

@@ -51,6 +51,21 @@ class Guardrail:
 
 
 @dataclass(frozen=True)
+class Policy:
+    """What the service does on its own once the results say so (see
+    :mod:`service.experiments.policy`)."""
+
+    promote: bool
+    """Promote a challenger the always-valid test calls better, with no guardrail breached."""
+    rollback: bool
+    """Roll back (stop, the control's variant the default) on a breached guardrail, or a
+    challenger the test calls worse."""
+
+    def to_json(self) -> dict[str, bool]:
+        return {"promote": self.promote, "rollback": self.rollback}
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A stored experiment; ``id`` is 0 until the store has written it."""
 
@@ -71,6 +86,8 @@ class Experiment:
     period: int = 0
     """Which weights apply: 0 as created, one more at every ramp."""
     guardrails: tuple[Guardrail, ...] = ()
+    policy: Policy | None = None
+    """``None``: nothing happens until an admin acts."""
 
     @property
     def control(self) -> Arm:
@@ -95,6 +112,13 @@ class GuardrailSpec(BaseModel):
     (default: 0.05 of requests for latency, 0 for an outcome)."""
 
 
+class PolicySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    promote: bool = True
+    rollback: bool = True
+
+
 class ExperimentSpec(BaseModel):
     """The body of ``POST /v1/experiments``."""
 
@@ -116,6 +140,11 @@ class ExperimentSpec(BaseModel):
     """What no challenger may make worse, each with its own always-valid test: ``latency``
     (the share of requests slower than the control's 95th percentile) and, with accuracy as
     the metric, ``outcome`` (the mean of the numbers sent as feedback)."""
+
+    policy: PolicySpec | None = None
+    """Act on the results without an admin: ``{"promote": true, "rollback": true}`` promotes a
+    winning challenger and rolls back a harmful one (split mode); unset, nothing happens
+    until an admin acts."""
 
     @model_validator(mode="after")
     def _distinct_arms(self) -> ExperimentSpec:
@@ -141,6 +170,11 @@ class ExperimentSpec(BaseModel):
             raise ValueError(
                 "a shadow experiment serves every request from its first arm: there is nothing "
                 "for a guardrail to protect (guardrails are for split mode)"
+            )
+        if self.policy is not None and self.mode == "shadow":
+            raise ValueError(
+                "a shadow experiment's challenger answers no request: there is nothing to "
+                "promote or roll back automatically (the policy is for split mode)"
             )
         if "outcome" in metrics and self.metric == "outcome":
             raise ValueError(
@@ -171,6 +205,9 @@ class ExperimentSpec(BaseModel):
                 Guardrail(g.metric, _DEFAULT_MARGIN[g.metric] if g.margin is None else g.margin)
                 for g in self.guardrails
             ),
+            policy=None
+            if self.policy is None
+            else Policy(self.policy.promote, self.policy.rollback),
         )
 
 
@@ -182,6 +219,14 @@ def guardrails_from_json(text: str | None) -> tuple[Guardrail, ...]:
     if text is None:
         return ()
     return tuple(Guardrail(g["metric"], float(g["margin"])) for g in json.loads(text))
+
+
+def policy_from_json(text: str | None) -> Policy | None:
+    """The policy as stored; none for an experiment stored without one."""
+    if text is None:
+        return None
+    found = json.loads(text)
+    return None if found is None else Policy(bool(found["promote"]), bool(found["rollback"]))
 
 
 class RampSpec(BaseModel):

@@ -41,6 +41,7 @@ experiments = Table(
     # The current weights' period: 0 at creation, one more at every ramp.
     Column("period", Integer, nullable=False, server_default="0"),
     Column("guardrails", Text, nullable=True),  # JSON list; NULL: stored before guardrails
+    Column("policy", Text, nullable=True),  # JSON; NULL: acts only when told
 )
 
 arms = Table(

@@ -31,7 +31,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from service.errors import Conflict, ExperimentNotFound, ExperimentStopped
 from service.experiments import schema
-from service.experiments.definition import Arm, Experiment, guardrails_from_json
+from service.experiments.definition import (
+    Arm,
+    Experiment,
+    guardrails_from_json,
+    policy_from_json,
+)
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 0x68656164  # any constant shared by every process migrating this database
@@ -216,6 +221,9 @@ class ExperimentStore:
                         stopped_at=None,
                         metric=experiment.metric,
                         guardrails=json.dumps([g.to_json() for g in experiment.guardrails]),
+                        policy=None
+                        if experiment.policy is None
+                        else json.dumps(experiment.policy.to_json()),
                     )
                 )
                 (experiment_id,) = result.inserted_primary_key or (None,)
@@ -352,10 +360,21 @@ class ExperimentStore:
         return found
 
     def promote(
-        self, name: str, arm: str, evidence: dict[str, Any], actor: str = "admin"
-    ) -> Experiment:
+        self,
+        name: str,
+        arm: str,
+        evidence: dict[str, Any],
+        actor: str = "admin",
+        *,
+        action: str = "promote",
+        while_running: bool = False,
+    ) -> Experiment | None:
         """Make ``arm``'s variant its model's default, stop the experiment (if it runs), and
-        record both with the ``evidence``, in one transaction."""
+        record both as ``action`` with the ``evidence``, in one transaction.
+
+        With ``while_running`` nothing changes (and None comes back) unless this call is the
+        one that stops the experiment: of several workers or replicas acting on the same
+        results, exactly one does."""
         x, d = schema.experiments, schema.defaults
         now = time.time()
         with self._writing(), self.engine.begin() as connection:
@@ -364,21 +383,24 @@ class ExperimentStore:
                 raise ExperimentNotFound(f"no experiment named {name!r}", experiment=name)
             current = self._with_arms(connection, row._mapping)
             variant = next(a.variant for a in current.arms if a.name == arm)
+            stopped = connection.execute(
+                update(x)
+                .where(x.c.id == current.id)
+                .where(x.c.status == "running")
+                .values(status="stopped", stopped_at=now)
+            ).rowcount
+            if while_running and stopped != 1:
+                return None
             connection.execute(d.delete().where(d.c.model == current.model))
             connection.execute(
                 d.insert().values(
                     model=current.model, variant=variant, set_at=now, experiment_id=current.id
                 )
             )
-            connection.execute(
-                update(x)
-                .where(x.c.id == current.id)
-                .where(x.c.status == "running")
-                .values(status="stopped", stopped_at=now)
-            )
             detail = {"arm": arm, "variant": variant, "model": current.model, **evidence}
-            self._act(connection, current.id, "promote", actor, detail)
+            self._act(connection, current.id, action, actor, detail)
         self._defaults.clear()
+        self._definitions.pop(name, None)
         found = self.get(name)
         assert found is not None
         return found
@@ -480,6 +502,7 @@ class ExperimentStore:
             metric=row["metric"],
             period=int(row["period"]),
             guardrails=guardrails_from_json(row["guardrails"]),
+            policy=policy_from_json(row["policy"]),
         )
 
     # -- exposures ---------------------------------------------------------------------

@@ -78,6 +78,32 @@ def test_create_list_show_stop(server: str, capsys: pytest.CaptureFixture[str]) 
 
 
 @pytest.mark.usefixtures("admin")
+def test_guardrails_and_the_policy_from_the_command_line(
+    server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create = ["experiments", "create", "cli-rails", "--model", "tiny", "--url", server]
+    arms = ["--arm", "a=pretrained", "--arm", "b=baseline"]
+    rails = ["--guardrail", "latency:0.1", "--guardrail", "outcome", "--auto", "rollback"]
+    assert main([*create, *arms, *rails]) == 0
+    capsys.readouterr()
+    assert main(["experiments", "show", "cli-rails", "--json", "--url", server]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["guardrails"] == [
+        {"metric": "latency", "margin": 0.1},
+        {"metric": "outcome", "margin": 0.0},
+    ]
+    assert shown["policy"] == {"promote": False, "rollback": True}
+    assert main(["experiments", "show", "cli-rails", "--url", server]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "guardrail latency (b, margin 0.1): not enough requests yet" in lines
+    bad = ["experiments", "create", "cli-bad", "--model", "tiny", "--url", server, *arms]
+    assert main([*bad, "--guardrail", "latency:x"]) == 2
+    assert "--guardrail latency:x: the margin 'x' is not a number" in capsys.readouterr().err
+    assert main([*bad, "--guardrail", "speed"]) == 1
+    assert "guardrails.0.metric" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("admin")
 def test_server_errors_are_one_line(server: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["experiments", "show", "missing", "--url", server]) == 1
     err = capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""Each experiment's guardrails, as JSON; NULL for those stored before, which have none.
+"""Each experiment's guardrails and automatic policy, as JSON; NULL for those stored before,
+which have no guardrail and act only when told.
 
 Revision ID: 0005
 Revises: 0004
@@ -17,7 +18,9 @@ depends_on: str | None = None
 
 def upgrade() -> None:
     op.add_column("experiments", sa.Column("guardrails", sa.Text, nullable=True))
+    op.add_column("experiments", sa.Column("policy", sa.Text, nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("experiments", "policy")
     op.drop_column("experiments", "guardrails")
