@@ -237,11 +237,13 @@ class Watcher:
             except LoadFailed as exc:
                 failed = exc
             entry = self.actions.append(action, model, variant)
-            # Any action logged between the catch-up and this one was another worker's.
+            # Any other action logged since the catch-up was another worker's.
+            newest = entry.number
             for other in self.actions.after(self.applied):
                 if other.number != entry.number:
                     self._apply(other)
-            self.applied = entry.number
+                newest = max(newest, other.number)
+            self.applied = newest
             self.actions.mark_applied(self.applied)
         deadline = time.monotonic() + WAIT_S
         while self.actions.behind(entry.number):
@@ -260,7 +262,7 @@ class Watcher:
             _quietly(self.store.load_variant, entry.model, entry.variant)
         else:
             _quietly(self.store.unload_variant, entry.model, entry.variant)
-        self.applied = entry.number
+        self.applied = max(self.applied, entry.number)
 
     def poll(self) -> None:
         """Load every variant whose files changed or appeared; unload those that are gone."""
