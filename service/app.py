@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     state.attach(app, DataPlane(store, settings, observe=metrics.observe_run))
 
-    from service.api import experiments, health, meta, query, v1
+    from service.api import audit, experiments, health, meta, query, v1
     from service.v2 import api as v2_api
 
     request_id.init_app(app)
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(v1.bp)
     app.register_blueprint(meta.bp)
     app.register_blueprint(v2_api.bp)
+    app.register_blueprint(audit.bp)
     experiments.init_app(app, settings)
     http_errors.register(app)
     metrics.declare_series(app)

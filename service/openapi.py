@@ -56,7 +56,11 @@ TAGS: tuple[dict[str, str], ...] = (
         "name": "V2",
         "description": "The Open Inference Protocol (KServe V2) with Triton's extensions.",
     },
-    {"name": "experiments", "description": "Online A/B experiments and their feedback (tokens)."},
+    {
+        "name": "experiments",
+        "description": "Online A/B experiments, their feedback, and the audit of model loads "
+        "(tokens).",
+    },
     {"name": "operations", "description": "Probes, metrics, this document and the pages."},
 )
 """The groups the docs page shows, in order; every operation carries exactly one."""
@@ -215,7 +219,7 @@ def tag_of(path: str) -> str:
     """The group of the operations under ``path``."""
     if path.startswith("/v2"):
         return "V2"
-    if path.startswith(("/v1/experiments", "/v1/feedback", "/experiments")):
+    if path.startswith(("/v1/experiments", "/v1/feedback", "/experiments", "/v1/repository")):
         return "experiments"
     if path.startswith("/v1/"):
         return "v1"
@@ -320,6 +324,13 @@ def _experiment_paths() -> dict[str, Any]:
                 **_admin("Stop routing requests to an experiment (admin token).", (*auth, "404")),
                 "parameters": [name],
             }
+        },
+        "/v1/repository/actions": {
+            "get": _admin(
+                "The latest 100 model loads and unloads, newest first: when, what, and how it "
+                "went (admin token).",
+                auth,
+            )
         },
         "/v1/feedback": {
             "post": _admin(

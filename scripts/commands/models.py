@@ -1,11 +1,15 @@
-"""``headstart models list``: what a model repository holds, and what is wrong with it."""
+"""``headstart models``: what a model repository holds and what is wrong with it (``list``),
+and, on a running server, loading and unloading models and their history."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+from urllib.parse import quote
 
+from scripts.commands._connection import add_connection_options, client
 from scripts.commands._options import add_repository_option
 from service.repository import scan_repository
 from service.settings import Settings
@@ -28,6 +32,45 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_repository_option(listing)
     listing.set_defaults(func=run_list)
+    for action, summary in (
+        ("load", "load a model from the server's repository again (a new or rebuilt one)"),
+        ("unload", "stop serving a model until it is loaded again"),
+    ):
+        command = actions.add_parser(
+            action,
+            help=summary,
+            description=f"On a running server, {summary}, in every worker (admin token).",
+        )
+        add_connection_options(command)
+        command.add_argument("name", help="the V2 name, <model>-<variant>, e.g. mnist-pretrained")
+        command.set_defaults(func=run_change, change=action)
+    history = actions.add_parser(
+        "history",
+        help="the server's latest model loads and unloads",
+        description="The server's latest 100 model loads and unloads, oldest first (admin token).",
+    )
+    add_connection_options(history)
+    history.set_defaults(func=run_history)
+
+
+def run_change(args: argparse.Namespace) -> int:
+    client(args).request("POST", f"/v2/repository/models/{quote(args.name, safe='')}/{args.change}")
+    print(f"{args.change}ed {args.name} in every worker")
+    return 0
+
+
+def run_history(args: argparse.Namespace) -> int:
+    found = client(args).request("GET", "/v1/repository/actions")["actions"]
+    if not found:
+        print("no loads or unloads yet")
+    for action in reversed(found):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(action["at"]))
+        detail = action["detail"].get("reason") or action["detail"].get("onnx_sha256", "")
+        print(
+            f"{when} UTC  {action['action']} {action['model']}-{action['variant']} by "
+            f"{action['actor']}: {action['outcome']}" + (f" ({detail})" if detail else "")
+        )
+    return 0
 
 
 def run_list(args: argparse.Namespace) -> int:

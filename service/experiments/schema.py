@@ -106,6 +106,19 @@ defaults = Table(
     Column("experiment_id", _ID, ForeignKey("experiments.id"), nullable=True),
 )
 
+repository_actions = Table(
+    "repository_actions",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("action", String(10), nullable=False),  # load, unload
+    Column("model", String(200), nullable=False),
+    Column("variant", String(200), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("outcome", String(10), nullable=False),  # done, failed
+    Column("detail", Text, nullable=False),  # JSON: the model file's sha256, or why it failed
+)
+
 feedback = Table(
     "feedback",
     metadata,

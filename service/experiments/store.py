@@ -423,6 +423,42 @@ class ExperimentStore:
         self._defaults[model] = (found, now)
         return found
 
+    def record_repository_action(
+        self, action: str, model: str, variant: str, outcome: str, detail: dict[str, Any]
+    ) -> None:
+        """Note a load or unload of a model (by the admin, the only actor that can ask)."""
+        with self._writing(), self.engine.begin() as connection:
+            connection.execute(
+                schema.repository_actions.insert().values(
+                    action=action,
+                    model=model,
+                    variant=variant,
+                    actor="admin",
+                    at=time.time(),
+                    outcome=outcome,
+                    detail=json.dumps(detail),
+                )
+            )
+
+    def repository_actions(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest loads and unloads, newest first."""
+        t = schema.repository_actions
+        query = select(t).order_by(t.c.id.desc()).limit(limit)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        return [
+            {
+                "action": row["action"],
+                "model": row["model"],
+                "variant": row["variant"],
+                "actor": row["actor"],
+                "at": row["at"],
+                "outcome": row["outcome"],
+                "detail": json.loads(row["detail"]),
+            }
+            for row in rows
+        ]
+
     def periods(self, experiment_id: int) -> list[Period]:
         """The experiment's weights over time, oldest first."""
         p = schema.periods

@@ -9,10 +9,11 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 
-from service.api import routed
+from service.api import audit, routed
 from service.api.auth import require_admin
-from service.errors import BadRequest
+from service.errors import BadRequest, LoadFailed
 from service.metrics import record_images, variant_counts
+from service.naming import split_v2_name
 from service.request_id import current as current_request_id
 from service.state import plane, settings
 from service.v2 import codec, triton
@@ -110,10 +111,20 @@ def repository_unload(name: str) -> ResponseReturnValue:
 def _repository_change(action: Literal["load", "unload"], name: str) -> ResponseReturnValue:
     require_admin()
     _repository_request(action)
+    current = plane()
+    model, variant = split_v2_name(name)
+    try:
+        if action == "load":
+            current.load(name)
+        else:
+            current.unload(name)
+    except LoadFailed as exc:
+        audit.record(action, model, variant, "failed", {"reason": exc.message})
+        raise
+    detail = {}
     if action == "load":
-        plane().load(name)
-    else:
-        plane().unload(name)
+        detail["onnx_sha256"] = current.store.models[model][variant].manifest.onnx_sha256
+    audit.record(action, model, variant, "done", detail)
     return jsonify({})
 
 

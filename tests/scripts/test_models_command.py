@@ -54,3 +54,31 @@ def test_bad_entries_give_one_line_each(
 def test_empty_repository(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "list", "--model-repository", str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip() == f"no models in {tmp_path}"
+
+
+def test_load_unload_and_history_on_a_running_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.builders import write_repository, write_variant
+    from tests.server import running_server
+
+    repository = write_repository(tmp_path / "repo")
+    monkeypatch.setenv("HEADSTART_ADMIN_TOKEN", "models-token")
+    with running_server(repository, {"HEADSTART_ADMIN_TOKEN": "models-token"}) as url:
+        write_variant(repository, "fresh", "pretrained", seed=3)
+        assert main(["models", "load", "fresh-pretrained", "--url", url]) == 0
+        assert capsys.readouterr().out == "loaded fresh-pretrained in every worker\n"
+        assert main(["models", "unload", "fresh-pretrained", "--url", url]) == 0
+        assert capsys.readouterr().out == "unloaded fresh-pretrained in every worker\n"
+        (repository / "tiny" / "baseline" / "manifest.json").write_text("{")
+        assert main(["models", "load", "tiny-baseline", "--url", url]) == 1
+        error = capsys.readouterr().err
+        assert error.startswith("headstart: error: POST /v2/repository/models/tiny-baseline/load")
+        assert "HTTP 400: tiny/baseline/manifest.json: " in error
+        assert main(["models", "history", "--url", url]) == 0
+        lines = [line.split("  ", 1)[1] for line in capsys.readouterr().out.splitlines()]
+    assert [line.split(" (")[0] for line in lines] == [
+        "load fresh-pretrained by admin: done",
+        "unload fresh-pretrained by admin: done",
+        "load tiny-baseline by admin: failed",
+    ]

@@ -288,3 +288,24 @@ def test_a_worker_still_starting_when_a_load_was_logged_catches_up(
     assert "pretrained" in starting.store.models["fresh"]
     # What it read from disk and is unchanged there is not opened a second time.
     assert starting.store.models["tiny"]["pretrained"] is first
+
+
+def test_every_load_and_unload_is_in_the_audit_trail(client: FlaskClient, repository: Path) -> None:
+    assert _admin(client, "unload", "tiny-baseline") == 200
+    assert _admin(client, "load", "tiny-baseline") == 200
+    (repository / "tiny" / "pretrained" / "model.onnx").write_bytes(b"half a model")
+    assert _admin(client, "load", "tiny-pretrained") == 400
+    assert _admin(client, "unload", "absent-pretrained") == 404  # nothing happened: no record
+    assert client.get("/v1/repository/actions").status_code == 401
+    trail = client.get("/v1/repository/actions", headers=ADMIN).get_json()["actions"]
+    assert [(a["action"], a["model"], a["variant"], a["outcome"]) for a in trail] == [
+        ("load", "tiny", "pretrained", "failed"),
+        ("load", "tiny", "baseline", "done"),
+        ("unload", "tiny", "baseline", "done"),
+    ]
+    assert trail[0]["detail"]["reason"].startswith("tiny/pretrained/model.onnx: sha256 ")
+    manifest = client.get("/v1/models/tiny").get_json()["variants"]
+    (baseline,) = [v for v in manifest if v["variant"] == "baseline"]
+    assert trail[1]["detail"] == {"onnx_sha256": baseline["onnx_sha256"]}
+    assert {a["actor"] for a in trail} == {"admin"}
+    assert trail[0]["at"] >= trail[1]["at"] >= trail[2]["at"]
