@@ -275,3 +275,15 @@ def test_a_lost_database_leaves_the_default_variant_as_last_known(
     monkeypatch.setattr(store.engine, "connect", lost)
     assert store.default_variant("tiny") == "baseline"  # kept, not raised into a request
     assert store.default_variant("other") is None
+
+
+def test_model_loads_are_kept_newest_first(store: ExperimentStore) -> None:
+    store.record_repository_action("load", "m", "pretrained", "done", {"onnx_sha256": "ab"})
+    store.record_repository_action("load", "m", "baseline", "failed", {"reason": "x" * 5000})
+    found = store.repository_actions()
+    assert [(a["variant"], a["outcome"], a["actor"]) for a in found] == [
+        ("baseline", "failed", "admin"),
+        ("pretrained", "done", "admin"),
+    ]
+    assert found[0]["detail"] == {"reason": "x" * 5000}  # a long reason is kept whole
+    assert len(store.repository_actions(limit=1)) == 1
