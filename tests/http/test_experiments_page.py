@@ -35,9 +35,9 @@ def test_the_page_loads_nothing_from_elsewhere() -> None:
     html = PAGE.read_text()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
     assert "fetch(path" in html
-    # Every route the script calls exists and answers JSON.
+    # Every route the script calls is one of the admin routes, on this server.
     for path in re.findall(r"api\(`?\"?(/v1/[a-z]+)", html):
-        assert path == "/v1/experiments"
+        assert path in ("/v1/experiments", "/v1/repository")
 
 
 @pytest.mark.system
@@ -95,6 +95,10 @@ def three_arms(tmp_path: Path) -> Iterator[str]:
             f"{url}/v1/feedback", json={"items": items}, headers=FEEDBACK, timeout=30
         )
         assert stored.json()["stored"] == 120, stored.text
+        loaded = requests.post(
+            f"{url}/v2/repository/models/tiny-baseline/load", headers=ADMIN, timeout=60
+        )
+        assert loaded.status_code == 200, loaded.text
         yield url
 
 
@@ -130,7 +134,18 @@ def test_every_contrast_is_drawn_at_its_level_and_a_stop_is_shown(
         page.dispatch_event("#pick", "change")
         page.wait_for_selector("#decision.stopped")
         assert page.inner_text("#decision").startswith("stopped before a verdict")
-        trail = page.locator("#actions tr").all_inner_texts()
-        assert [row.split("\t")[1:3] for row in trail] == [["create", "admin"], ["stop", "admin"]]
+        trail = _cells(page, "#actions tr")
+        assert [row[1:3] for row in trail] == [["create", "admin"], ["stop", "admin"]]
         assert "stopped" in page.inner_text("#title")
+        (load,) = _cells(page, "#loads tr")
+        assert load[1:5] == ["load", "tiny-baseline", "admin", "done"]
     assert problems == []
+
+
+def _cells(page: Any, rows: str) -> list[list[str]]:
+    """The text of every cell of the ``rows``, read from the DOM (not from the layout, which
+    ``innerText`` depends on)."""
+    found: list[list[str]] = page.locator(rows).evaluate_all(
+        "rows => rows.map((r) => [...r.cells].map((c) => c.textContent))"
+    )
+    return found
