@@ -355,7 +355,7 @@ def test_help_offers_quick_and_full_and_says_how_long_each_takes(
     assert "{quick,full}" in text
     assert "tiny" not in text
     assert "quick: about 25 to 45 minutes" in text
-    assert "full: about 75 minutes on 2 CPU cores with --jobs 2" in text
+    assert "full: about 2 hours on 2 CPU cores with --jobs 2" in text
 
 
 @pytest.mark.parametrize(
