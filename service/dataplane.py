@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from service import catalog, deadline, results
 from service.decode import Decoded, DecodeOptions, decode_images
-from service.errors import LoadFailed, ModelNotFound, NotFound, NotReady
+from service.errors import ModelNotFound, NotFound, NotReady
 from service.live_repository import ActionLog, Watcher
 from service.naming import DEFAULT_VARIANT, split_v2_name, v2_name
 from service.runtime import OUTPUTS, LoadedVariant, ModelStore, Outputs, reset_timing, run_timing
@@ -89,7 +89,7 @@ class DataPlane:
         """(Re)load the V2 model ``<model>-<variant>`` from the repository, in every worker."""
         model, variant = split_v2_name(name)
         if not model:
-            raise LoadFailed(f"{name!r} names no variant: V2 names are <model>-<variant>")
+            raise ModelNotFound(f"unknown model {name!r}: V2 names are <model>-<variant>")
         self.repository.request("load", model, variant)
 
     def unload(self, name: str) -> None:

@@ -16,7 +16,13 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from service.errors import NotFound, PayloadTooLarge, ServiceError, UnsupportedMediaType
+from service.errors import (
+    NotFound,
+    PayloadTooLarge,
+    ServiceError,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from service.manifest import VARIANTS
 from service.metrics import record_error
 from service.naming import DEFAULT_VARIANT, split_v2_name
@@ -39,7 +45,10 @@ def register(app: Flask) -> None:
 
 
 def _service_error(exc: ServiceError) -> Response:
-    return _render(exc.status_code, exc.code, exc.message, exc.details)
+    response = _render(exc.status_code, exc.code, exc.message, exc.details)
+    if isinstance(exc, Unauthorized):  # every token-gated route, whichever protocol
+        response.headers["WWW-Authenticate"] = 'Bearer realm="headstart"'
+    return response
 
 
 def _http_error(exc: HTTPException) -> Response:

@@ -443,7 +443,7 @@ def _repository_paths() -> dict[str, Any]:
     )
     unload = "Stop serving the model, in every worker, until it is loaded again (admin token)."
     for action, summary, errors in (
-        ("load", load, ("400", "401", "403", "503")),
+        ("load", load, ("400", "401", "403", "404", "503")),
         ("unload", unload, ("400", "401", "403", "404", "503")),
     ):
         paths[f"/v2/repository/models/{{name}}/{action}"] = {
@@ -477,7 +477,7 @@ _V2_ADMIN_ERRORS: dict[str, str] = {
     "400": "The folder cannot be loaded, or a malformed body (the message names the file and why).",
     "401": "No bearer token, or a wrong one.",
     "403": "The route is off: HEADSTART_ADMIN_TOKEN is not set.",
-    "404": "The model is not served.",
+    "404": "No such model: not a folder of the repository (load), or not served (unload).",
     "503": "Applied here, but another worker had not applied it after 30 s (the message says which).",
 }
 

@@ -222,11 +222,16 @@ class ModelStore:
 
         ``LoadFailed`` says why it cannot be served; whatever served before keeps serving."""
         key = (model, variant)
-        if variant not in VARIANTS or not _safe_name(model):
-            raise LoadFailed(f"{model}/{variant}: not a variant of a model in the repository")
+        folder = self.root / model / variant
+        if variant not in VARIANTS or not _safe_name(model) or not folder.is_dir():
+            raise ModelNotFound(
+                f"no model {model}-{variant} in the repository: no folder {model}/{variant}"
+                f" (variants are {', '.join(VARIANTS)})",
+                model=model,
+            )
         with self._changing:
             try:
-                entry = load_entry(self.root / model / variant, model=model, variant=variant)
+                entry = load_entry(folder, model=model, variant=variant)
                 served = self.models.get(model, {}).get(variant)
                 if unless_same and served is not None and served.manifest == entry.manifest:
                     return served

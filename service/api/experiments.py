@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app
+from flask import Blueprint, Flask, current_app
 from flask.typing import ResponseReturnValue
 
 from service import state
@@ -30,13 +30,6 @@ def init_app(app: Flask, settings: Settings) -> None:
         state.plane_of(app).promoted = store.default_variant
     app.register_blueprint(bp)
     app.register_blueprint(feedback.bp)
-
-
-@bp.after_request
-def _challenge(response: Response) -> Response:
-    if response.status_code == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="headstart"'
-    return response
 
 
 @bp.get("/experiments")

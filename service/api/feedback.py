@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint
 from flask.typing import ResponseReturnValue
 from pydantic import (
     BaseModel,
@@ -115,13 +115,6 @@ def _at_most_max_items(body: bytes) -> None:
             f"{MAX_ITEMS} items per request; send the rest in another request",
             field="items",
         )
-
-
-@bp.after_request
-def _challenge(response: Response) -> Response:
-    if response.status_code == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="headstart"'
-    return response
 
 
 @bp.post("/v1/feedback")

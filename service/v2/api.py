@@ -6,6 +6,7 @@ from typing import Literal
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 
@@ -20,6 +21,7 @@ from service.v2 import codec, triton
 from service.v2.metadata import model_metadata as describe
 from service.v2.metadata import server_metadata as describe_server
 from service.v2.response import inference_response
+from service.v2.schemas import RepositoryLoadRequest
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 
@@ -129,25 +131,21 @@ def _repository_change(action: Literal["load", "unload"], name: str) -> Response
 
 
 def _repository_request(action: str) -> None:
-    """Triton's load and unload bodies: empty, or a JSON object of ``parameters``; the
-    parameters that override a model's configuration or files have no meaning here."""
+    """Triton's load and unload bodies: empty, or a JSON object of ``parameters`` (see
+    :class:`RepositoryLoadRequest`)."""
     if not request.get_data():
         return
     body = request.get_json(silent=True, force=True)
-    if not isinstance(body, dict) or sorted(set(body) - {"parameters"}):
-        raise BadRequest(f"{action} request: send no body, or a JSON object of 'parameters'")
-    parameters = body.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise BadRequest(f"{action} request: 'parameters' must be a JSON object")
-    if refused := sorted(k for k in parameters if k not in _IGNORED_PARAMETERS):
+    try:
+        RepositoryLoadRequest.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the body"
         raise BadRequest(
-            f"{action} request: parameters {refused} are not supported (the model is "
-            "loaded from its folder in the repository as it is)"
-        )
-
-
-_IGNORED_PARAMETERS = ("unload_dependents",)
-"""Triton's unload parameter for ensembles: headstart has none, so there is nothing to do."""
+            f"{action} request: {where}: {first['msg']} (send no body, or a JSON object whose "
+            "'parameters' hold at most 'unload_dependents'; the model is loaded from its "
+            "folder as it is)"
+        ) from None
 
 
 @bp.post("/models/<name>/infer")

@@ -140,14 +140,24 @@ class RepositoryIndexRequest(BaseModel):
     """Only the entries that are ready."""
 
 
-class RepositoryLoadRequest(BaseModel):
-    """Triton's ``$repository_load_request`` and ``$repository_unload_request``; an empty body
-    is the same as ``{}``. Of the parameters only ``unload_dependents`` is taken (and has
-    nothing to do): the model is loaded from its folder as it is."""
+class RepositoryParameters(BaseModel):
+    """Of Triton's load and unload parameters, the one that means something here: none of
+    those that override a model's configuration or files (the model is loaded from its folder
+    as it is)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    parameters: dict[str, Any] | None = None
+    unload_dependents: bool | None = None
+    """Triton's, for ensembles: headstart has none, so there is nothing to do."""
+
+
+class RepositoryLoadRequest(BaseModel):
+    """Triton's ``$repository_load_request`` and ``$repository_unload_request``; an empty body
+    is the same as ``{}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parameters: RepositoryParameters | None = None
 
 
 class RepositoryEntry(_Answer):

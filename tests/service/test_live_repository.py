@@ -130,15 +130,17 @@ def test_unloading_stops_serving_until_loaded_again(client: FlaskClient) -> None
 @pytest.mark.parametrize(
     ("name", "status", "message"),
     [
-        ("nohyphen", 400, "names no variant"),
-        ("tiny-student", 400, "tiny/student: not a variant of a model in the repository"),
-        ("..-pretrained", 400, "not a variant of a model in the repository"),
-        ("absent-pretrained", 400, "absent/pretrained/manifest.json: missing"),
+        ("nohyphen", 404, "unknown model 'nohyphen': V2 names are <model>-<variant>"),
+        ("tiny-student", 404, "no model tiny-student in the repository: no folder tiny/student"),
+        ("..-pretrained", 404, "no model ..-pretrained in the repository"),
+        ("absent-pretrained", 404, "no folder absent/pretrained"),
+        ("empty-pretrained", 400, "empty/pretrained/manifest.json: missing"),
     ],
 )
 def test_a_load_of_something_that_is_not_a_model_says_why(
-    client: FlaskClient, name: str, status: int, message: str
+    client: FlaskClient, repository: Path, name: str, status: int, message: str
 ) -> None:
+    (repository / "empty" / "pretrained").mkdir(parents=True)  # a folder, with no model yet
     response = client.post(f"/v2/repository/models/{name}/load", headers=ADMIN)
     assert response.status_code == status
     assert message in response.get_json()["error"]
