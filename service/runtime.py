@@ -223,7 +223,7 @@ class ModelStore:
         ``LoadFailed`` says why it cannot be served; whatever served before keeps serving."""
         key = (model, variant)
         folder = self.root / model / variant
-        if variant not in VARIANTS or not _safe_name(model) or not folder.is_dir():
+        if not self._in_repository(model, variant):
             raise ModelNotFound(
                 f"no model {model}-{variant} in the repository: no folder {model}/{variant}"
                 f" (variants are {', '.join(VARIANTS)})",
@@ -253,10 +253,19 @@ class ModelStore:
         return loaded
 
     def unload_variant(self, model: str, variant: str) -> None:
-        """Stop serving one variant; ``VariantNotFound`` or ``ModelNotFound`` if it is not served."""
+        """Stop serving one variant. A variant of the repository this process does not serve
+        (it failed to load, or appeared after this process read the repository) is noted as
+        unloaded all the same, so every process answers for it alike; ``ModelNotFound`` or
+        ``VariantNotFound`` for a name with no folder in the repository."""
+        key = (model, variant)
         with self._changing:
-            if (model, variant) in self.unloaded:
+            if key in self.unloaded:
                 return  # as Triton's unload: asking twice is no error
+            if variant not in self.models.get(model, {}) and self._in_repository(model, variant):
+                self.unloaded.add(key)
+                self.problems = self._others(key)
+                self.load_failures.pop(key, None)
+                return
             self.variant(model, variant)
             models = {name: dict(variants) for name, variants in self.models.items()}
             del models[model][variant]
@@ -266,6 +275,11 @@ class ModelStore:
             self.unloaded.add((model, variant))
             self.load_failures.pop((model, variant), None)
         log.info("unloaded %s/%s", model, variant)
+
+    def _in_repository(self, model: str, variant: str) -> bool:
+        """Whether ``<root>/<model>/<variant>`` is a folder of the repository (and the names
+        can only point inside it)."""
+        return variant in VARIANTS and _safe_name(model) and (self.root / model / variant).is_dir()
 
     def _others(self, key: tuple[str, str]) -> list[Problem]:
         """The problems that are not about the variant ``key``."""

@@ -311,3 +311,21 @@ def test_every_load_and_unload_is_in_the_audit_trail(client: FlaskClient, reposi
     assert trail[1]["detail"] == {"onnx_sha256": baseline["onnx_sha256"]}
     assert {a["actor"] for a in trail} == {"admin"}
     assert trail[0]["at"] >= trail[1]["at"] >= trail[2]["at"]
+
+
+def test_a_worker_that_starts_after_a_load_and_an_unload_answers_as_the_others(
+    repository: Path, tmp_path: Path
+) -> None:
+    """It read the repository before the model was added, and its log once the model had
+    been loaded and unloaded again: it must say "unloaded", as every other worker does, not
+    "unknown model"."""
+    folder = tmp_path / "control"
+    late = Watcher(_store(repository), ActionLog(folder, "late"))
+    asked = Watcher(_store(repository), ActionLog(folder, "asked"))
+    asked.start_from_log()
+    write_variant(repository, "fresh", "pretrained", seed=8)
+    asked.request("load", "fresh", "pretrained")
+    asked.request("unload", "fresh", "pretrained")
+    late.start_from_log()
+    for store in (asked.store, late.store):
+        assert store.failure("fresh", "pretrained") == UNLOADED
