@@ -316,10 +316,7 @@ class ExperimentStore:
         x, a = schema.experiments, schema.arms
         now = time.time()
         with self._writing(), self.engine.begin() as connection:
-            row = connection.execute(select(x).where(x.c.name == name)).first()
-            if row is None:
-                raise ExperimentNotFound(f"no experiment named {name!r}", experiment=name)
-            current = self._with_arms(connection, row._mapping)
+            current = self._named(connection, name)
             if current.status != "running":
                 raise ExperimentStopped(
                     f"experiment {name!r} is stopped: its weights no longer matter",
@@ -378,10 +375,7 @@ class ExperimentStore:
         x, d = schema.experiments, schema.defaults
         now = time.time()
         with self._writing(), self.engine.begin() as connection:
-            row = connection.execute(select(x).where(x.c.name == name)).first()
-            if row is None:
-                raise ExperimentNotFound(f"no experiment named {name!r}", experiment=name)
-            current = self._with_arms(connection, row._mapping)
+            current = self._named(connection, name)
             variant = next(a.variant for a in current.arms if a.name == arm)
             stopped = connection.execute(
                 update(x)
@@ -515,6 +509,14 @@ class ExperimentStore:
                 detail=json.dumps(detail),
             )
         )
+
+    def _named(self, connection: Connection, name: str) -> Experiment:
+        """The experiment ``name`` as ``connection`` sees it; :class:`ExperimentNotFound`."""
+        x = schema.experiments
+        row = connection.execute(select(x).where(x.c.name == name)).first()
+        if row is None:
+            raise ExperimentNotFound(f"no experiment named {name!r}", experiment=name)
+        return self._with_arms(connection, row._mapping)
 
     @staticmethod
     def _with_arms(connection: Connection, row: Any) -> Experiment:
