@@ -79,7 +79,7 @@ endif
 # headstart build trains both variants first, then exports each beside the old one and swaps
 # it in once it has passed its checks: an interrupted rebuild leaves every variant whole.
 models: $(TRAIN_STAMP)
-	$(BIN)/headstart build --model-repository model_repository
+	$(BIN)/headstart build --replace --model-repository model_repository
 
 test: system-packages lint typecheck pytest
 

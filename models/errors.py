@@ -17,3 +17,7 @@ class ConfigError(ModelsError):
 
 class ExportError(ModelsError):
     """An exported graph that fails the checker or disagrees with torch."""
+
+
+class PlacementError(ModelsError):
+    """A variant folder that cannot take a new version as it is."""

@@ -7,6 +7,7 @@ The graph takes ``image: uint8 [N, C, H, W]`` (N dynamic), scales inside, and re
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -24,6 +25,7 @@ from models.checkpoint import plain_json
 from models.errors import ExportError
 from models.evaluate import Metrics
 from models.nets import Classifier, Exportable, arch_kind
+from models.placement import place, plan
 from service.manifest import ONNX_FILE, Framing, Manifest, sha256_file
 from service.version import __version__
 
@@ -138,6 +140,7 @@ class Provenance:
     split_seed: int
     seed: int
     fine_tuning: dict[str, Any]
+    version: str = "1"
 
 
 def build_manifest(
@@ -149,6 +152,7 @@ def build_manifest(
         {
             "name": provenance.name,
             "variant": provenance.variant,
+            "version": provenance.version,
             "architecture": {
                 "kind": arch_kind(model.config),
                 "settings": plain_json(model.config.__dict__),
@@ -198,8 +202,13 @@ def export_variant(
     provenance: Provenance,
     metrics: Metrics,
     parity_images: torch.Tensor,
+    *,
+    replace: bool = True,
+    make_default: bool = False,
 ) -> tuple[Path, Manifest, Parity]:
-    """Export, check and describe one variant into ``<repository>/<name>/<variant>``.
+    """Export, check and describe one variant into ``<repository>/<name>/<variant>``: in
+    place of what is there (``replace``), or as its next version, which becomes the default
+    only with ``make_default``.
 
     The files are written to a hidden sibling folder and moved into place only once the
     graph passed every check, so a failed export never leaves a half-written variant.
@@ -207,6 +216,8 @@ def export_variant(
     model_dir = repository / provenance.name
     model_dir.mkdir(parents=True, exist_ok=True)
     target = model_dir / provenance.variant
+    placement = plan(target, replace=replace, make_default=make_default)
+    provenance = dataclasses.replace(provenance, version=placement.version)
     staging = Path(tempfile.mkdtemp(prefix=f".{provenance.variant}-", dir=model_dir))
     try:
         onnx_path = staging / ONNX_FILE
@@ -215,12 +226,7 @@ def export_variant(
         manifest = build_manifest(model, provenance, metrics, sha256_file(onnx_path))
         manifest.write(staging)
         _share(staging)
-        if target.exists():
-            old = model_dir / f".{provenance.variant}-old"
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-            shutil.rmtree(old)
-        staging.rename(target)
+        placed = place(staging, target, placement)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target, manifest, parity
+    return placed, manifest, parity

@@ -115,9 +115,12 @@ def export_trained(
     metrics: Metrics | None = None,
     finetune: dict[str, Any] | None = None,
     mode: Mode = Mode.supervised,
+    replace: bool = True,
+    make_default: bool = False,
 ) -> tuple[Path, Manifest, Parity]:
     """Export one fine-tuned model as ``pretrained`` (or ``baseline`` when method is none),
-    fine-tuned in ``mode``."""
+    fine-tuned in ``mode``: in place of the variant's versions, or as its next version (see
+    :func:`models.export.export_variant`)."""
     method = report.method
     variant = "baseline" if method == Method.none else "pretrained"
     metrics = metrics or test_metrics(model, prepared)
@@ -163,7 +166,15 @@ def export_trained(
         fine_tuning=fine_tuning,
     )
     parity_images, _ = prepared.test()
-    return export_variant(model, repository, provenance, metrics, parity_images)
+    return export_variant(
+        model,
+        repository,
+        provenance,
+        metrics,
+        parity_images,
+        replace=replace,
+        make_default=make_default,
+    )
 
 
 __all__ = ["export_trained", "load_data", "open_stage", "save_stage", "test_metrics"]

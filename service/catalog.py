@@ -32,8 +32,11 @@ def summary(manifest: Manifest) -> str:
     )
 
 
-def describe_model(variants: dict[str, LoadedVariant]) -> dict[str, Any]:
-    """One model: classes, input spec, embedding size, and each variant's provenance and metrics."""
+def describe_model(
+    variants: dict[str, LoadedVariant], versions: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
+    """One model: classes, input spec, embedding size, and each variant's provenance and
+    metrics (of its default version), with every loaded version of each in ``versions``."""
     first = next(iter(variants.values())).manifest
     described = []
     for loaded in variants.values():
@@ -43,6 +46,7 @@ def describe_model(variants: dict[str, LoadedVariant]) -> dict[str, Any]:
                 "variant": m.variant,
                 "summary": summary(m),
                 "version": m.version,
+                "versions": (versions or {}).get(m.variant, [m.version]),
                 "architecture": m.architecture.model_dump(mode="json"),
                 "pretraining": m.pretraining.model_dump(mode="json"),
                 "training": m.training.model_dump(mode="json"),

@@ -23,6 +23,7 @@ from service.naming import DEFAULT_VARIANT, split_v2_name, v2_name
 from service.runtime import OUTPUTS, LoadedVariant, ModelStore, Outputs, reset_timing, run_timing
 from service.settings import Settings
 from service.v2 import inference as v2_inference
+from service.v2 import metadata as v2_metadata
 from service.v2.metadata import model_spec
 from service.v2.request import InferenceRequest
 
@@ -46,8 +47,9 @@ class DataPlane:
             store, ActionLog(settings.control_directory), settings.repository_poll_seconds
         )
         """Loads and unloads variants while serving, in this worker and in every other."""
-        self.promoted: Callable[[str], str | None] | None = None
-        """Where a model's promoted default variant is kept (the experiments store), if any."""
+        self.promoted: Callable[[str], tuple[str, str | None] | None] | None = None
+        """Where a model's promoted default variant and version are kept (the experiments
+        store), if anywhere."""
 
     # --- resolving names ------------------------------------------------------------------
 
@@ -55,17 +57,30 @@ class DataPlane:
         """The variant v1 serves when a request names none: the one an experiment promoted,
         while it is loaded, else ``pretrained``."""
         promoted = self.promoted(model) if self.promoted is not None else None
-        if promoted is not None and promoted in self.store.models.get(model, {}):
-            return promoted
+        if promoted is not None and promoted[0] in self.store.models.get(model, {}):
+            return promoted[0]
         return DEFAULT_VARIANT
 
-    def variant(self, model: str, variant: str) -> LoadedVariant:
-        """A variant by v1's names; 404 lists the known ones, 503 says why one failed to load."""
-        return self.store.variant(model, variant)
+    def default_version(self, model: str, variant: str) -> str | None:
+        """The version of ``variant`` served when a request names none: the one an experiment
+        promoted, while it is loaded, else None (the repository's default version)."""
+        promoted = self.promoted(model) if self.promoted is not None else None
+        if promoted is None or promoted[0] != variant or promoted[1] is None:
+            return None
+        if promoted[1] in self.store.versions.get(model, {}).get(variant, {}):
+            return promoted[1]
+        return None
+
+    def variant(self, model: str, variant: str, version: str | None = None) -> LoadedVariant:
+        """A variant by v1's names, at ``version`` or its default one; 404 lists the known
+        ones, 503 says why one failed to load."""
+        if version is None:
+            version = self.default_version(model, variant)
+        return self.store.variant(model, variant, version)
 
     def v2_variant(self, name: str, version: str | None = None) -> LoadedVariant:
-        """The variant behind a V2 name ``<model>-<variant>``; 404 when unknown, 503 when it
-        failed to load."""
+        """The variant behind a V2 name ``<model>-<variant>``, at ``version`` or its default
+        one; 404 when unknown, 503 when it failed to load."""
         self.store.require_ready()
         model, variant = split_v2_name(name)
         loaded = self.store.models.get(model, {}).get(variant) if model else None
@@ -79,11 +94,16 @@ class DataPlane:
                 )
             )
             raise ModelNotFound(f"unknown model {name!r} (known: {known})")
-        if version is not None and version != loaded.manifest.version:
+        if version is None:
+            version = self.default_version(model, variant)
+            if version is None:
+                return loaded
+        versions = self.store.variant_versions(model, variant)
+        if version not in versions:
             raise NotFound(
-                f"model {name!r} has no version {version!r} (available: {loaded.manifest.version})"
+                f"model {name!r} has no version {version!r} (available: {', '.join(versions)})"
             )
-        return loaded
+        return versions[version]
 
     def load(self, name: str) -> None:
         """(Re)load the V2 model ``<model>-<variant>`` from the repository, in every worker."""
@@ -100,8 +120,24 @@ class DataPlane:
         self.repository.request("unload", model, variant)
 
     def served(self) -> list[LoadedVariant]:
-        """Every loaded variant, model by model."""
+        """Every loaded variant (its default version), model by model."""
         return [v for variants in self.store.models.values() for v in variants.values()]
+
+    def served_versions(self) -> list[LoadedVariant]:
+        """Every loaded version of every variant, model by model."""
+        return [
+            version
+            for model, variants in self.store.models.items()
+            for variant in variants
+            for version in self.store.variant_versions(model, variant).values()
+        ]
+
+    def v2_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """V2's ``$metadata_model_response`` for the model, listing every loaded version."""
+        loaded = self.v2_variant(name, version)
+        manifest = loaded.manifest
+        versions = self.store.variant_versions(manifest.name, manifest.variant)
+        return v2_metadata.model_metadata(manifest, list(versions))
 
     def v2_variants(self, name: str | None, version: str | None = None) -> list[LoadedVariant]:
         """The V2 model ``name``, or every served one when ``name`` is ``None``; 503 when none is."""
@@ -161,7 +197,9 @@ class DataPlane:
     def describe(self, model: str) -> dict[str, Any]:
         """One model: classes, input spec, embedding size, provenance and test metrics, and the
         variant served when a request names none."""
-        described = catalog.describe_model(self.store.model(model))
+        served = {name: self.variant(model, name) for name in self.store.model(model)}
+        versions = {name: list(self.store.variant_versions(model, name)) for name in served}
+        described = catalog.describe_model(served, versions)
         return {**described, "default_variant": self.default_variant(model)}
 
     def classify(
@@ -172,11 +210,12 @@ class DataPlane:
         options: DecodeOptions,
         top_k: int,
         include_input: bool = False,
+        version: str | None = None,
     ) -> dict[str, Any]:
         """Per image: the most likely class, its probability and the ``top_k`` classes.
 
         Blank images are flagged; ``include_input`` adds the image the model received."""
-        loaded = self.variant(model, variant)
+        loaded = self.variant(model, variant, version)
         decoded = self.decode_flagged(loaded, images, options)
         probabilities = self.run(loaded, decoded.pixels, ("probabilities",))["probabilities"]
         return results.classification(
@@ -190,9 +229,10 @@ class DataPlane:
         images: Sequence[bytes],
         options: DecodeOptions,
         normalize: bool,
+        version: str | None = None,
     ) -> dict[str, Any]:
         """One embedding vector per image, unit length if ``normalize``; blank images are flagged."""
-        loaded = self.variant(model, variant)
+        loaded = self.variant(model, variant, version)
         decoded = self.decode_flagged(loaded, images, options)
         vectors = self.run(loaded, decoded.pixels, ("embedding",))["embedding"]
         return results.embeddings(

@@ -1,4 +1,9 @@
-"""List and verify a model repository: ``<root>/<model>/<variant>/{model.onnx, manifest.json}``.
+"""List and verify a model repository: ``<root>/<model>/<variant>/{model.onnx, manifest.json}``,
+or numbered versions of a variant, ``<root>/<model>/<variant>/<version>/{...}``.
+
+A variant folder holds its model directly (one version: the manifest's), or one folder per
+version, numbered 1, 2, ...; its ``default_version`` file names the version served when a
+request names none, else the highest is.
 
 Every problem is reported with the path it concerns and the reason; a bad
 entry is skipped, never used and never allowed to break the whole listing.
@@ -6,6 +11,7 @@ entry is skipped, never used and never allowed to break the whole listing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +40,10 @@ class ModelEntry:
     @property
     def variant(self) -> str:
         return self.manifest.variant
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
 
     @property
     def onnx_path(self) -> Path:
@@ -66,13 +76,38 @@ class RepositoryListing:
     root: Path
     entries: list[ModelEntry] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    defaults: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Each variant's default version, by ``(model, variant)``."""
 
     def models(self) -> dict[str, dict[str, ModelEntry]]:
-        """Entries grouped as ``{model: {variant: entry}}``."""
+        """Each variant's default version, grouped as ``{model: {variant: entry}}``."""
         grouped: dict[str, dict[str, ModelEntry]] = {}
         for entry in self.entries:
-            grouped.setdefault(entry.name, {})[entry.variant] = entry
+            if self.defaults.get((entry.name, entry.variant)) == entry.version:
+                grouped.setdefault(entry.name, {})[entry.variant] = entry
         return grouped
+
+
+VERSION_PATTERN = re.compile(r"[1-9][0-9]{0,8}")
+"""A version folder's name: a positive number, as Triton numbers a model's versions."""
+
+DEFAULT_VERSION_FILE = "default_version"
+"""In a variant folder of numbered versions: the version served when a request names none."""
+
+
+@dataclass
+class VariantListing:
+    """What one variant folder holds: its verified versions, and why others cannot be used."""
+
+    entries: list[ModelEntry] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    default: str | None = None
+    """The version served when a request names none; None when no version is usable."""
+
+
+def version_key(version: str) -> tuple[int, str]:
+    """Versions in order: numbered ones by number, any other name after them."""
+    return (int(version), "") if version.isdigit() else (1 << 40, version)
 
 
 def _unreadable(exc: OSError | UnicodeDecodeError) -> str:
@@ -170,9 +205,68 @@ def scan_repository(root: Path) -> RepositoryListing:
                 if not _is_dir(variant_dir):
                     listing.problems.append(Problem(variant_dir, f"variant {variant!r} is missing"))
                     continue
-                entry = load_variant(variant_dir, model=model_dir.name, variant=variant)
             except InvalidEntry as exc:
                 listing.problems.append(exc.problem)
                 continue
-            listing.entries.append(entry)
+            found_variant = scan_variant(variant_dir, model=model_dir.name, variant=variant)
+            listing.entries.extend(found_variant.entries)
+            listing.problems.extend(found_variant.problems)
+            if found_variant.default is not None:
+                listing.defaults[(model_dir.name, variant)] = found_variant.default
     return listing
+
+
+def scan_variant(directory: Path, *, model: str, variant: str) -> VariantListing:
+    """Every verified version in one variant folder, one problem per unusable path, and the
+    default version."""
+    listing = VariantListing()
+    try:
+        if _is_file(directory / MANIFEST_FILE):
+            entry = load_variant(directory, model=model, variant=variant)
+            return VariantListing([entry], [], entry.version)
+        numbered = [p for p in _listed(directory) if VERSION_PATTERN.fullmatch(p.name)]
+        if not numbered:
+            raise InvalidEntry(directory / MANIFEST_FILE, "missing")
+        for extra in _listed(directory):
+            if extra not in numbered and extra.name != DEFAULT_VERSION_FILE:
+                listing.problems.append(
+                    Problem(extra, "not a version folder (versions are numbered 1, 2, ...)")
+                )
+    except InvalidEntry as exc:
+        listing.problems.append(exc.problem)
+        return listing
+    for folder in numbered:
+        try:
+            if not _is_dir(folder):
+                raise InvalidEntry(folder, "not a version folder")
+            entry = load_variant(folder, model=model, variant=variant)
+            if entry.version != folder.name:
+                raise InvalidEntry(
+                    folder / MANIFEST_FILE,
+                    f"describes version {entry.version} but lies in folder {folder.name}",
+                )
+        except InvalidEntry as exc:
+            listing.problems.append(exc.problem)
+            continue
+        listing.entries.append(entry)
+    listing.entries.sort(key=lambda e: version_key(e.version))
+    listing.default = _default_version(directory, listing)
+    return listing
+
+
+def _default_version(directory: Path, listing: VariantListing) -> str | None:
+    """The version the variant folder's marker names, else the highest usable one."""
+    versions = [e.version for e in listing.entries]
+    marker = directory / DEFAULT_VERSION_FILE
+    try:
+        named = marker.read_text(encoding="ascii").strip() if _is_file(marker) else None
+    except (OSError, UnicodeDecodeError, InvalidEntry) as exc:
+        reason = exc.problem.reason if isinstance(exc, InvalidEntry) else _unreadable(exc)
+        listing.problems.append(Problem(marker, reason))
+        named = None
+    if named is not None and named not in versions:
+        listing.problems.append(
+            Problem(marker, f"names version {named!r}, which is not usable here (ignored)")
+        )
+        named = None
+    return named if named is not None else (versions[-1] if versions else None)

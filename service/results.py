@@ -69,7 +69,12 @@ def classification(
         if shown is not None:
             prediction["input"] = shown[i]
         predictions.append(prediction)
-    return {"model": manifest.name, "variant": manifest.variant, "predictions": predictions}
+    return {
+        "model": manifest.name,
+        "variant": manifest.variant,
+        "version": manifest.version,
+        "predictions": predictions,
+    }
 
 
 def embeddings(
@@ -92,6 +97,7 @@ def embeddings(
     return {
         "model": manifest.name,
         "variant": manifest.variant,
+        "version": manifest.version,
         "normalized": normalize,
         "embeddings": [
             {"vector": v, "size": size, "blank": blank}

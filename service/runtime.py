@@ -21,8 +21,14 @@ from numpy.typing import NDArray
 
 from service.errors import LoadFailed, ModelNotFound, NotReady, VariantNotFound
 from service.manifest import VARIANTS, Manifest
-from service.repository import InvalidEntry, ModelEntry, Problem, scan_repository
-from service.repository import load_variant as load_entry
+from service.repository import (
+    InvalidEntry,
+    ModelEntry,
+    Problem,
+    scan_repository,
+    scan_variant,
+    version_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +179,9 @@ class ModelStore:
 
     root: Path
     models: dict[str, dict[str, LoadedVariant]] = field(default_factory=dict)
+    """Each variant's default version."""
+    versions: dict[str, dict[str, dict[str, LoadedVariant]]] = field(default_factory=dict)
+    """Every loaded version, as ``{model: {variant: {version: loaded}}}``."""
     problems: list[Problem] = field(default_factory=list)
     intra_op_threads: int = 1
     wrap: RunWrapper | None = None
@@ -186,7 +195,8 @@ class ModelStore:
     def load(
         cls, root: Path, *, intra_op_threads: int = 1, wrap: RunWrapper | None = None
     ) -> ModelStore:
-        """Load every verified variant in ``root``; log and skip each bad entry."""
+        """Load every verified version of every variant in ``root``; log and skip each bad
+        entry."""
         store = cls(root=root, intra_op_threads=intra_op_threads, wrap=wrap)
         listing = scan_repository(root)
         store.problems.extend(listing.problems)
@@ -196,7 +206,15 @@ class ModelStore:
             except InvalidEntry as exc:
                 store.problems.append(exc.problem)
                 continue
-            store.models.setdefault(entry.name, {})[entry.variant] = variant
+            versions = store.versions.setdefault(entry.name, {}).setdefault(entry.variant, {})
+            versions[entry.version] = variant
+        for name, by_variant in store.versions.items():
+            for variant_name, opened in by_variant.items():
+                default = listing.defaults.get((name, variant_name))
+                chosen = opened.get(default) if default is not None else None
+                if chosen is None:  # the default failed to open: the highest that did serves
+                    chosen = opened[max(opened, key=version_key)]
+                store.models.setdefault(name, {})[variant_name] = chosen
         for problem in store.problems:
             log.warning("model repository: skipped %s", problem)
         for name, variants in store.models.items():
@@ -217,10 +235,12 @@ class ModelStore:
         return LoadedVariant(entry, session, self.wrap)
 
     def load_variant(self, model: str, variant: str, *, unless_same: bool = False) -> LoadedVariant:
-        """Load ``<root>/<model>/<variant>`` as it is on disk now and serve it from now on;
-        with ``unless_same``, keep the variant served if its model file is the one on disk.
+        """Load ``<root>/<model>/<variant>`` as it is on disk now, every version of it, and
+        serve it from now on; with ``unless_same``, keep serving what is served if the
+        variant's versions on disk are the ones served. Returns the default version.
 
-        ``LoadFailed`` says why it cannot be served; whatever served before keeps serving."""
+        ``LoadFailed`` says why it cannot be served (one unusable version is enough); whatever
+        served before keeps serving, every version of it."""
         key = (model, variant)
         folder = self.root / model / variant
         if not self._in_repository(model, variant):
@@ -230,12 +250,27 @@ class ModelStore:
                 model=model,
             )
         with self._changing:
+            served = self.versions.get(model, {}).get(variant, {})
             try:
-                entry = load_entry(folder, model=model, variant=variant)
-                served = self.models.get(model, {}).get(variant)
-                if unless_same and served is not None and served.manifest == entry.manifest:
-                    return served
-                loaded = self._open(entry)
+                found = scan_variant(folder, model=model, variant=variant)
+                if found.problems:
+                    raise InvalidEntry(found.problems[0].path, found.problems[0].reason)
+                assert found.default is not None  # no problem: at least one version
+                manifests = {e.version: e.manifest for e in found.entries}
+                same = {v: loaded.manifest for v, loaded in served.items()} == manifests
+                current = self.models.get(model, {}).get(variant)
+                if unless_same and same and current is served.get(found.default, False):
+                    assert current is not None
+                    return current
+                # A version whose files did not change keeps its session (and its batcher).
+                loaded_versions = {
+                    e.version: (
+                        served[e.version]
+                        if e.version in served and served[e.version].manifest == e.manifest
+                        else self._open(e)
+                    )
+                    for e in found.entries
+                }
             except InvalidEntry as exc:
                 reason = _relative(self.root, exc.problem)
                 if variant in self.models.get(model, {}):
@@ -243,20 +278,35 @@ class ModelStore:
                 else:
                     self.problems = [*self._others(key), exc.problem]
                 raise LoadFailed(reason) from None
+            versions = {
+                name: {v: dict(vs) for v, vs in variants.items()}
+                for name, variants in self.versions.items()
+            }
+            versions.setdefault(model, {})[variant] = loaded_versions
             models = {name: dict(variants) for name, variants in self.models.items()}
-            models.setdefault(model, {})[variant] = loaded
+            default = loaded_versions[found.default]
+            models.setdefault(model, {})[variant] = default
+            # Versions first: a request that found the new default can find its siblings.
+            self.versions = versions
             self.models = models
             self.problems = self._others(key)
             self.unloaded.discard(key)
             self.load_failures.pop(key, None)
-        log.info("loaded %s/%s (sha256 %s)", model, variant, entry.manifest.onnx_sha256[:12])
-        return loaded
+        log.info(
+            "loaded %s/%s (versions %s; default %s, sha256 %s)",
+            model,
+            variant,
+            ", ".join(loaded_versions),
+            found.default,
+            default.manifest.onnx_sha256[:12],
+        )
+        return default
 
     def unload_variant(self, model: str, variant: str) -> None:
-        """Stop serving one variant. A variant of the repository this process does not serve
-        (it failed to load, or appeared after this process read the repository) is noted as
-        unloaded all the same, so every process answers for it alike; ``ModelNotFound`` or
-        ``VariantNotFound`` for a name with no folder in the repository."""
+        """Stop serving one variant, every version of it. A variant of the repository this
+        process does not serve (it failed to load, or appeared after this process read the
+        repository) is noted as unloaded all the same, so every process answers for it alike;
+        ``ModelNotFound`` or ``VariantNotFound`` for a name with no folder in the repository."""
         key = (model, variant)
         with self._changing:
             if key in self.unloaded:
@@ -271,7 +321,12 @@ class ModelStore:
             del models[model][variant]
             if not models[model]:
                 del models[model]
+            versions = {name: dict(variants) for name, variants in self.versions.items()}
+            versions[model].pop(variant, None)
+            if not versions[model]:
+                del versions[model]
             self.models = models
+            self.versions = versions
             self.unloaded.add((model, variant))
             self.load_failures.pop((model, variant), None)
         log.info("unloaded %s/%s", model, variant)
@@ -340,12 +395,13 @@ class ModelStore:
             known = ", ".join(sorted(self.models)) or "none"
             raise ModelNotFound(f"unknown model {name!r} (known: {known})", model=name) from None
 
-    def variant(self, name: str, variant: str) -> LoadedVariant:
-        """One loaded variant; 503 says why a variant in the repository failed to load,
-        ``VariantNotFound`` lists the ones this model has."""
+    def variant(self, name: str, variant: str, version: str | None = None) -> LoadedVariant:
+        """One loaded variant, its default version or the one named; 503 says why a variant in
+        the repository failed to load, ``VariantNotFound`` lists the ones this model has (or
+        the versions this variant has)."""
         variants = self.model(name)
         try:
-            return variants[variant]
+            loaded = variants[variant]
         except KeyError:
             reason = self.failure(name, variant)
             if reason is not None:
@@ -360,3 +416,20 @@ class ModelStore:
                 model=name,
                 variant=variant,
             ) from None
+        if version is None:
+            return loaded
+        versions = self.versions.get(name, {}).get(variant, {})
+        try:
+            return versions[version]
+        except KeyError:
+            raise VariantNotFound(
+                f"variant {variant!r} of model {name!r} has no version {version!r}"
+                f" (loaded: {', '.join(sorted(versions, key=version_key))})",
+                model=name,
+                variant=variant,
+            ) from None
+
+    def variant_versions(self, name: str, variant: str) -> dict[str, LoadedVariant]:
+        """Every loaded version of one variant, in order; empty when it is not served."""
+        versions = self.versions.get(name, {}).get(variant, {})
+        return {v: versions[v] for v in sorted(versions, key=version_key)}

@@ -73,6 +73,7 @@ def manifest_for(
     width: int = 28,
     num_classes: int = 10,
     embedding_dim: int = 16,
+    version: str = "1",
 ) -> Manifest:
     """A valid manifest describing a tiny model."""
     method = "none" if variant == "baseline" else "dae"
@@ -81,6 +82,7 @@ def manifest_for(
         {
             "name": name,
             "variant": variant,
+            "version": version,
             "architecture": {"kind": "mlp", "settings": {"hidden": [embedding_dim]}},
             "pretraining": {"method": method, "settings": {}},
             "input": {"channels": channels, "height": height, "width": width},
@@ -110,15 +112,27 @@ def manifest_for(
 
 
 def write_variant(
-    root: Path, name: str, variant: str, *, seed: int | None = None, **shape: int
+    root: Path,
+    name: str,
+    variant: str,
+    *,
+    seed: int | None = None,
+    version: str | None = None,
+    **shape: int,
 ) -> Path:
-    """Export a tiny model and its manifest to ``root/name/variant``; return that directory."""
+    """Export a tiny model and its manifest to ``root/name/variant`` (or, given a
+    ``version``, to ``root/name/variant/version``); return that directory."""
     directory = root / name / variant
+    if version is not None:
+        directory = directory / version
     directory.mkdir(parents=True, exist_ok=True)
     if seed is None:
         seed = 0 if variant == "pretrained" else 1
     onnx.save(tiny_onnx_model(seed=seed, **shape), directory / ONNX_FILE)
-    manifest_for(name, variant, sha256_file(directory / ONNX_FILE), **shape).write(directory)
+    manifest = manifest_for(
+        name, variant, sha256_file(directory / ONNX_FILE), version=version or "1", **shape
+    )
+    manifest.write(directory)
     return directory
 
 

@@ -17,6 +17,7 @@ from scripts.errors import CommandError
 
 if TYPE_CHECKING:
     from models.pretraining import PretrainReport
+    from service.manifest import Manifest
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Pre-train an encoder without labels, fine-tune it, train the same network from "
             "random weights with the same recipe, evaluate both on the held-out test split, "
-            "and export both to <repository>/<name>/{pretrained,baseline}."
+            "and export both to <repository>/<name>/{pretrained,baseline}: as the next version "
+            "of each variant already there (served once promoted, or asked for by number), "
+            "or in place of every version with --replace."
         ),
     )
     common.add_data_options(parser)
@@ -44,6 +47,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_repository_option(parser)
     add_nproc_option(parser)
+    placing = parser.add_mutually_exclusive_group()
+    placing.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace every version of both variants with the new build (version 1)",
+    )
+    placing.add_argument(
+        "--make-default",
+        action="store_true",
+        help="make the new version each variant's default at once (without it the default "
+        "stays: try the new version with ?version= or an experiment, then promote it)",
+    )
     parser.add_argument(
         "--if-missing",
         action="store_true",
@@ -112,11 +127,14 @@ def run(args: argparse.Namespace) -> int:
                 "tried": {f"{lr:g}": acc for lr, acc in trained.finetune.tried.items()},
             },
             mode=trained.mode,
+            replace=args.replace,
+            make_default=args.make_default,
         )
         print(
-            f"exported {target} (ONNX Runtime vs torch on {parity.num_images} test images: "
-            f"max |dp| {parity.probabilities:.2e})"
+            f"exported {target} as version {manifest.version} (ONNX Runtime vs torch on "
+            f"{parity.num_images} test images: max |dp| {parity.probabilities:.2e})"
         )
+        _say_default(target, manifest)
         rows.append(
             {
                 "variant": manifest.variant,
@@ -129,6 +147,22 @@ def run(args: argparse.Namespace) -> int:
     print(common.summary_table(rows))
     print(f"built {name} in {time.perf_counter() - began:.1f} s")
     return 0
+
+
+def _say_default(target: Path, manifest: Manifest) -> None:
+    """Say when the new version is not what serves by default, and how to make it so."""
+    from service.repository import DEFAULT_VERSION_FILE
+
+    marker = target.parent / DEFAULT_VERSION_FILE
+    if manifest.version == "1" or not marker.is_file():
+        return
+    default = marker.read_text(encoding="ascii").strip()
+    if default != manifest.version:
+        print(
+            f"  {manifest.variant}: version {default} stays the default; try version "
+            f"{manifest.version} with ?version={manifest.version} or an experiment's arm, "
+            "then promote it (or build with --make-default)"
+        )
 
 
 def _complete(repository: Path, name: str) -> bool:

@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         required=True,
         metavar="NAME=VARIANT[:WEIGHT]",
-        help="an arm, e.g. a=pretrained:1 (give two or more; the first is the control)",
+        help="an arm, e.g. a=pretrained:1, or b=pretrained@2:1 for the variant's version 2 "
+        "(give two or more; the first is the control)",
     )
     create.add_argument(
         "--mode",
@@ -154,16 +155,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def parse_arm(text: str) -> dict[str, Any]:
-    """``a=pretrained:2`` -> ``{"name": "a", "variant": "pretrained", "weight": 2.0}``."""
+    """``a=pretrained:2`` -> ``{"name": "a", "variant": "pretrained", "weight": 2.0}``;
+    ``b=pretrained@2`` names the variant's version 2."""
     name, sep, rest = text.partition("=")
-    variant, _, weight = rest.partition(":")
-    if not sep or not name or not variant:
-        raise CommandError(f"--arm {text!r}: write NAME=VARIANT[:WEIGHT], e.g. a=pretrained:1", 2)
+    reference, _, weight = rest.partition(":")
+    variant, at, version = reference.partition("@")
+    if not sep or not name or not variant or (at and not version):
+        raise CommandError(
+            f"--arm {text!r}: write NAME=VARIANT[@VERSION][:WEIGHT], e.g. a=pretrained:1 "
+            "or b=pretrained@2:1",
+            2,
+        )
     try:
         value = float(weight) if weight else 1.0
     except ValueError:
         raise CommandError(f"--arm {text!r}: weight {weight!r} is not a number", 2) from None
-    return {"name": name, "variant": variant, "weight": value}
+    arm: dict[str, Any] = {"name": name, "variant": variant, "weight": value}
+    if version:
+        arm["version"] = version
+    return arm
+
+
+def arm_text(arm: dict[str, Any]) -> str:
+    """An arm as ``--arm`` takes it: ``b=pretrained@2:1``."""
+    version = f"@{arm['version']}" if arm.get("version") else ""
+    return f"{arm['name']}={arm['variant']}{version}:{arm['weight']:g}"
 
 
 def parse_guardrail(text: str) -> dict[str, Any]:
@@ -205,7 +221,7 @@ def run_create(args: argparse.Namespace) -> int:
     created = client(args).request("POST", "/v1/experiments", body)
     print(
         f"created {created['name']} on {created['model']} ({created['mode']}): "
-        + ", ".join(f"{a['name']}={a['variant']}:{a['weight']:g}" for a in created["arms"])
+        + ", ".join(arm_text(a) for a in created["arms"])
     )
     return 0
 
@@ -217,7 +233,7 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     rows: list[tuple[str, ...]] = [("NAME", "MODEL", "MODE", "STATUS", "ARMS")]
     for e in experiments:
-        arms = ", ".join(f"{a['name']}={a['variant']}:{a['weight']:g}" for a in e["arms"])
+        arms = ", ".join(arm_text(a) for a in e["arms"])
         rows.append((e["name"], e["model"], e["mode"], e["status"], arms))
     _table(rows)
     return 0
@@ -320,8 +336,9 @@ def run_ramp(args: argparse.Namespace) -> int:
 def run_promote(args: argparse.Namespace) -> int:
     done = client(args).request("POST", f"/v1/experiments/{args.name}/promote")
     promoted = done["promoted"]
+    version = f"@{promoted['version']}" if promoted.get("version") else ""
     print(
-        f"promoted {promoted['variant']} (arm {promoted['arm']} of {done['name']}): the "
+        f"promoted {promoted['variant']}{version} (arm {promoted['arm']} of {done['name']}): the "
         f"default of {promoted['model']}; {done['name']} is {done['status']}"
     )
     return 0

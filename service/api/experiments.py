@@ -97,7 +97,12 @@ def promote(name: str) -> ResponseReturnValue:
     arm = next(a for a in promoted.arms if a.name == decision["winner"])
     return {
         **describe(promoted),
-        "promoted": {"model": promoted.model, "arm": arm.name, "variant": arm.variant},
+        "promoted": {
+            "model": promoted.model,
+            "arm": arm.name,
+            "variant": arm.variant,
+            "version": arm.version,
+        },
     }
 
 
@@ -129,7 +134,7 @@ def describe(e: Experiment) -> dict[str, Any]:
         "name": e.name,
         "model": e.model,
         "mode": e.mode,
-        "arms": [{"name": a.name, "variant": a.variant, "weight": a.weight} for a in e.arms],
+        "arms": [a.to_json() for a in e.arms],
         "alpha": e.alpha,
         "minimum_detectable_effect": e.mde,
         "declared_metric": e.metric,
@@ -150,4 +155,12 @@ def _check_variants(spec: ExperimentSpec) -> None:
         except NotFound as exc:
             raise ValidationFailed(
                 f"arms.{i}.variant: {exc.message}", field=f"arms.{i}.variant"
+            ) from None
+        if arm.version is None:
+            continue
+        try:
+            plane.store.variant(spec.model, arm.variant, arm.version)
+        except NotFound as exc:
+            raise ValidationFailed(
+                f"arms.{i}.version: {exc.message}", field=f"arms.{i}.version"
             ) from None

@@ -17,6 +17,7 @@ from service.api.schemas import ClassifyQuery, EmbedQuery
 from service.decode import DecodeOptions
 from service.errors import ValidationFailed
 from service.experiments.attach import experiment_store
+from service.experiments.definition import Arm
 from service.experiments.routing import Route, resolve, top_prediction
 from service.experiments.serving import (
     Protocol,
@@ -53,10 +54,11 @@ def classify(
     # In shadow mode every class is ranked (the divergence needs them); trimmed below.
     k = query.top_k
     if the_route.shadow is not None:
-        k = len(current.variant(model, the_route.arm.variant).manifest.class_names)
+        arm = the_route.arm
+        k = len(current.variant(model, arm.variant, arm.version).manifest.class_names)
     protocol = Protocol(
-        lambda variant: current.classify(
-            model, variant, payload.images, options, k, query.include_input
+        lambda arm: current.classify(
+            model, arm.variant, payload.images, options, k, query.include_input, arm.version
         ),
         top_prediction,
         answer_probabilities,
@@ -79,7 +81,9 @@ def embed(
     payload = one_image(read())
     current = plane()
     protocol = Protocol(
-        lambda variant: current.embed(model, variant, payload.images, options, query.normalize),
+        lambda arm: current.embed(
+            model, arm.variant, payload.images, options, query.normalize, arm.version
+        ),
         top_prediction,
         answer_probabilities,
     )
@@ -119,8 +123,8 @@ def infer_routed(
     the_route = resolve(store, experiment, model, unit if unit is not None else unit_header)
     current = plane()
 
-    def run(variant: str) -> InferenceResult:
-        result = current.infer(f"{model}-{variant}", None, inference, chunks)
+    def run(arm: Arm) -> InferenceResult:
+        result = current.infer(f"{model}-{arm.variant}", arm.version, inference, chunks)
         if result.images != 1:
             raise ValidationFailed(
                 f"an experiment-routed request takes exactly one image (got {result.images}): "
@@ -129,7 +133,8 @@ def infer_routed(
             )
         return result
 
-    labels = current.variant(model, the_route.arm.variant).manifest.class_names
+    arm = the_route.arm
+    labels = current.variant(model, arm.variant, arm.version).manifest.class_names
     protocol = Protocol(run, lambda r: tensor_prediction(r, labels), tensor_probabilities)
     result = serve(store, the_route, protocol, request_id, settings().shadow_threads)
     result.header.setdefault("parameters", {}).update(

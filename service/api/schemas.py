@@ -44,6 +44,9 @@ class ClassifyQuery(DecodeQuery):
     variant: str | None = None
     """``pretrained`` or ``baseline``; unset: the model's default, ``pretrained`` unless an
     experiment promoted the other."""
+    version: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.]{1,20}$")
+    """One of the variant's loaded versions; unset: its default version (the one an
+    experiment promoted, else the repository's)."""
     experiment: str | None = Field(default=None, pattern=NAME_PATTERN)
     """A running experiment on this model: its arm for the ``X-Experiment-Unit`` picks the
     variant (do not send ``variant`` too); the request and its answer are recorded."""
@@ -57,6 +60,8 @@ class EmbedQuery(DecodeQuery):
     """Query parameters of ``embed``."""
 
     variant: str | None = None
+    """As for ``classify``."""
+    version: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.]{1,20}$")
     """As for ``classify``."""
     experiment: str | None = Field(default=None, pattern=NAME_PATTERN)
     """As for ``classify``."""
@@ -120,6 +125,8 @@ class ExperimentArm(_Schema):
 class ClassifyResponse(_Schema):
     model: str
     variant: Variant
+    version: str
+    """The variant's version that answered."""
     predictions: list[Prediction]
     """One per image, in request order."""
     experiment: ExperimentArm | None = None
@@ -136,6 +143,8 @@ class Embedding(_Schema):
 class EmbedResponse(_Schema):
     model: str
     variant: Variant
+    version: str
+    """The variant's version that answered."""
     normalized: bool
     embeddings: list[Embedding]
     """One per image, in request order."""
@@ -211,6 +220,9 @@ class VariantInfo(_Schema):
     summary: str
     """What the variant is, in one sentence: its start, what it learnt from, its accuracy."""
     version: str
+    """The version described here: the one served when a request names none."""
+    versions: list[str]
+    """Every loaded version, in order; ``?version=`` picks one."""
     architecture: dict[str, Any]
     pretraining: Pretraining
     training: TrainingData

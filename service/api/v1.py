@@ -35,10 +35,17 @@ def classify(model: str) -> ResponseReturnValue:
     if query.experiment is not None:
         return routed.classify(model, query.experiment, query, _options(query), _payload)
     variant = _variant(model, query.variant)
-    plane().variant(model, variant)  # an unknown model is named before the body is read
+    # An unknown model, variant or version is named before the body is read.
+    plane().variant(model, variant, query.version)
     payload = _payload()
     answer = plane().classify(
-        model, variant, payload.images, _options(query), query.top_k, query.include_input
+        model,
+        variant,
+        payload.images,
+        _options(query),
+        query.top_k,
+        query.include_input,
+        query.version,
     )
     record_images(len(payload.images))
     return jsonify(answer)
@@ -51,9 +58,12 @@ def embed(model: str) -> ResponseReturnValue:
     if query.experiment is not None:
         return routed.embed(model, query.experiment, query, _options(query), _payload)
     variant = _variant(model, query.variant)
-    plane().variant(model, variant)  # an unknown model is named before the body is read
+    # An unknown model, variant or version is named before the body is read.
+    plane().variant(model, variant, query.version)
     payload = _payload()
-    answer = plane().embed(model, variant, payload.images, _options(query), query.normalize)
+    answer = plane().embed(
+        model, variant, payload.images, _options(query), query.normalize, query.version
+    )
     record_images(len(payload.images))
     return jsonify(answer)
 

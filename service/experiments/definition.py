@@ -31,6 +31,16 @@ class Arm:
     name: str
     variant: str
     weight: float
+    version: str | None = None
+    """The variant's version this arm serves; None: whichever is the variant's default."""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "variant": self.variant,
+            "version": self.version,
+            "weight": self.weight,
+        }
 
 
 GuardrailMetric = Literal["latency", "outcome"]
@@ -100,6 +110,9 @@ class ArmSpec(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     variant: str = Field(min_length=1, max_length=200)
+    version: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,8}$")
+    """A numbered version of the variant (two arms may serve two versions of one variant);
+    unset, the arm serves the variant's default version."""
     weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
 
 
@@ -200,7 +213,7 @@ class ExperimentSpec(BaseModel):
             status="running",
             created_at=time.time(),
             stopped_at=None,
-            arms=tuple(Arm(a.name, a.variant, a.weight) for a in self.arms),
+            arms=tuple(Arm(a.name, a.variant, a.weight, a.version) for a in self.arms),
             guardrails=tuple(
                 Guardrail(g.metric, _DEFAULT_MARGIN[g.metric] if g.margin is None else g.margin)
                 for g in self.guardrails

@@ -52,6 +52,7 @@ arms = Table(
     Column("name", String(100), nullable=False),
     Column("variant", String(200), nullable=False),
     Column("weight", Float, nullable=False),
+    Column("version", String(20), nullable=True),  # NULL: the variant's default version
 )
 
 exposures = Table(
@@ -101,6 +102,7 @@ defaults = Table(
     metadata,
     Column("model", String(200), primary_key=True),
     Column("variant", String(200), nullable=False),
+    Column("version", String(20), nullable=True),  # NULL: the variant's default version
     Column("set_at", Float, nullable=False),
     # The experiment whose verdict promoted it.
     Column("experiment_id", _ID, ForeignKey("experiments.id"), nullable=True),

@@ -29,8 +29,8 @@ T = TypeVar("T")
 class Protocol(Generic[T]):
     """How to run a variant on the request's input and read what it predicted."""
 
-    run: Callable[[str], T]
-    """Runs the input through a variant (by name)."""
+    run: Callable[[Arm], T]
+    """Runs the input through an arm's variant, at the arm's version."""
     prediction: Callable[[T], tuple[str, float]]
     """The predicted class and its probability (``("", 0.0)`` when there is none)."""
     probabilities: Callable[[T], NDArray[np.float64] | None]
@@ -48,7 +48,7 @@ def serve(
     mode queue the other arm for the background (dropped and counted when the queue is
     full). A stop seen at the write is 409."""
     start = time.perf_counter()
-    served = protocol.run(route.arm.variant)
+    served = protocol.run(route.arm)
     latency_ms = (time.perf_counter() - start) * 1000.0
     exposure = route.exposure(
         route.arm, "served", request_id, protocol.prediction(served), latency_ms
@@ -75,7 +75,7 @@ def _shadow(
     served: NDArray[np.float64] | None,
 ) -> None:
     start = time.perf_counter()
-    result = protocol.run(arm.variant)
+    result = protocol.run(arm)
     latency_ms = (time.perf_counter() - start) * 1000.0
     mine = protocol.probabilities(result)
     divergence = None

@@ -159,7 +159,7 @@ class ExperimentStore:
         if self.is_sqlite and database and database != ":memory:":
             self._lock_path = f"{database}.write-lock"
         self._definitions: dict[str, tuple[Experiment, float]] = {}
-        self._defaults: dict[str, tuple[str | None, float]] = {}
+        self._defaults: dict[str, tuple[tuple[str, str | None] | None, float]] = {}
         self._local = threading.local()
         self._checkpointer_pid = 0
         self._checkpointer_lock = threading.Lock()
@@ -235,6 +235,7 @@ class ExperimentStore:
                             "position": i,
                             "name": arm.name,
                             "variant": arm.variant,
+                            "version": arm.version,
                             "weight": arm.weight,
                         }
                         for i, arm in enumerate(experiment.arms)
@@ -376,7 +377,7 @@ class ExperimentStore:
         now = time.time()
         with self._writing(), self.engine.begin() as connection:
             current = self._named(connection, name)
-            variant = next(a.variant for a in current.arms if a.name == arm)
+            chosen = next(a for a in current.arms if a.name == arm)
             stopped = connection.execute(
                 update(x)
                 .where(x.c.id == current.id)
@@ -388,10 +389,20 @@ class ExperimentStore:
             connection.execute(d.delete().where(d.c.model == current.model))
             connection.execute(
                 d.insert().values(
-                    model=current.model, variant=variant, set_at=now, experiment_id=current.id
+                    model=current.model,
+                    variant=chosen.variant,
+                    version=chosen.version,
+                    set_at=now,
+                    experiment_id=current.id,
                 )
             )
-            detail = {"arm": arm, "variant": variant, "model": current.model, **evidence}
+            detail = {
+                "arm": arm,
+                "variant": chosen.variant,
+                "version": chosen.version,
+                "model": current.model,
+                **evidence,
+            }
             self._act(connection, current.id, action, actor, detail)
         self._defaults.clear()
         self._definitions.pop(name, None)
@@ -399,17 +410,22 @@ class ExperimentStore:
         assert found is not None
         return found
 
-    def default_variant(self, model: str) -> str | None:
-        """The variant an experiment promoted to ``model``'s default, or None; cached per
-        process for :data:`DEFINITION_TTL_S`, so a promotion reaches every worker within it."""
+    def default_variant(self, model: str) -> tuple[str, str | None] | None:
+        """The variant, and its version (None: the variant's own default), an experiment
+        promoted to ``model``'s default, or None; cached per process for
+        :data:`DEFINITION_TTL_S`, so a promotion reaches every worker within it."""
         cached = self._defaults.get(model)
         now = time.monotonic()
         if cached is not None and now - cached[1] < DEFINITION_TTL_S:
             return cached[0]
         d = schema.defaults
+        found: tuple[str, str | None] | None
         try:
             with self.engine.connect() as connection:
-                found = connection.execute(select(d.c.variant).where(d.c.model == model)).scalar()
+                row = connection.execute(
+                    select(d.c.variant, d.c.version).where(d.c.model == model)
+                ).first()
+            found = None if row is None else (row.variant, row.version)
         except SQLAlchemyError as exc:
             # Serving must not depend on the experiments database: keep what was known.
             found = cached[0] if cached is not None else None
@@ -536,7 +552,7 @@ class ExperimentStore:
             status=row["status"],
             created_at=row["created_at"],
             stopped_at=row["stopped_at"],
-            arms=tuple(Arm(a.name, a.variant, a.weight) for a in arm_rows),
+            arms=tuple(Arm(a.name, a.variant, a.weight, a.version) for a in arm_rows),
             metric=row["metric"],
             period=int(row["period"]),
             guardrails=guardrails_from_json(row["guardrails"]),

@@ -29,7 +29,7 @@ from service.metrics import variant_counts
 from service.request_id import request_id
 from service.state import plane
 from service.v2 import triton
-from service.v2.metadata import model_metadata, server_metadata
+from service.v2.metadata import server_metadata
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelMetadataRequest, context: Any
     ) -> pb.ModelMetadataResponse:
         def metadata() -> pb.ModelMetadataResponse:
-            loaded = self.plane.v2_variant(request.name, request.version or None)
-            return _parse(model_metadata(loaded.manifest), pb.ModelMetadataResponse())
+            described = self.plane.v2_metadata(request.name, request.version or None)
+            return _parse(described, pb.ModelMetadataResponse())
 
         return self._call("ModelMetadata", context, metadata, request.name)
 
@@ -135,7 +135,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         def index() -> pb.RepositoryIndexResponse:
             store = self.plane.store
             entries = triton.repository_index(
-                self.plane.served(), store.unavailable, request.ready, store.load_failures
+                self.plane.served_versions(), store.unavailable, request.ready, store.load_failures
             )
             return _parse({"models": entries}, pb.RepositoryIndexResponse())
 

@@ -18,7 +18,6 @@ from service.naming import split_v2_name
 from service.request_id import current as current_request_id
 from service.state import plane, settings
 from service.v2 import codec, triton
-from service.v2.metadata import model_metadata as describe
 from service.v2.metadata import server_metadata as describe_server
 from service.v2.response import inference_response
 from service.v2.schemas import RepositoryLoadRequest
@@ -49,7 +48,7 @@ def ready() -> ResponseReturnValue:
 @bp.get("/models/<name>/versions/<version>")
 def model_metadata(name: str, version: str | None = None) -> ResponseReturnValue:
     """The model's versions, platform, input and outputs."""
-    return jsonify(describe(plane().v2_variant(name, version).manifest))
+    return jsonify(plane().v2_metadata(name, version))
 
 
 @bp.get("/models/<name>/ready")
@@ -94,7 +93,9 @@ def repository_index() -> ResponseReturnValue:
         raise BadRequest(f"repository index: 'ready' must be true or false, got {ready!r}")
     current = plane()
     store = current.store
-    index = triton.repository_index(current.served(), store.unavailable, ready, store.load_failures)
+    index = triton.repository_index(
+        current.served_versions(), store.unavailable, ready, store.load_failures
+    )
     return jsonify(index)
 
 

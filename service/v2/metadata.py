@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from service.manifest import Manifest
@@ -41,12 +42,13 @@ def model_spec(manifest: Manifest) -> ModelSpec:
     )
 
 
-def model_metadata(manifest: Manifest) -> dict[str, Any]:
-    """``$metadata_model_response``."""
+def model_metadata(manifest: Manifest, versions: Sequence[str] = ()) -> dict[str, Any]:
+    """``$metadata_model_response``: ``versions`` lists every loaded one (default: the
+    manifest's own)."""
     spec = model_spec(manifest)
     return {
         "name": spec.name,
-        "versions": [spec.version],
+        "versions": list(versions) or [spec.version],
         "platform": PLATFORM,
         "inputs": [t.to_json() for t in spec.inputs],
         "outputs": [t.to_json() for t in spec.outputs],

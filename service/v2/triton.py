@@ -153,4 +153,5 @@ def repository_index(
             index.append(
                 {"name": name, "version": "", "state": UNAVAILABLE, "reason": entry.reason}
             )
-    return sorted(index, key=lambda e: (e["name"], e["version"]))
+    # Numbered versions in order: 2 before 10.
+    return sorted(index, key=lambda e: (e["name"], len(e["version"]), e["version"]))

@@ -104,3 +104,27 @@ def test_exported_variant_is_readable_by_every_user(tmp_path: Path, prepared: Pr
     assert stat.S_IMODE(directory.stat().st_mode) == 0o755
     files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in directory.iterdir()}
     assert files == {"model.onnx": 0o644, "manifest.json": 0o644}
+
+
+def test_a_second_export_is_the_next_version_and_the_first_stays_the_default(
+    tmp_path: Path, prepared: Prepared
+) -> None:
+    images, labels = prepared.test()
+    exported = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = build_classifier(MLPConfig(hidden=(8,)), (1, 8, 8), 10).eval()
+        metrics = evaluate(model, images, labels)
+        exported.append(
+            export_variant(model, tmp_path / "repo", _provenance(), metrics, images, replace=False)
+        )
+    (first, first_manifest, _), (second, second_manifest, _) = exported
+    variant_dir = tmp_path / "repo" / "tiny_cnn" / "pretrained"
+    assert (first, first_manifest.version) == (variant_dir, "1")
+    assert (second, second_manifest.version) == (variant_dir / "2", "2")
+    store = ModelStore.load(tmp_path / "repo")
+    assert list(store.variant_versions("tiny_cnn", "pretrained")) == ["1", "2"]
+    assert store.variant("tiny_cnn", "pretrained").manifest == first_manifest  # the default
+    assert store.variant("tiny_cnn", "pretrained", "2").manifest == second_manifest
+    stat_mode = stat.S_IMODE((variant_dir / "1").stat().st_mode)
+    assert stat_mode == 0o755  # the moved version stays readable by the service's user

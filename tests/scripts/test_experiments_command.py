@@ -196,3 +196,15 @@ def test_simulate_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert figures["ramp"]["runs"] == 30
     assert figures["ramp"]["stratified"] <= 5 < figures["ramp"]["pooled"]
     assert svg.read_text().startswith("<svg")
+
+
+def test_an_arm_may_name_a_version_of_its_variant() -> None:
+    from scripts.commands.experiments import arm_text, parse_arm
+    from scripts.errors import CommandError
+
+    arm = parse_arm("v2=pretrained@2:9")
+    assert arm == {"name": "v2", "variant": "pretrained", "weight": 9.0, "version": "2"}
+    assert arm_text(arm) == "v2=pretrained@2:9"
+    assert parse_arm("a=baseline") == {"name": "a", "variant": "baseline", "weight": 1.0}
+    with pytest.raises(CommandError, match=r"NAME=VARIANT\[@VERSION\]\[:WEIGHT\]"):
+        parse_arm("v2=pretrained@:1")

@@ -526,7 +526,12 @@ def test_promoting_the_winner_makes_it_the_default_and_stops_the_experiment(
     promoted = client.post("/v1/experiments/rbm-vs-random/promote", headers=ADMIN)
     assert promoted.status_code == 200, promoted.get_json()
     answer = promoted.get_json()
-    assert answer["promoted"] == {"model": "tiny", "arm": "b", "variant": "baseline"}
+    assert answer["promoted"] == {
+        "model": "tiny",
+        "arm": "b",
+        "variant": "baseline",
+        "version": None,
+    }
     assert answer["status"] == "stopped"
     assert client.get("/v1/models/tiny").get_json()["default_variant"] == "baseline"
     image = png(np.eye(28, dtype=np.uint8) * 255)

@@ -53,6 +53,7 @@ def test_query_parameters_follow_the_query_models() -> None:
         "invert",
         "framing",
         "variant",
+        "version",
         "top_k",
         "include_input",
         "experiment",

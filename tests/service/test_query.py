@@ -45,7 +45,7 @@ def test_a_misspelt_parameter_is_named_with_the_known_ones(client: FlaskClient) 
     assert error["code"] == "bad_request"
     assert error["message"] == (
         "unknown query parameter 'topk' (this route takes: invert, framing, variant, "
-        "experiment, top_k, include_input)"
+        "version, experiment, top_k, include_input)"
     )
 
 

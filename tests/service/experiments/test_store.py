@@ -33,9 +33,9 @@ def _exposure(experiment_id: int, request_id: str, arm: str = "a", **kw: object)
 
 
 def test_migrate_creates_the_newest_schema_and_is_repeatable(store: ExperimentStore) -> None:
-    assert store.schema_version() == "0005"
+    assert store.schema_version() == "0006"
     store.migrate()
-    assert store.schema_version() == "0005"
+    assert store.schema_version() == "0006"
 
 
 def test_an_experiment_stored_before_metrics_were_declared_keeps_inferring_its_own(
@@ -61,12 +61,13 @@ def test_an_experiment_stored_before_metrics_were_declared_keeps_inferring_its_o
                 )
             )
         old.migrate()
-        assert old.schema_version() == "0005"
+        assert old.schema_version() == "0006"
         found = old.get("old")
         assert found is not None
         assert found.metric is None
         assert found.period == 0
         assert found.guardrails == ()  # stored before guardrails: none
+        assert [a.version for a in found.arms] == [None, None]  # before versions: the default
         (period,) = old.periods(found.id)  # it ran under its arms' weights from its creation
         assert (period.period, period.started_at, period.weights) == (0, 7.0, {"a": 1.0, "b": 2.0})
         declared = old.create(_spec(name="new", metric="outcome").to_experiment())
@@ -266,14 +267,14 @@ def test_a_lost_database_leaves_the_default_variant_as_last_known(
 
     store.create(_spec().to_experiment())
     store.promote("ab", "b", {"decision": "by hand"})
-    assert store.default_variant("tiny") == "baseline"
+    assert store.default_variant("tiny") == ("baseline", None)
 
     def lost(*_: object, **__: object) -> None:
         raise OperationalError("SELECT", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(module, "DEFINITION_TTL_S", 0.0)  # every call reads again
     monkeypatch.setattr(store.engine, "connect", lost)
-    assert store.default_variant("tiny") == "baseline"  # kept, not raised into a request
+    assert store.default_variant("tiny") == ("baseline", None)  # kept, not raised into a request
     assert store.default_variant("other") is None
 
 
