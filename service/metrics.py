@@ -40,7 +40,7 @@ IMAGES = Counter("headstart_images", "Images decoded and run through a model.", 
 # Label values are experiment and arm names an admin created, never a client's free text.
 EXPOSURES = Counter(
     "headstart_experiment_exposures",
-    "Requests routed through an experiment and stored, by arm and role (served, shadow).",
+    "Requests routed through an experiment and stored, by arm and role (served, shadow, failed).",
     ["experiment", "arm", "role"],
 )
 FEEDBACK = Counter(

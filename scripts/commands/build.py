@@ -56,8 +56,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     placing.add_argument(
         "--make-default",
         action="store_true",
-        help="make the new version each variant's default at once (without it the default "
-        "stays: try the new version with ?version= or an experiment, then promote it)",
+        help="make the new version each variant's default at once, rather than trying it "
+        "with ?version= or an experiment's arm and promoting it (default: the default "
+        "version stays)",
     )
     parser.add_argument(
         "--if-missing",

@@ -73,7 +73,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[],
         metavar="METRIC[:MARGIN]",
         help="what no challenger may make worse, repeatable: latency (share of requests slower "
-        "than the control's 95th percentile; margin 0.05 unless given) or outcome (with "
+        "than the control's 95th percentile; margin 0.05 unless given), errors (share of "
+        "routed requests the arm failed; margin 0.01 unless given) or outcome (with "
         "accuracy as the metric; margin 0 unless given), e.g. latency:0.1 (default: none)",
     )
     create.add_argument(

@@ -76,8 +76,9 @@ def results(store: ExperimentStore, experiment: Experiment) -> dict[str, Any]:
             store.period_counts(experiment.id),
             guardrails.check(
                 experiment,
-                store.latencies(experiment.id) if experiment.guardrails else [],
+                store.latencies(experiment.id) if experiment.guards("latency") else [],
                 observations,
+                store.failures(experiment.id) if experiment.guards("errors") else [],
             ),
         )
     )

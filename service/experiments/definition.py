@@ -43,7 +43,7 @@ class Arm:
         }
 
 
-GuardrailMetric = Literal["latency", "outcome"]
+GuardrailMetric = Literal["latency", "errors", "outcome"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,9 @@ class Guardrail:
     margin: float
     """``latency``: share of requests slower than the control's 95th percentile, over the
     control's share (0.05: 10% of the challenger's requests against the control's 5%);
-    ``outcome``: the mean outcome, on its own scale, below the control's."""
+    ``errors``: share of routed requests the arm failed, over the control's share (0.01: one
+    point of requests); ``outcome``: the mean outcome, on its own scale, below the
+    control's."""
 
     def to_json(self) -> dict[str, object]:
         return {"metric": self.metric, "margin": self.margin}
@@ -104,6 +106,10 @@ class Experiment:
         """The first arm: the one every other arm is compared with (and, in shadow mode, serves)."""
         return self.arms[0]
 
+    def guards(self, metric: GuardrailMetric) -> bool:
+        """Whether one of the experiment's guardrails watches ``metric``."""
+        return any(g.metric == metric for g in self.guardrails)
+
 
 class ArmSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -122,7 +128,7 @@ class GuardrailSpec(BaseModel):
     metric: GuardrailMetric
     margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     """How much worse than the control a challenger may be before the guardrail breaches
-    (default: 0.05 of requests for latency, 0 for an outcome)."""
+    (default: 0.05 of requests for latency, 0.01 of requests for errors, 0 for an outcome)."""
 
 
 class PolicySpec(BaseModel):
@@ -149,10 +155,11 @@ class ExperimentSpec(BaseModel):
     """What the arms are compared on: ``accuracy`` (labels against predictions) or
     ``outcome`` (the mean of the numbers sent as feedback). Declared, never inferred from
     which feedback arrived, so a stray label cannot change what an experiment measures."""
-    guardrails: list[GuardrailSpec] = Field(default_factory=list, max_length=2)
+    guardrails: list[GuardrailSpec] = Field(default_factory=list, max_length=3)
     """What no challenger may make worse, each with its own always-valid test: ``latency``
-    (the share of requests slower than the control's 95th percentile) and, with accuracy as
-    the metric, ``outcome`` (the mean of the numbers sent as feedback)."""
+    (the share of requests slower than the control's 95th percentile), ``errors`` (the share
+    of routed requests the arm failed) and, with accuracy as the metric, ``outcome`` (the
+    mean of the numbers sent as feedback)."""
 
     policy: PolicySpec | None = None
     """Act on the results without an admin: ``{"promote": true, "rollback": true}`` promotes a
@@ -224,7 +231,7 @@ class ExperimentSpec(BaseModel):
         )
 
 
-_DEFAULT_MARGIN: dict[str, float] = {"latency": 0.05, "outcome": 0.0}
+_DEFAULT_MARGIN: dict[str, float] = {"latency": 0.05, "errors": 0.01, "outcome": 0.0}
 
 
 def guardrails_from_json(text: str | None) -> tuple[Guardrail, ...]:

@@ -10,6 +10,10 @@ always-valid test, read at any time like the primary metric's.
 - ``outcome``: the mean outcome sent as feedback, when the experiment's metric is accuracy;
   it breaches when the confidence sequence on the challenger's mean minus the control's lies
   wholly below ``-margin``.
+- ``errors``: the share of a challenger's routed requests that it failed (anything but a
+  client's mistake: a model error, a deadline, a version that is not served) against the
+  control's share; it breaches when the confidence sequence on the difference lies wholly
+  above ``margin``.
 
 Each is the same mixture sequential test as the metric's (:class:`SplitReplay`: within
 periods of weights, at level alpha over the number of challengers), so a guardrail breaches
@@ -68,6 +72,12 @@ class Check:
     def message(self) -> str:
         """The breach in words, for the decision."""
         interval = self.confidence_sequence or (math.nan, math.nan)
+        if self.guardrail.metric == "errors":
+            return (
+                f"arm {self.arm} breaches the errors guardrail: its share of failed requests "
+                f"is above the control's by {interval[0]:.3g} to {interval[1]:.3g} "
+                f"(always-valid), more than the margin {self.guardrail.margin:g}"
+            )
         if self.guardrail.metric == "latency":
             return (
                 f"arm {self.arm} breaches the latency guardrail: its share of requests slower "
@@ -86,15 +96,27 @@ def check(
     experiment: Experiment,
     latencies: Sequence[tuple[str, int, float]],
     observations: Sequence[Observation],
+    failures: Sequence[tuple[str, int, bool]] = (),
 ) -> list[Check]:
     """Every guardrail of ``experiment`` for every challenger, in the order they were declared."""
     found: list[Check] = []
     for guardrail in experiment.guardrails:
         if guardrail.metric == "latency":
             found += _latency(experiment, guardrail, latencies)
+        elif guardrail.metric == "errors":
+            found += _errors(experiment, guardrail, failures)
         else:
             found += _outcome(experiment, guardrail, observations)
     return found
+
+
+def _errors(
+    experiment: Experiment, guardrail: Guardrail, failures: Sequence[tuple[str, int, bool]]
+) -> list[Check]:
+    replay = _replay(experiment, guardrail, _SHARE_TAU, shares=True)
+    for arm, period, failed in failures:
+        replay.add(arm, float(failed), period)
+    return [_judge(replay, guardrail, arm.name, above=True) for arm in experiment.arms[1:]]
 
 
 def _latency(
@@ -130,7 +152,9 @@ def _outcome(
     return [_judge(replay, guardrail, arm.name, above=False) for arm in experiment.arms[1:]]
 
 
-def _replay(experiment: Experiment, guardrail: Guardrail, tau: float | None) -> SplitReplay:
+def _replay(
+    experiment: Experiment, guardrail: Guardrail, tau: float | None, *, shares: bool = False
+) -> SplitReplay:
     """The sequential test, mixing at the margin's scale (or ``tau``; an outcome without a
     margin mixes at a quarter of its pooled standard deviation, as the metric does)."""
 
@@ -140,7 +164,7 @@ def _replay(experiment: Experiment, guardrail: Guardrail, tau: float | None) -> 
         return tau**2 if tau is not None else 0.0625 * pooled_variance
 
     challengers = [arm.name for arm in experiment.arms[1:]]
-    return SplitReplay(experiment.control.name, challengers, experiment.alpha, tau2)
+    return SplitReplay(experiment.control.name, challengers, experiment.alpha, tau2, shares=shares)
 
 
 def _judge(

@@ -27,9 +27,19 @@ class SplitReplay:
     """
 
     def __init__(
-        self, control: str, challengers: list[str], alpha: float, tau2: Callable[[float], float]
+        self,
+        control: str,
+        challengers: list[str],
+        alpha: float,
+        tau2: Callable[[float], float],
+        *,
+        shares: bool = False,
     ) -> None:
         self.control = control
+        self.shares = shares
+        """Whether every observation is 0 or 1 (a share of requests): then no arm's variance
+        is taken below a Bernoulli's at its shrunk share, so an arm that failed every
+        request and a control that failed none still make a test."""
         self.challengers = challengers
         self.alpha_each = alpha / len(challengers)
         self.tau2 = tau2
@@ -77,7 +87,7 @@ class SplitReplay:
             weight = a.n + b.n
             total += weight
             difference += weight * (b.mean - a.mean)
-            variance += weight**2 * _variance(a, b)
+            variance += weight**2 * _variance(a, b, self.shares)
         if total == 0:
             return None
         return difference / total, variance / total**2
@@ -90,7 +100,7 @@ class SplitReplay:
         return fixed_horizon(estimate[0], estimate[1], self.alpha_each)
 
 
-def _variance(a: Moments, b: Moments) -> float:
+def _variance(a: Moments, b: Moments, shares: bool = False) -> float:
     """The variance of ``b.mean - a.mean``: Welch's, but never below the pooled estimate's.
 
     A small arm's own variance is often zero (ten right answers out of ten at 90% accuracy
@@ -101,4 +111,12 @@ def _variance(a: Moments, b: Moments) -> float:
     """
     welch = a.variance / a.n + b.variance / b.n
     pooled = (a.m2 + b.m2) / (a.n + b.n - 2) * (1 / a.n + 1 / b.n)
+    if shares:
+        welch = max(welch, _bernoulli(a) / a.n + _bernoulli(b) / b.n)
     return max(welch, pooled)
+
+
+def _bernoulli(arm: Moments) -> float:
+    """A share's variance at its estimate shrunk half an observation towards one half."""
+    share = (arm.mean * arm.n + 0.5) / (arm.n + 1)
+    return share * (1 - share)

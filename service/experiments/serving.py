@@ -6,6 +6,7 @@ to read what it predicted; this module does the rest, the same for every protoco
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from service.errors import NotFound, ServiceError
 from service.experiments import shadow
 from service.experiments.definition import Arm
 from service.experiments.routing import Route, record_served
@@ -23,6 +25,8 @@ from service.statistics import js_divergence
 from service.v2.inference import InferenceResult
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,12 @@ def serve(
     mode queue the other arm for the background (dropped and counted when the queue is
     full). A stop seen at the write is 409."""
     start = time.perf_counter()
-    served = protocol.run(route.arm)
+    try:
+        served = protocol.run(route.arm)
+    except Exception as exc:
+        if is_arm_failure(exc):
+            _record_failure(store, route, request_id, (time.perf_counter() - start) * 1000.0)
+        raise
     latency_ms = (time.perf_counter() - start) * 1000.0
     exposure = route.exposure(
         route.arm, "served", request_id, protocol.prediction(served), latency_ms
@@ -64,6 +73,25 @@ def serve(
             route.experiment.name,
         )
     return served
+
+
+def is_arm_failure(exc: Exception) -> bool:
+    """Whether the arm, not the request, is to blame: anything but a client's mistake (a bad
+    image, a bad parameter). A model the arm names that is not served counts: the client
+    named the experiment, not the model."""
+    if not isinstance(exc, ServiceError):
+        return True
+    return exc.status_code >= 500 or isinstance(exc, NotFound)
+
+
+def _record_failure(store: ExperimentStore, route: Route, request_id: str, ms: float) -> None:
+    """Store a failed request (for the ``errors`` guardrail); never hides the failure."""
+    exposure = route.exposure(route.arm, "failed", request_id, ("", 0.0), ms)
+    try:
+        store.record_exposures([exposure], while_running=False)
+    except Exception:  # the request's own error is what the client must see
+        log.exception("experiment %s: cannot record a failed request", route.experiment.name)
+    record_exposure(route.experiment.name, route.arm.name, "failed")
 
 
 def _shadow(

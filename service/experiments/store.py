@@ -748,7 +748,9 @@ class ExperimentStore:
                 func.count() - func.count(e.c.unit),
             )
             .where(e.c.experiment_id == experiment_id)
-            .where(e.c.role == "served")
+            # A request the arm failed was assigned all the same: the sample-ratio check
+            # must not read an arm's errors as too few assignments.
+            .where(e.c.role.in_(("served", "failed")))
             .group_by(*keys)
         )
         with self.engine.connect() as connection:
@@ -792,6 +794,18 @@ class ExperimentStore:
         )
         with self.engine.connect() as connection:
             return [(str(a), int(p), float(ms)) for a, p, ms in connection.execute(query)]
+
+    def failures(self, experiment_id: int) -> list[tuple[str, int, bool]]:
+        """Every routed request's arm, period and whether the arm failed it, in order."""
+        e = schema.exposures
+        query = (
+            select(e.c.arm, e.c.period, e.c.role)
+            .where(e.c.experiment_id == experiment_id)
+            .where(e.c.role.in_(("served", "failed")))
+            .order_by(e.c.id)
+        )
+        with self.engine.connect() as connection:
+            return [(str(a), int(p), r == "failed") for a, p, r in connection.execute(query)]
 
     def shadow_pairs(self, experiment_id: int) -> list[ShadowPair]:
         """Served and shadow predictions on the same requests."""

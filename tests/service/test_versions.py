@@ -253,3 +253,51 @@ def test_promoting_a_version_makes_it_the_default(
     assert _classify(client, "?version=1")[1]["version"] == "1"
     trail = client.get("/v1/experiments/v1-vs-v2", headers=ADMIN).get_json()["actions"]
     assert trail[-1]["detail"]["version"] == "2"
+
+
+def test_a_version_that_fails_its_requests_is_rolled_back_by_the_errors_guardrail(
+    client: FlaskClient, repository: Path
+) -> None:
+    from service.experiments import policy
+    from service.experiments.attach import experiment_store
+
+    arms = [
+        {"name": "v1", "variant": "pretrained", "version": "1"},
+        {"name": "v2", "variant": "pretrained", "version": "2"},
+    ]
+    created = client.post(
+        "/v1/experiments",
+        json={
+            "name": "flaky",
+            "model": "tiny",
+            "arms": arms,
+            "guardrails": [{"metric": "errors"}],
+            "policy": {"promote": True, "rollback": True},
+        },
+        headers=ADMIN,
+    )
+    assert created.status_code == 201, created.get_json()
+    # Version 2 leaves the repository and the load drops it: its arm's requests now fail.
+    shutil.rmtree(repository / "tiny" / "pretrained" / "2")
+    assert (
+        client.post("/v2/repository/models/tiny-pretrained/load", headers=ADMIN).status_code == 200
+    )
+    statuses: dict[str, set[int]] = {}
+    for unit in range(300):
+        response = client.post(
+            "/v1/models/tiny/classify?experiment=flaky",
+            data=IMAGE,
+            headers={"Content-Type": "image/png", "X-Experiment-Unit": f"u{unit}"},
+        )
+        arm = response.headers.get("X-Experiment-Arm") or "v2"
+        statuses.setdefault(arm, set()).add(response.status_code)
+    assert statuses == {"v1": {200}, "v2": {404}}
+    with client.application.app_context():
+        store = experiment_store()
+        assert policy.Runner(lambda: store, interval=60).tick() == [("flaky", "rollback")]
+    found = client.get("/v1/experiments/flaky", headers=ADMIN).get_json()
+    (check,) = found["comparison"]["guardrails"]
+    assert (check["metric"], check["breached"]) == ("errors", True)
+    assert found["actions"][-1]["action"] == "rollback"
+    assert found["actions"][-1]["detail"]["version"] == "1"
+    assert _classify(client)[1]["version"] == "1"
