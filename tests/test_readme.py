@@ -155,6 +155,15 @@ RUN_BY: dict[str, dict[str, tuple[str, str]]] = {
             f"{HERE}::test_experiment_blocks",
             "run here against a server of its own, named by $HEADSTART_URL",
         ),
+        "cp -r model_repository /tmp/rollout": (
+            "tests/http/test_rollout.py",
+            (
+                "the same steps through the same routes on a two-worker server: a full build "
+                "takes minutes, so the test places the committed models as the next versions "
+                "with the build's own placement; tests/models/test_export.py exports a second "
+                "version, tests/scripts/test_experiments_command.py parses the versioned arms"
+            ),
+        ),
         "headstart experiments simulate --json": (
             "tests/scripts/test_experiments_command.py::test_simulate_in_process",
             (
