@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--arm",
         action="append",
         required=True,
-        metavar="NAME=VARIANT[:WEIGHT]",
+        metavar="NAME=VARIANT[@VERSION][:WEIGHT]",
         help="an arm, e.g. a=pretrained:1, or b=pretrained@2:1 for the variant's version 2 "
         "(give two or more; the first is the control)",
     )
@@ -256,7 +256,7 @@ def run_show(args: argparse.Namespace) -> int:
         rows.append(
             (
                 a["name"],
-                a["variant"],
+                a["variant"] + (f"@{a['version']}" if a.get("version") else ""),
                 str(a["exposures"]),
                 str(a["units"]),
                 str(a["feedback"]),

@@ -50,6 +50,7 @@ def results(store: ExperimentStore, experiment: Experiment) -> dict[str, Any]:
             {
                 "name": arm.name,
                 "variant": arm.variant,
+                "version": arm.version,
                 "weight": arm.weight,
                 "role": role,
                 "exposures": 0 if c is None else c.exposures,

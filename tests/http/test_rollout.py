@@ -152,6 +152,8 @@ def _run_until_decided(url: str, name: str, start: int, ramp_at: int | None) -> 
     """Send labelled digits through the experiment (feedback every 100) until the policy
     has acted; ramp to 1:1 after ``ramp_at`` requests."""
     digits, labels = mnist()
+    # The digits come sorted by class; people send them in no such order.
+    order = np.random.default_rng(0).permutation(len(digits))
     items: list[dict[str, str]] = []
     for i in range(start, start + BUDGET):
         if ramp_at is not None and i == start + ramp_at:
@@ -161,7 +163,7 @@ def _run_until_decided(url: str, name: str, start: int, ramp_at: int | None) -> 
             assert ramped["period"] == 1
         answer = requests.post(
             f"{url}/v1/models/mnist/classify?experiment={name}",
-            files={"image": ("d.png", png(digits[i % len(digits)]))},
+            files={"image": ("d.png", png(digits[order[i % len(digits)]]))},
             headers={"X-Experiment-Unit": f"user-{i}"},
             timeout=60,
         )
@@ -169,7 +171,10 @@ def _run_until_decided(url: str, name: str, start: int, ramp_at: int | None) -> 
             break
         assert answer.status_code == 200, answer.text
         items.append(
-            {"request_id": answer.headers["X-Request-ID"], "label": str(labels[i % len(labels)])}
+            {
+                "request_id": answer.headers["X-Request-ID"],
+                "label": str(labels[order[i % len(labels)]]),
+            }
         )
         if len(items) == 100:
             stored = requests.post(
