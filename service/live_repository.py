@@ -33,6 +33,7 @@ from typing import Literal, TextIO
 
 from service.errors import LoadFailed, NotReady, ServiceError
 from service.manifest import MANIFEST_FILE, ONNX_FILE, VARIANTS
+from service.repository import DEFAULT_VERSION_FILE, VERSION_PATTERN
 from service.runtime import ModelStore
 
 log = logging.getLogger(__name__)
@@ -288,7 +289,8 @@ def _quietly(change: Callable[[str, str], object], model: str, variant: str) -> 
 
 
 def _fingerprints(root: Path) -> dict[tuple[str, str], tuple[int, ...]]:
-    """Each variant folder's manifest and model file: modification time and size."""
+    """Each variant folder's files, of every version and its default marker: modification
+    time and size. A variant with no complete version has none."""
     found: dict[tuple[str, str], tuple[int, ...]] = {}
     try:
         models = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
@@ -296,13 +298,36 @@ def _fingerprints(root: Path) -> dict[tuple[str, str], tuple[int, ...]]:
         return found
     for model in models:
         for variant in VARIANTS:
-            mark: list[int] = []
-            for name in (MANIFEST_FILE, ONNX_FILE):
-                try:
-                    stat = (model / variant / name).stat()
-                except OSError:
-                    break
-                mark += [stat.st_mtime_ns, stat.st_size]
-            else:
-                found[(model.name, variant)] = tuple(mark)
+            mark = _variant_mark(model / variant)
+            if mark:
+                found[(model.name, variant)] = mark
     return found
+
+
+def _variant_mark(folder: Path) -> tuple[int, ...]:
+    """The fingerprint of one variant folder: flat, or each numbered version in order."""
+    versions = [folder]
+    if not (folder / MANIFEST_FILE).exists():
+        try:
+            numbered = [p for p in folder.iterdir() if VERSION_PATTERN.fullmatch(p.name)]
+        except OSError:
+            return ()
+        versions = sorted(numbered, key=lambda p: int(p.name))
+    mark: list[int] = []
+    for version in versions:
+        files = [_stat(version / name) for name in (MANIFEST_FILE, ONNX_FILE)]
+        if None not in files:  # a version still being written is not there yet
+            mark += [int(version.name) if version is not folder else 0]
+            mark += [n for pair in files if pair is not None for n in pair]
+    if mark and versions[0] is not folder:
+        marker = _stat(folder / DEFAULT_VERSION_FILE)
+        mark += list(marker) if marker is not None else [-1]
+    return tuple(mark)
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return (found.st_mtime_ns, found.st_size)

@@ -301,3 +301,29 @@ def test_a_version_that_fails_its_requests_is_rolled_back_by_the_errors_guardrai
     assert found["actions"][-1]["action"] == "rollback"
     assert found["actions"][-1]["detail"]["version"] == "1"
     assert _classify(client)[1]["version"] == "1"
+
+
+def test_the_poll_serves_a_new_version_and_a_new_default_and_keeps_a_renumbered_variant(
+    tmp_path: Path,
+) -> None:
+    from service.live_repository import ActionLog, Watcher
+
+    root = tmp_path / "repo"
+    write_variant(root, "tiny", "pretrained", seed=0)  # flat: version 1
+    write_variant(root, "tiny", "baseline")
+    watcher = Watcher(ModelStore.load(root), ActionLog(None), poll_seconds=60)
+    watcher.poll()
+    store = watcher.store
+    # As a build adds version 2: version 1 moves into 1/, the marker keeps it the default.
+    variant_dir = root / "tiny" / "pretrained"
+    shutil.copytree(variant_dir, tmp_path / "one")
+    shutil.rmtree(variant_dir)
+    shutil.copytree(tmp_path / "one", variant_dir / "1")
+    write_variant(root, "tiny", "pretrained", version="2", seed=5)
+    (variant_dir / DEFAULT_VERSION_FILE).write_text("1\n")
+    watcher.poll()
+    assert list(store.variant_versions("tiny", "pretrained")) == ["1", "2"]
+    assert store.variant("tiny", "pretrained").manifest.version == "1"
+    (variant_dir / DEFAULT_VERSION_FILE).write_text("2\n")
+    watcher.poll()
+    assert store.variant("tiny", "pretrained").manifest.version == "2"
