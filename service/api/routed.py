@@ -134,8 +134,14 @@ def infer_routed(
         return result
 
     arm = the_route.arm
-    labels = current.variant(model, arm.variant, arm.version).manifest.class_names
-    protocol = Protocol(run, lambda r: tensor_prediction(r, labels), tensor_probabilities)
+
+    def prediction(result: InferenceResult) -> tuple[str, float]:
+        # Looked up once the arm has answered: an arm whose model is gone fails in ``run``,
+        # where the failure is recorded against it.
+        labels = current.variant(model, arm.variant, arm.version).manifest.class_names
+        return tensor_prediction(result, labels)
+
+    protocol = Protocol(run, prediction, tensor_probabilities)
     result = serve(store, the_route, protocol, request_id, settings().shadow_threads)
     result.header.setdefault("parameters", {}).update(
         {f"experiment_{k}": v for k, v in the_route.describe().items()}

@@ -231,7 +231,8 @@ def _exposures(c: Any) -> int:
 
 
 def _srm_count(c: Any) -> int:
-    return 0 if c is None else int(c.units + c.without_unit)
+    """Units (and unit-less requests) assigned to the arm: answered or failed."""
+    return 0 if c is None else int(c.assigned_units + c.assigned_without_unit)
 
 
 def _shadow_comparison(

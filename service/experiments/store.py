@@ -24,7 +24,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select, text, update
+from sqlalchemy import Engine, case, create_engine, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -87,8 +87,13 @@ class FeedbackItem:
 @dataclass(frozen=True)
 class ArmCounts:
     exposures: int
+    """Served exposures: the requests the arm answered."""
     units: int
     without_unit: int
+    assigned_units: int = 0
+    """Distinct units assigned to the arm, whether it answered them or failed them."""
+    assigned_without_unit: int = 0
+    """Requests without a unit assigned to the arm, answered or failed."""
 
 
 @dataclass(frozen=True)
@@ -740,16 +745,19 @@ class ExperimentStore:
     def _counts(self, experiment_id: int, by_period: bool) -> dict[tuple[int, str], ArmCounts]:
         e = schema.exposures
         keys = [e.c.period, e.c.arm] if by_period else [e.c.arm]
+        served = e.c.role == "served"
         query = (
             select(
                 *keys,
-                func.count(),
+                func.count(case((served, 1))),
+                func.count(func.distinct(case((served, e.c.unit)))),
+                func.count(case((served & e.c.unit.is_(None), 1))),
+                # A request the arm failed was assigned all the same: the sample-ratio check
+                # must not read an arm's errors as too few assignments.
                 func.count(func.distinct(e.c.unit)),
                 func.count() - func.count(e.c.unit),
             )
             .where(e.c.experiment_id == experiment_id)
-            # A request the arm failed was assigned all the same: the sample-ratio check
-            # must not read an arm's errors as too few assignments.
             .where(e.c.role.in_(("served", "failed")))
             .group_by(*keys)
         )
@@ -758,8 +766,8 @@ class ExperimentStore:
         counted: dict[tuple[int, str], ArmCounts] = {}
         for row in rows:
             period, arm = (int(row[0]), str(row[1])) if by_period else (0, str(row[0]))
-            n, units, without = (int(v) for v in row[-3:])
-            counted[(period, arm)] = ArmCounts(n, units, without)
+            n, units, without, assigned, assigned_without = (int(v) for v in row[-5:])
+            counted[(period, arm)] = ArmCounts(n, units, without, assigned, assigned_without)
         return counted
 
     def observations(self, experiment_id: int) -> list[Observation]:
@@ -778,6 +786,8 @@ class ExperimentStore:
             )
             .join(f, f.c.request_id == e.c.request_id)
             .where(e.c.experiment_id == experiment_id)
+            # A failed request answered nothing to judge (a retry under its id may have).
+            .where(e.c.role != "failed")
             .order_by(f.c.received_at, e.c.id)
         )
         with self.engine.connect() as connection:

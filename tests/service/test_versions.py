@@ -292,8 +292,22 @@ def test_a_version_that_fails_its_requests_is_rolled_back_by_the_errors_guardrai
         arm = response.headers.get("X-Experiment-Arm") or "v2"
         statuses.setdefault(arm, set()).add(response.status_code)
     assert statuses == {"v1": {200}, "v2": {404}}
+    # V2's routed requests are recorded the same way.
+    pixels = [0] * 28 * 28
+    for unit in range(300, 340):
+        body = {
+            "inputs": [{"name": "image", "datatype": "UINT8", "shape": [1, 1, 28, 28]}],
+            "parameters": {"experiment": "flaky", "unit": f"u{unit}"},
+        }
+        body["inputs"][0]["data"] = pixels  # type: ignore[index]
+        client.post("/v2/models/tiny-pretrained/infer", json=body)
     with client.application.app_context():
         store = experiment_store()
+        experiment = store.get("flaky")
+        assert experiment is not None
+        failures = store.failures(experiment.id)
+        assert len(failures) == 340  # every routed request, v1 and V2 alike, is accounted for
+        assert {(arm, failed) for arm, _, failed in failures} == {("v1", False), ("v2", True)}
         assert policy.Runner(lambda: store, interval=60).tick() == [("flaky", "rollback")]
     found = client.get("/v1/experiments/flaky", headers=ADMIN).get_json()
     (check,) = found["comparison"]["guardrails"]

@@ -198,3 +198,28 @@ def test_the_errors_guardrail_rarely_breaches_a_challenger_as_reliable_as_its_co
         (check,) = guardrails.check(experiment, [], [], failures)
         breached += check.breached
     assert breached <= 10  # alpha x 100 = 5, plus two binomial standard deviations
+
+
+def test_failed_requests_count_as_assigned_but_never_as_answers(store: ExperimentStore) -> None:
+    """A request the arm failed and its client retried under the same id: the retry's answer
+    is judged, the failure is not; the sample-ratio check counts the unit once; the feedback
+    rate is over answered requests."""
+    e = _create(store, GuardrailSpec(metric="errors"))
+    exposures, feedback = [], []
+    for i in range(60):
+        arm = "ab"[i % 2]
+        if arm == "b" and i < 30:  # b failed its first requests; each was retried and served
+            exposures.append(Exposure(e.id, arm, "failed", f"u{i}", f"r{i}", "", 0.0, 5.0))
+        exposures.append(Exposure(e.id, arm, "served", f"u{i}", f"r{i}", "1", 0.9, 5.0))
+        feedback.append(FeedbackItem(f"r{i}", "1", None))
+    store.record_exposures(exposures)
+    store.record_feedback(feedback)
+    found = results(store, e)
+    assert [(a["exposures"], a["feedback"], a["accuracy"]) for a in found["arms"]] == [
+        (30, 30, 1.0),
+        (30, 30, 1.0),
+    ]
+    comparison = found["comparison"]
+    assert comparison["sample_ratio"]["observed"] == [30, 30]
+    assert comparison["feedback_rate"]["exposures"] == [30, 30]
+    assert comparison["decision"]["state"] == "collecting"
