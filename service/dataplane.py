@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from service import catalog, deadline, results
 from service.decode import Decoded, DecodeOptions, decode_images
-from service.errors import ModelNotFound, NotFound, NotReady
+from service.errors import ModelNotFound, NotFound, NotReady, VariantNotFound
 from service.live_repository import ActionLog, Watcher
 from service.naming import DEFAULT_VARIANT, split_v2_name, v2_name
 from service.runtime import OUTPUTS, LoadedVariant, ModelStore, Outputs, reset_timing, run_timing
@@ -31,6 +31,10 @@ COMPARED = ("pretrained", "baseline")
 """The two variants ``compare`` runs, in the order its answer names them."""
 
 RunObserver = Callable[[LoadedVariant, int, float, float], None]
+
+Promotion = tuple[str, str | None, float]
+"""A model's promoted default: its variant, version (None: the variant's default) and when it
+was promoted (seconds since the epoch)."""
 """Told of every model run: the variant, its image count, seconds queued and seconds computing."""
 
 
@@ -47,7 +51,7 @@ class DataPlane:
             store, ActionLog(settings.control_directory), settings.repository_poll_seconds
         )
         """Loads and unloads variants while serving, in this worker and in every other."""
-        self.promoted: Callable[[str], tuple[str, str | None] | None] | None = None
+        self.promoted: Callable[[str], Promotion | None] | None = None
         """Where a model's promoted default variant and version are kept (the experiments
         store), if anywhere."""
 
@@ -63,10 +67,13 @@ class DataPlane:
 
     def default_version(self, model: str, variant: str) -> str | None:
         """The version of ``variant`` served when a request names none: the one an experiment
-        promoted, while it is loaded, else None (the repository's default version)."""
+        promoted, while it is loaded and unless the repository's ``default_version`` file was
+        written after the promotion; else None (the repository's default version)."""
         promoted = self.promoted(model) if self.promoted is not None else None
         if promoted is None or promoted[0] != variant or promoted[1] is None:
             return None
+        if promoted[2] < self.store.marked_at.get((model, variant), 0.0):
+            return None  # the repository named a default since: the latest word holds
         if promoted[1] in self.store.versions.get(model, {}).get(variant, {}):
             return promoted[1]
         return None
@@ -74,9 +81,15 @@ class DataPlane:
     def variant(self, model: str, variant: str, version: str | None = None) -> LoadedVariant:
         """A variant by v1's names, at ``version`` or its default one; 404 lists the known
         ones, 503 says why one failed to load."""
-        if version is None:
-            version = self.default_version(model, variant)
-        return self.store.variant(model, variant, version)
+        if version is not None:
+            return self.store.variant(model, variant, version)
+        promoted = self.default_version(model, variant)
+        if promoted is not None:
+            try:
+                return self.store.variant(model, variant, promoted)
+            except VariantNotFound:
+                pass  # unloaded since it was looked up: the repository's default serves
+        return self.store.variant(model, variant)
 
     def v2_variant(self, name: str, version: str | None = None) -> LoadedVariant:
         """The variant behind a V2 name ``<model>-<variant>``, at ``version`` or its default
@@ -94,14 +107,14 @@ class DataPlane:
                 )
             )
             raise ModelNotFound(f"unknown model {name!r} (known: {known})")
-        if version is None:
-            version = self.default_version(model, variant)
-            if version is None:
-                return loaded
         versions = self.store.variant_versions(model, variant)
+        if version is None:
+            promoted = self.default_version(model, variant)
+            # A promoted version unloaded since it was looked up: the repository's default.
+            return versions.get(promoted, loaded) if promoted is not None else loaded
         if version not in versions:
             raise NotFound(
-                f"model {name!r} has no version {version!r} (available: {', '.join(versions)})"
+                f"model {name!r} has no version {version[:40]!r} (available: {', '.join(versions)})"
             )
         return versions[version]
 

@@ -78,6 +78,9 @@ class RepositoryListing:
     problems: list[Problem] = field(default_factory=list)
     defaults: dict[tuple[str, str], str] = field(default_factory=dict)
     """Each variant's default version, by ``(model, variant)``."""
+    marked_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    """When each variant's ``default_version`` file was written (seconds since the epoch);
+    absent where no file names the default."""
 
     def models(self) -> dict[str, dict[str, ModelEntry]]:
         """Each variant's default version, grouped as ``{model: {variant: entry}}``."""
@@ -103,6 +106,8 @@ class VariantListing:
     problems: list[Problem] = field(default_factory=list)
     default: str | None = None
     """The version served when a request names none; None when no version is usable."""
+    marked_at: float | None = None
+    """When the ``default_version`` file that names it was written; None without one."""
 
 
 def version_key(version: str) -> tuple[int, str]:
@@ -213,6 +218,8 @@ def scan_repository(root: Path) -> RepositoryListing:
             listing.problems.extend(found_variant.problems)
             if found_variant.default is not None:
                 listing.defaults[(model_dir.name, variant)] = found_variant.default
+            if found_variant.marked_at is not None:
+                listing.marked_at[(model_dir.name, variant)] = found_variant.marked_at
     return listing
 
 
@@ -260,13 +267,15 @@ def _default_version(directory: Path, listing: VariantListing) -> str | None:
     marker = directory / DEFAULT_VERSION_FILE
     try:
         named = marker.read_text(encoding="ascii").strip() if _is_file(marker) else None
+        written = marker.stat().st_mtime if named is not None else None
     except (OSError, UnicodeDecodeError, InvalidEntry) as exc:
         reason = exc.problem.reason if isinstance(exc, InvalidEntry) else _unreadable(exc)
         listing.problems.append(Problem(marker, reason))
-        named = None
+        named = written = None
     if named is not None and named not in versions:
         listing.problems.append(
-            Problem(marker, f"names version {named!r}, which is not usable here (ignored)")
+            Problem(marker, f"names version {named[:40]!r}, which is not usable here (ignored)")
         )
-        named = None
+        named = written = None
+    listing.marked_at = written
     return named if named is not None else (versions[-1] if versions else None)

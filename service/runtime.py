@@ -185,6 +185,9 @@ class ModelStore:
     problems: list[Problem] = field(default_factory=list)
     intra_op_threads: int = 1
     wrap: RunWrapper | None = None
+    marked_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    """When each variant's ``default_version`` file was written, where one names the default:
+    a promotion made before it yields to it, one made after it overrides it."""
     unloaded: set[tuple[str, str]] = field(default_factory=set)
     """Variants unloaded on request: in the repository, not served."""
     load_failures: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -200,6 +203,7 @@ class ModelStore:
         store = cls(root=root, intra_op_threads=intra_op_threads, wrap=wrap)
         listing = scan_repository(root)
         store.problems.extend(listing.problems)
+        store.marked_at = dict(listing.marked_at)
         for entry in listing.entries:
             try:
                 variant = store._open(entry)
@@ -289,6 +293,10 @@ class ModelStore:
             # Versions first: a request that found the new default can find its siblings.
             self.versions = versions
             self.models = models
+            if found.marked_at is None:
+                self.marked_at.pop(key, None)
+            else:
+                self.marked_at[key] = found.marked_at
             self.problems = self._others(key)
             self.unloaded.discard(key)
             self.load_failures.pop(key, None)

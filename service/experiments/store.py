@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from alembic import command
 from alembic.config import Config
@@ -96,6 +96,16 @@ class ArmCounts:
     """Requests without a unit assigned to the arm, answered or failed."""
 
 
+class Promoted(NamedTuple):
+    """A model's default, as an experiment promoted (or rolled back to) it."""
+
+    variant: str
+    version: str | None
+    """None: whichever version is the variant's default in the repository."""
+    set_at: float
+    """When, in seconds since the epoch: a ``default_version`` file written later wins."""
+
+
 @dataclass(frozen=True)
 class Observation:
     """A served (or shadow) exposure joined with its feedback, in the order feedback arrived."""
@@ -164,7 +174,7 @@ class ExperimentStore:
         if self.is_sqlite and database and database != ":memory:":
             self._lock_path = f"{database}.write-lock"
         self._definitions: dict[str, tuple[Experiment, float]] = {}
-        self._defaults: dict[str, tuple[tuple[str, str | None] | None, float]] = {}
+        self._defaults: dict[str, tuple[Promoted | None, float]] = {}
         self._local = threading.local()
         self._checkpointer_pid = 0
         self._checkpointer_lock = threading.Lock()
@@ -415,22 +425,22 @@ class ExperimentStore:
         assert found is not None
         return found
 
-    def default_variant(self, model: str) -> tuple[str, str | None] | None:
-        """The variant, and its version (None: the variant's own default), an experiment
-        promoted to ``model``'s default, or None; cached per process for
+    def default_variant(self, model: str) -> Promoted | None:
+        """The variant, its version (None: the variant's own default) and when, that an
+        experiment promoted to ``model``'s default, or None; cached per process for
         :data:`DEFINITION_TTL_S`, so a promotion reaches every worker within it."""
         cached = self._defaults.get(model)
         now = time.monotonic()
         if cached is not None and now - cached[1] < DEFINITION_TTL_S:
             return cached[0]
         d = schema.defaults
-        found: tuple[str, str | None] | None
+        found: Promoted | None
         try:
             with self.engine.connect() as connection:
                 row = connection.execute(
-                    select(d.c.variant, d.c.version).where(d.c.model == model)
+                    select(d.c.variant, d.c.version, d.c.set_at).where(d.c.model == model)
                 ).first()
-            found = None if row is None else (row.variant, row.version)
+            found = None if row is None else Promoted(row.variant, row.version, row.set_at)
         except SQLAlchemyError as exc:
             # Serving must not depend on the experiments database: keep what was known.
             found = cached[0] if cached is not None else None

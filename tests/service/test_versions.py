@@ -253,6 +253,13 @@ def test_promoting_a_version_makes_it_the_default(
     assert _classify(client, "?version=1")[1]["version"] == "1"
     trail = client.get("/v1/experiments/v1-vs-v2", headers=ADMIN).get_json()["actions"]
     assert trail[-1]["detail"]["version"] == "2"
+    # A default named in the repository after the promotion is the latest word, and holds.
+    write_variant(repository, "tiny", "pretrained", version="3", seed=7)
+    (repository / "tiny" / "pretrained" / DEFAULT_VERSION_FILE).write_text("3\n")
+    assert (
+        client.post("/v2/repository/models/tiny-pretrained/load", headers=ADMIN).status_code == 200
+    )
+    assert _classify(client)[1]["version"] == "3"
 
 
 def test_a_version_that_fails_its_requests_is_rolled_back_by_the_errors_guardrail(
