@@ -150,13 +150,15 @@ def infer_routed(
 
 
 def route(model: str, experiment: str, unit: str | None, *, v2: bool = False) -> Route:
-    """Resolve the experiment before anything runs; 422 if v1's ``variant`` was sent as well."""
-    if not v2 and "variant" in request.args:
-        raise ValidationFailed(
-            "query parameter variant: the experiment picks the variant; send experiment "
-            "or variant, not both",
-            field="variant",
-        )
+    """Resolve the experiment before anything runs; 422 if v1's ``variant`` or ``version``
+    was sent as well."""
+    for chosen in ("variant", "version"):
+        if not v2 and chosen in request.args:
+            raise ValidationFailed(
+                f"query parameter {chosen}: the experiment picks the variant and its version; "
+                f"send experiment or {chosen}, not both",
+                field=chosen,
+            )
     return resolve(experiment_store(), experiment, model, unit)
 
 

@@ -229,6 +229,17 @@ def test_an_experiment_routes_each_arm_to_its_version(client: FlaskClient) -> No
     assert seen == {"v1": "1", "v2": "2"}
 
 
+def test_a_routed_request_may_not_choose_its_version(client: FlaskClient) -> None:
+    assert _experiment(client, ("1", "2"))["http"] == 201
+    response = client.post(
+        "/v1/models/tiny/classify?experiment=v1-vs-v2&version=1",
+        data=IMAGE,
+        headers={"Content-Type": "image/png", "X-Experiment-Unit": "u1"},
+    )
+    assert response.status_code == 422
+    assert response.get_json()["error"]["field"] == "version"
+
+
 def test_an_arm_of_a_version_that_is_not_loaded_is_refused(client: FlaskClient) -> None:
     created = _experiment(client, ("1", "5"))
     assert created["http"] == 422
