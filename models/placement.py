@@ -37,11 +37,22 @@ def plan(variant_dir: Path, *, replace: bool, make_default: bool) -> Placement:
     (or there is nothing yet), else one more than the highest there."""
     if replace or not variant_dir.exists():
         return Placement("1", "1", replace=True)
-    existing = _versions(variant_dir)
-    if not existing:
-        return Placement("1", "1", replace=True)  # nothing usable to keep
-    version = str(max(int(v) for v in existing) + 1)
-    default = version if make_default else _current_default(variant_dir, existing)
+    try:
+        existing = _versions(variant_dir)
+        if not existing:
+            if any(variant_dir.iterdir()):
+                raise PlacementError(
+                    f"{variant_dir} holds no model and no numbered version, but other files: "
+                    "move them away, or build with --replace to replace the folder"
+                )
+            return Placement("1", "1", replace=True)  # an empty folder
+        version = str(max(int(v) for v in existing) + 1)
+        default = version if make_default else _current_default(variant_dir, existing)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PlacementError(
+            f"{variant_dir} cannot take a new version: {exc} (fix the folder, or build with "
+            "--replace to replace it)"
+        ) from None
     return Placement(version, default, replace=False)
 
 
@@ -54,17 +65,25 @@ def _current_default(variant_dir: Path, existing: list[str]) -> str:
 
 def _versions(variant_dir: Path) -> list[str]:
     """The version numbers a variant folder holds, flat or numbered; PlacementError for a
-    flat model whose version is not a number (it cannot move into a numbered folder)."""
+    flat model whose version is not a number (it cannot move into a numbered folder) or one
+    with numbered folders beside it."""
     flat = variant_dir / MANIFEST_FILE
-    if flat.is_file():
-        version = str(json.loads(flat.read_text(encoding="utf-8")).get("version", "1"))
-        if not VERSION_PATTERN.fullmatch(version):
-            raise PlacementError(
-                f"{variant_dir} holds version {version!r}, which is not a number: a new version "
-                "cannot be numbered beside it (build with --replace to replace it)"
-            )
-        return [version]
-    return [p.name for p in variant_dir.iterdir() if VERSION_PATTERN.fullmatch(p.name)]
+    numbered = [p.name for p in variant_dir.iterdir() if VERSION_PATTERN.fullmatch(p.name)]
+    if not flat.is_file():
+        return numbered
+    if numbered:
+        raise PlacementError(
+            f"{variant_dir} holds a model directly and numbered versions ({', '.join(numbered)}) "
+            "beside it: keep one or the other, or build with --replace"
+        )
+    manifest = json.loads(flat.read_text(encoding="utf-8"))
+    version = str(manifest.get("version", "1")) if isinstance(manifest, dict) else ""
+    if not VERSION_PATTERN.fullmatch(version):
+        raise PlacementError(
+            f"{variant_dir} holds version {version!r}, which is not a number: a new version "
+            "cannot be numbered beside it (build with --replace to replace it)"
+        )
+    return [version]
 
 
 def place(staging: Path, variant_dir: Path, placement: Placement) -> Path:
@@ -84,8 +103,13 @@ def place(staging: Path, variant_dir: Path, placement: Placement) -> Path:
         _swap(fresh, variant_dir)
         return variant_dir / placement.version
     target = variant_dir / placement.version
-    staging.rename(target)
-    _write_default(variant_dir, placement.default)
+    if placement.default != placement.version:
+        # Named first: from the moment the new version is there, it is not the default.
+        _write_default(variant_dir, placement.default)
+        staging.rename(target)
+    else:
+        staging.rename(target)
+        _write_default(variant_dir, placement.default)
     return target
 
 

@@ -230,7 +230,12 @@ def scan_variant(directory: Path, *, model: str, variant: str) -> VariantListing
     try:
         if _is_file(directory / MANIFEST_FILE):
             entry = load_variant(directory, model=model, variant=variant)
-            return VariantListing([entry], [], entry.version)
+            ignored = [
+                Problem(p, "ignored: the variant holds its model directly, not in version folders")
+                for p in _listed(directory)
+                if VERSION_PATTERN.fullmatch(p.name)
+            ]
+            return VariantListing([entry], ignored, entry.version)
         numbered = [p for p in _listed(directory) if VERSION_PATTERN.fullmatch(p.name)]
         if not numbered:
             raise InvalidEntry(directory / MANIFEST_FILE, "missing")

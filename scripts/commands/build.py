@@ -85,6 +85,13 @@ def run(args: argparse.Namespace) -> int:
     if args.if_missing and _complete(repository, name):
         print(f"{repository}/{name} already holds both variants; nothing to build")
         return 0
+    if not args.replace:
+        # A folder that cannot take the next version is said before training, not after.
+        from models.placement import plan
+        from service.manifest import VARIANTS
+
+        for variant in VARIANTS:
+            plan(repository / name / variant, replace=False, make_default=args.make_default)
     config = common.experiment_from_args(args)
     launched = launch(args)
     if launched is not None:

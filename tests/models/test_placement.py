@@ -77,3 +77,60 @@ def test_a_flat_model_whose_version_is_not_a_number_is_not_renumbered(tmp_path: 
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(PlacementError, match=r"not a number.*--replace"):
         plan(folder, replace=False, make_default=False)
+
+
+@pytest.mark.parametrize(
+    ("layout", "reason"),
+    [
+        ({"notes.txt": "mine"}, "holds no model and no numbered version, but other files"),
+        ({"1/keep": "x", "default_version": "\u00e9\n"}, "cannot take a new version"),
+        ({"manifest.json": "{not json"}, "cannot take a new version"),
+        ({"manifest.json": "[1]"}, "which is not a number"),
+    ],
+)
+def test_a_folder_that_cannot_take_a_version_is_refused_and_kept(
+    tmp_path: Path, layout: dict[str, str], reason: str
+) -> None:
+    folder = tmp_path / "repo" / "tiny" / "pretrained"
+    for name, text in layout.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    with pytest.raises(PlacementError, match=reason):
+        plan(folder, replace=False, make_default=False)
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == sorted(
+        layout
+    )
+
+
+def test_a_model_held_directly_with_version_folders_beside_it_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    write_variant(root, "tiny", "pretrained")
+    write_variant(root, "tiny", "pretrained", version="2")
+    folder = root / "tiny" / "pretrained"
+    with pytest.raises(PlacementError, match="holds a model directly and numbered versions"):
+        plan(folder, replace=False, make_default=False)
+    (problem,) = [p for p in scan_repository(root).problems if p.path.parent == folder]
+    assert problem.reason.startswith("ignored: the variant holds its model directly")
+
+
+def test_until_a_new_version_is_promoted_it_is_never_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The marker is written before the version appears, so no reader sees it as default."""
+    root = tmp_path / "repo"
+    write_variant(root, "tiny", "pretrained", version="1")
+    write_variant(root, "tiny", "pretrained", version="2")
+    folder = root / "tiny" / "pretrained"
+    placement = plan(folder, replace=False, make_default=False)
+    staged = _staged(tmp_path, placement.version, seed=9)
+    seen = []
+    original = Path.rename
+
+    def rename(self: Path, target: Path) -> Path:
+        if self == staged:  # the moment before the new version shows
+            seen.append((folder / DEFAULT_VERSION_FILE).read_text())
+        return original(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    place(staged, folder, placement)
+    assert seen == ["2\n"]

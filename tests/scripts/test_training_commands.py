@@ -346,3 +346,17 @@ def test_training_without_the_train_extra_says_how_to_install_it() -> None:
 
     with pytest.raises(CommandError, match=r"training needs torch, which this environment lacks"):
         guarded(needs_torch)(None)  # type: ignore[arg-type]
+
+
+def test_a_repository_that_cannot_take_the_next_version_is_said_before_training(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    stray = tmp_path / "mnist" / "pretrained" / "notes.txt"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("mine")
+    assert main(["build", "--quick", "--model-repository", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("headstart: error: ")
+    assert "holds no model and no numbered version, but other files" in captured.err
+    assert captured.out == ""  # no plan, no training: nothing was started
+    assert stray.read_text() == "mine"
