@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
@@ -77,9 +78,16 @@ def run_list(args: argparse.Namespace) -> int:
     root: Path = args.model_repository or Settings().model_repository
     listing = scan_repository(root)
     rows = [("MODEL", "VARIANT", "ARCH", "METHOD", "LABELS/CLASS", "TEST ACC", "VERSION")]
+    counted = Counter((e.name, e.variant) for e in listing.entries)
     for entry in listing.entries:
         m = entry.manifest
         labels = m.training.labels_per_class
+        version = m.version
+        if (
+            counted[(m.name, m.variant)] > 1
+            and listing.defaults.get((m.name, m.variant)) == version
+        ):
+            version += " (default)"
         rows.append(
             (
                 m.name,
@@ -88,7 +96,7 @@ def run_list(args: argparse.Namespace) -> int:
                 m.pretraining.method,
                 "all" if labels is None else str(labels),
                 f"{m.test_metrics.accuracy:.4f}",
-                m.version,
+                version,
             )
         )
     if listing.entries:

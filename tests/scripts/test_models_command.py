@@ -82,3 +82,21 @@ def test_load_unload_and_history_on_a_running_server(
         "unload fresh-pretrained by admin: done",
         "load tiny-baseline by admin: failed",
     ]
+
+
+def test_every_version_is_listed_and_the_default_marked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.builders import write_variant
+
+    for version in ("1", "2"):
+        write_variant(tmp_path, "tiny", "pretrained", version=version)
+    (tmp_path / "tiny" / "pretrained" / "default_version").write_text("1\n")
+    write_variant(tmp_path, "tiny", "baseline")
+    assert main(["models", "list", "--model-repository", str(tmp_path)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [(r[1], " ".join(r[6:])) for r in rows] == [
+        ("pretrained", "1 (default)"),
+        ("pretrained", "2"),
+        ("baseline", "1"),
+    ]
