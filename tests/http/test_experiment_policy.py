@@ -9,6 +9,7 @@ from pathlib import Path
 import requests
 
 from tests.builders import write_repository
+from tests.http.balanced import balanced_units
 from tests.images import mnist, png
 from tests.server import running_server
 
@@ -26,7 +27,8 @@ REQUESTS = 300
 
 def test_the_service_promotes_a_winning_challenger_by_itself(tmp_path: Path) -> None:
     repository = write_repository(tmp_path / "repo")
-    with running_server(repository, ENV) as url:
+    database = f"sqlite:///{tmp_path / 'experiments.db'}"
+    with running_server(repository, {**ENV, "HEADSTART_DATABASE_URL": database}) as url:
         arms = [{"name": "a", "variant": "pretrained"}, {"name": "b", "variant": "baseline"}]
         created = requests.post(
             f"{url}/v1/experiments",
@@ -44,11 +46,11 @@ def test_the_service_promotes_a_winning_challenger_by_itself(tmp_path: Path) -> 
         assert created.json()["policy"] == {"promote": True, "rollback": True}
         image = png(mnist()[0][0])
         items = []
-        for i in range(REQUESTS):
+        for i, unit in enumerate(balanced_units(database, "auto", REQUESTS // 2)):
             answer = requests.post(
                 f"{url}/v1/models/tiny/classify?experiment=auto",
                 files={"image": ("d.png", image)},
-                headers={"X-Experiment-Unit": f"user-{i}"},
+                headers={"X-Experiment-Unit": unit},
                 timeout=30,
             )
             assert answer.status_code == 200, answer.text

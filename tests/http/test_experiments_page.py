@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.builders import write_repository
+from tests.http.balanced import balanced_units
 from tests.http.browser import browser_page
 from tests.images import mnist, png
 from tests.server import running_server
@@ -54,9 +55,11 @@ def test_the_script_is_valid_javascript(tmp_path: Path) -> None:
 
 @pytest.fixture
 def three_arms(tmp_path: Path) -> Iterator[str]:
-    """A server with a three-arm experiment whose arms are all exactly half right."""
+    """A server with a three-arm experiment whose arms are all exactly half right, and each
+    got exactly 40 units."""
     repo = write_repository(tmp_path / "repo")
-    with running_server(repo, TOKENS) as url:
+    database = f"sqlite:///{tmp_path / 'experiments.db'}"
+    with running_server(repo, {**TOKENS, "HEADSTART_DATABASE_URL": database}) as url:
         arms = [
             {"name": "a", "variant": "pretrained"},
             {"name": "b", "variant": "baseline"},
@@ -78,11 +81,11 @@ def three_arms(tmp_path: Path) -> Iterator[str]:
         image = png(mnist()[0][0])
         items: list[dict[str, Any]] = []
         seen: dict[str, int] = {}
-        for i in range(120):
+        for unit in balanced_units(database, "three", 40):
             r = requests.post(
                 f"{url}/v1/models/tiny/classify?experiment=three",
                 files={"image": ("d.png", image)},
-                headers={"X-Experiment-Unit": f"u{i}"},
+                headers={"X-Experiment-Unit": unit},
                 timeout=30,
             )
             assert r.status_code == 200, r.text
