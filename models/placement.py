@@ -20,7 +20,7 @@ from pathlib import Path
 
 from models.errors import PlacementError
 from service.manifest import MANIFEST_FILE
-from service.repository import DEFAULT_VERSION_FILE, VERSION_PATTERN
+from service.repository import DEFAULT_VERSION_FILE, VERSION_PATTERN, named_default
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,7 @@ def plan(variant_dir: Path, *, replace: bool, make_default: bool) -> Placement:
 
 def _current_default(variant_dir: Path, existing: list[str]) -> str:
     """The version the marker names, if it is there, else the highest: what serves now."""
-    marker = variant_dir / DEFAULT_VERSION_FILE
-    named = marker.read_text(encoding="ascii").strip() if marker.is_file() else None
+    named = named_default(variant_dir)
     return named if named in existing else max(existing, key=int)
 
 

@@ -228,18 +228,20 @@ def scan_variant(directory: Path, *, model: str, variant: str) -> VariantListing
     default version."""
     listing = VariantListing()
     try:
-        if _is_file(directory / MANIFEST_FILE):
+        flat = _is_file(directory / MANIFEST_FILE)
+        if flat:
             entry = load_variant(directory, model=model, variant=variant)
+        listed = _listed(directory)
+        numbered = [p for p in listed if VERSION_PATTERN.fullmatch(p.name)]
+        if flat:
             ignored = [
                 Problem(p, "ignored: the variant holds its model directly, not in version folders")
-                for p in _listed(directory)
-                if VERSION_PATTERN.fullmatch(p.name)
+                for p in numbered
             ]
             return VariantListing([entry], ignored, entry.version)
-        numbered = [p for p in _listed(directory) if VERSION_PATTERN.fullmatch(p.name)]
         if not numbered:
             raise InvalidEntry(directory / MANIFEST_FILE, "missing")
-        for extra in _listed(directory):
+        for extra in listed:
             if extra not in numbered and extra.name != DEFAULT_VERSION_FILE:
                 listing.problems.append(
                     Problem(extra, "not a version folder (versions are numbered 1, 2, ...)")
@@ -266,16 +268,22 @@ def scan_variant(directory: Path, *, model: str, variant: str) -> VariantListing
     return listing
 
 
+def named_default(directory: Path) -> str | None:
+    """The version a variant folder's ``default_version`` file names, if it has one;
+    ``OSError`` or ``UnicodeDecodeError`` when it cannot be read."""
+    marker = directory / DEFAULT_VERSION_FILE
+    return marker.read_text(encoding="ascii").strip() if marker.is_file() else None
+
+
 def _default_version(directory: Path, listing: VariantListing) -> str | None:
     """The version the variant folder's marker names, else the highest usable one."""
     versions = [e.version for e in listing.entries]
     marker = directory / DEFAULT_VERSION_FILE
     try:
-        named = marker.read_text(encoding="ascii").strip() if _is_file(marker) else None
+        named = named_default(directory)
         written = marker.stat().st_mtime if named is not None else None
-    except (OSError, UnicodeDecodeError, InvalidEntry) as exc:
-        reason = exc.problem.reason if isinstance(exc, InvalidEntry) else _unreadable(exc)
-        listing.problems.append(Problem(marker, reason))
+    except (OSError, UnicodeDecodeError) as exc:
+        listing.problems.append(Problem(marker, _unreadable(exc)))
         named = written = None
     if named is not None and named not in versions:
         listing.problems.append(

@@ -16,8 +16,8 @@ from scripts.commands._options import add_repository_option
 from scripts.errors import CommandError
 
 if TYPE_CHECKING:
+    from models.placement import Placement
     from models.pretraining import PretrainReport
-    from service.manifest import Manifest
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,13 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if args.if_missing and _complete(repository, name):
         print(f"{repository}/{name} already holds both variants; nothing to build")
         return 0
-    if not args.replace:
-        # A folder that cannot take the next version is said before training, not after.
-        from models.placement import plan
-        from service.manifest import VARIANTS
-
-        for variant in VARIANTS:
-            plan(repository / name / variant, replace=False, make_default=args.make_default)
+    # A folder that cannot take the next version is said before training, not after.
+    placements = _placements(repository / name, args)
     config = common.experiment_from_args(args)
     launched = launch(args)
     if launched is not None:
@@ -142,7 +137,13 @@ def run(args: argparse.Namespace) -> int:
             f"exported {target} as version {manifest.version} (ONNX Runtime vs torch on "
             f"{parity.num_images} test images: max |dp| {parity.probabilities:.2e})"
         )
-        _say_default(target, manifest)
+        placed = placements.get(manifest.variant)
+        if placed is not None and placed.default != manifest.version:
+            print(
+                f"  {manifest.variant}: version {placed.default} stays the default; try version "
+                f"{manifest.version} with ?version={manifest.version} or an experiment's arm, "
+                "then promote it (or build with --make-default)"
+            )
         rows.append(
             {
                 "variant": manifest.variant,
@@ -157,20 +158,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _say_default(target: Path, manifest: Manifest) -> None:
-    """Say when the new version is not what serves by default, and how to make it so."""
-    from service.repository import DEFAULT_VERSION_FILE
+def _placements(model_dir: Path, args: argparse.Namespace) -> dict[str, Placement]:
+    """Where each variant's new version will go (none with ``--replace``: each is version 1)."""
+    if args.replace:
+        return {}
+    from models.placement import plan
+    from service.manifest import VARIANTS
 
-    marker = target.parent / DEFAULT_VERSION_FILE
-    if manifest.version == "1" or not marker.is_file():
-        return
-    default = marker.read_text(encoding="ascii").strip()
-    if default != manifest.version:
-        print(
-            f"  {manifest.variant}: version {default} stays the default; try version "
-            f"{manifest.version} with ?version={manifest.version} or an experiment's arm, "
-            "then promote it (or build with --make-default)"
-        )
+    return {
+        variant: plan(model_dir / variant, replace=False, make_default=args.make_default)
+        for variant in VARIANTS
+    }
 
 
 def _complete(repository: Path, name: str) -> bool:
