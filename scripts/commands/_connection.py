@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 
 from scripts.commands._admin_client import AdminClient
 from scripts.errors import CommandError
@@ -24,6 +25,11 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         help="admin token; prefer the variable, as command lines are visible to other users "
         "(default: none; env HEADSTART_ADMIN_TOKEN)",
     )
+
+
+def utc(at: float) -> str:
+    """A time the server recorded (seconds since the epoch), as the admin commands print it."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
 
 
 def client(args: argparse.Namespace) -> AdminClient:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from typing import Any
 
 from scripts.commands import _plan, _simulate
-from scripts.commands._connection import add_connection_options, client
+from scripts.commands._connection import add_connection_options, client, utc
 from scripts.errors import CommandError
 
 
@@ -179,8 +178,13 @@ def parse_arm(text: str) -> dict[str, Any]:
 
 def arm_text(arm: dict[str, Any]) -> str:
     """An arm as ``--arm`` takes it: ``b=pretrained@2:1``."""
-    version = f"@{arm['version']}" if arm.get("version") else ""
-    return f"{arm['name']}={arm['variant']}{version}:{arm['weight']:g}"
+    return f"{arm['name']}={variant_text(arm)}:{arm['weight']:g}"
+
+
+def variant_text(served: dict[str, Any]) -> str:
+    """An arm's (or a promotion's) variant, with its version if it names one: ``pretrained@2``."""
+    version = served.get("version")
+    return f"{served['variant']}@{version}" if version else str(served["variant"])
 
 
 def parse_guardrail(text: str) -> dict[str, Any]:
@@ -256,7 +260,7 @@ def run_show(args: argparse.Namespace) -> int:
         rows.append(
             (
                 a["name"],
-                a["variant"] + (f"@{a['version']}" if a.get("version") else ""),
+                variant_text(a),
                 str(a["exposures"]),
                 str(a["units"]),
                 str(a["feedback"]),
@@ -312,9 +316,8 @@ def run_show(args: argparse.Namespace) -> int:
         )
     print(f"decision: {comparison['decision']['message']}")
     for action in report.get("actions", []):
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(action["at"]))
         detail = json.dumps(action["detail"], sort_keys=True, separators=(",", ":"))
-        print(f"{when} UTC  {action['action']} by {action['actor']}: {detail}")
+        print(f"{utc(action['at'])}  {action['action']} by {action['actor']}: {detail}")
     return 0
 
 
@@ -337,9 +340,8 @@ def run_ramp(args: argparse.Namespace) -> int:
 def run_promote(args: argparse.Namespace) -> int:
     done = client(args).request("POST", f"/v1/experiments/{args.name}/promote")
     promoted = done["promoted"]
-    version = f"@{promoted['version']}" if promoted.get("version") else ""
     print(
-        f"promoted {promoted['variant']}{version} (arm {promoted['arm']} of {done['name']}): the "
+        f"promoted {variant_text(promoted)} (arm {promoted['arm']} of {done['name']}): the "
         f"default of {promoted['model']}; {done['name']} is {done['status']}"
     )
     return 0

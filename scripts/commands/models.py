@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
-from scripts.commands._connection import add_connection_options, client
+from scripts.commands._connection import add_connection_options, client, utc
 from scripts.commands._options import add_repository_option
 from service.repository import scan_repository
 from service.settings import Settings
@@ -65,10 +64,9 @@ def run_history(args: argparse.Namespace) -> int:
     if not found:
         print("no loads or unloads yet")
     for action in reversed(found):
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(action["at"]))
         detail = action["detail"].get("reason") or action["detail"].get("onnx_sha256", "")
         print(
-            f"{when} UTC  {action['action']} {action['model']}-{action['variant']} by "
+            f"{utc(action['at'])}  {action['action']} {action['model']}-{action['variant']} by "
             f"{action['actor']}: {action['outcome']}" + (f" ({detail})" if detail else "")
         )
     return 0

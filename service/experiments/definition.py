@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from service.repository import VERSION_PATTERN
+
 MODES = ("split", "shadow")
 
 Metric = Literal["accuracy", "outcome"]
@@ -116,7 +118,7 @@ class ArmSpec(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     variant: str = Field(min_length=1, max_length=200)
-    version: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,8}$")
+    version: str | None = Field(default=None, pattern=f"^{VERSION_PATTERN.pattern}$")
     """A numbered version of the variant (two arms may serve two versions of one variant);
     unset, the arm serves the variant's default version."""
     weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
