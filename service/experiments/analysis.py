@@ -75,15 +75,21 @@ def results(store: ExperimentStore, experiment: Experiment) -> dict[str, Any]:
             counts,
             store.periods(experiment.id),
             store.period_counts(experiment.id),
-            guardrails.check(
-                experiment,
-                store.latencies(experiment.id) if experiment.guards("latency") else [],
-                observations,
-                store.failures(experiment.id) if experiment.guards("errors") else [],
-            ),
+            _guardrails(store, experiment, observations),
         )
     )
     return {"metric": metric, "arms": arms_out, "comparison": comparison}
+
+
+def _guardrails(
+    store: ExperimentStore, experiment: Experiment, observations: list[Observation]
+) -> list[guardrails.Check]:
+    """Every guardrail's check, reading the routed requests once for latency and errors."""
+    reads_requests = experiment.guards("latency") or experiment.guards("errors")
+    routed = store.routed(experiment.id) if reads_requests else []
+    latencies = [(r.arm, r.period, r.latency_ms) for r in routed if not r.failed]
+    failures = [(r.arm, r.period, r.failed) for r in routed]
+    return guardrails.check(experiment, latencies, observations, failures)
 
 
 def _metric(observations: list[Observation]) -> str:

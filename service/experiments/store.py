@@ -96,6 +96,16 @@ class ArmCounts:
     """Requests without a unit assigned to the arm, answered or failed."""
 
 
+class RoutedRequest(NamedTuple):
+    """One request an experiment routed to an arm."""
+
+    arm: str
+    period: int
+    latency_ms: float
+    failed: bool
+    """The arm failed it (a ``failed`` exposure); else it answered."""
+
+
 class Promoted(NamedTuple):
     """A model's default, as an experiment promoted (or rolled back to) it."""
 
@@ -803,29 +813,21 @@ class ExperimentStore:
         with self.engine.connect() as connection:
             return [Observation(*row) for row in connection.execute(query)]
 
-    def latencies(self, experiment_id: int) -> list[tuple[str, int, float]]:
-        """Every served exposure's arm, period and latency (ms), in the order they were stored."""
+    def routed(self, experiment_id: int) -> list[RoutedRequest]:
+        """Every request the experiment routed to an arm, answered or failed, in the order
+        they were stored: what the latency and errors guardrails read."""
         e = schema.exposures
         query = (
-            select(e.c.arm, e.c.period, e.c.latency_ms)
-            .where(e.c.experiment_id == experiment_id)
-            .where(e.c.role == "served")
-            .order_by(e.c.id)
-        )
-        with self.engine.connect() as connection:
-            return [(str(a), int(p), float(ms)) for a, p, ms in connection.execute(query)]
-
-    def failures(self, experiment_id: int) -> list[tuple[str, int, bool]]:
-        """Every routed request's arm, period and whether the arm failed it, in order."""
-        e = schema.exposures
-        query = (
-            select(e.c.arm, e.c.period, e.c.role)
+            select(e.c.arm, e.c.period, e.c.latency_ms, e.c.role)
             .where(e.c.experiment_id == experiment_id)
             .where(e.c.role.in_(("served", "failed")))
             .order_by(e.c.id)
         )
         with self.engine.connect() as connection:
-            return [(str(a), int(p), r == "failed") for a, p, r in connection.execute(query)]
+            return [
+                RoutedRequest(str(a), int(p), float(ms), role == "failed")
+                for a, p, ms, role in connection.execute(query)
+            ]
 
     def shadow_pairs(self, experiment_id: int) -> list[ShadowPair]:
         """Served and shadow predictions on the same requests."""

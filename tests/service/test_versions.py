@@ -323,9 +323,9 @@ def test_a_version_that_fails_its_requests_is_rolled_back_by_the_errors_guardrai
         store = experiment_store()
         experiment = store.get("flaky")
         assert experiment is not None
-        failures = store.failures(experiment.id)
-        assert len(failures) == 340  # every routed request, v1 and V2 alike, is accounted for
-        assert {(arm, failed) for arm, _, failed in failures} == {("v1", False), ("v2", True)}
+        routed = store.routed(experiment.id)
+        assert len(routed) == 340  # every routed request, v1 and V2 alike, is accounted for
+        assert {(r.arm, r.failed) for r in routed} == {("v1", False), ("v2", True)}
         assert policy.Runner(lambda: store, interval=60).tick() == [("flaky", "rollback")]
     found = client.get("/v1/experiments/flaky", headers=ADMIN).get_json()
     (check,) = found["comparison"]["guardrails"]
