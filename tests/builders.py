@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from service.manifest import ONNX_FILE, Manifest, sha256_file
+
+if TYPE_CHECKING:
+    from flask.testing import FlaskClient
 
 
 def tiny_onnx_model(
@@ -142,3 +146,18 @@ def write_repository(root: Path, names: tuple[str, ...] = ("tiny",), **shape: in
         for variant in ("pretrained", "baseline"):
             write_variant(root, name, variant, **shape)
     return root
+
+
+def admin_client(repository: Path, scratch: Path, admin_token: str) -> FlaskClient:
+    """A test client of the app serving ``repository`` with ``admin_token``, its state and the
+    workers' shared control folder under ``scratch``."""
+    from service.app import create_app
+    from service.settings import Settings
+
+    settings = Settings(
+        model_repository=repository,
+        admin_token=admin_token,
+        state_directory=scratch / "state",
+        control_directory=scratch / "control",
+    )
+    return create_app(settings).test_client()

@@ -17,7 +17,7 @@ from service.app import create_app
 from service.live_repository import ActionLog, Watcher, reset
 from service.runtime import UNLOADED, ModelStore
 from service.settings import Settings
-from tests.builders import write_repository, write_variant
+from tests.builders import admin_client, write_repository, write_variant
 
 TOKEN = "load-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -30,13 +30,7 @@ def repository(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def client(repository: Path, tmp_path: Path) -> FlaskClient:
-    settings = Settings(
-        model_repository=repository,
-        admin_token=TOKEN,
-        state_directory=tmp_path / "state",
-        control_directory=tmp_path / "control",
-    )
-    return create_app(settings).test_client()
+    return admin_client(repository, tmp_path, TOKEN)
 
 
 def _infer(client: FlaskClient, name: str) -> tuple[int, dict[str, object]]:

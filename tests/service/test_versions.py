@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
-from service.app import create_app
 from service.repository import DEFAULT_VERSION_FILE, scan_repository
 from service.runtime import ModelStore
-from service.settings import Settings
-from tests.builders import write_variant
+from tests.builders import admin_client, write_variant
 from tests.images import png
 
 TOKEN = "versions-token"
@@ -32,19 +30,9 @@ def repository(tmp_path: Path) -> Path:
     return root
 
 
-def _client(repository: Path, tmp_path: Path) -> FlaskClient:
-    settings = Settings(
-        model_repository=repository,
-        admin_token=TOKEN,
-        state_directory=tmp_path / "state",
-        control_directory=tmp_path / "control",
-    )
-    return create_app(settings).test_client()
-
-
 @pytest.fixture
 def client(repository: Path, tmp_path: Path) -> FlaskClient:
-    return _client(repository, tmp_path)
+    return admin_client(repository, tmp_path, TOKEN)
 
 
 def _classify(client: FlaskClient, query: str = "") -> tuple[int, dict[str, object]]:
@@ -253,7 +241,7 @@ def test_promoting_a_version_makes_it_the_default(
     from service.experiments.attach import experiment_store
 
     (repository / "tiny" / "pretrained" / DEFAULT_VERSION_FILE).write_text("1\n")
-    client = _client(repository, tmp_path)
+    client = admin_client(repository, tmp_path, TOKEN)
     assert _classify(client)[1]["version"] == "1"
     assert _experiment(client, ("1", "2"))["http"] == 201
     with client.application.app_context():
