@@ -128,17 +128,20 @@ def breakdown(repository: Path, seconds: float) -> list[list[str]]:
 
 
 def framing(seconds: float, count: int = 50) -> list[list[str]]:
-    """What framing (with its blank verdict) costs per picture, on MNIST digits whose outer
-    ring is exactly flat, on those whose strokes reach into it, on the same digits JPEG'd (no
-    pixel of the background exactly flat), and on 800x600 photos of a page."""
+    """What framing (with its polarity check and blank verdict) costs per decoded picture, as
+    the service frames it, on MNIST digits whose outer ring is exactly flat, on those whose
+    strokes reach into it, on the same digits JPEG'd (no pixel of the background exactly flat),
+    on the digits moved two pixels off centre, and on 800x600 photos of a page."""
     import numpy as np
     from PIL import Image
 
     from benchmarks.realistic_digits import Look, on_page
-    from service.framing import frame
-    from service.manifest import InputSpec
+    from service.decode import DecodeOptions, lay_out
+    from service.manifest import MNIST_FRAMING, InputSpec
 
     spec = InputSpec(channels=1, height=28, width=28)
+    framed = InputSpec(channels=1, height=28, width=28, framing=MNIST_FRAMING)
+    options = DecodeOptions()
     digits = [np.asarray(Image.open(io.BytesIO(p))) for p in scenarios.load_images(spec, 5000).png]
     ring = max(1, 28 // 14)
     reaching = [
@@ -151,6 +154,7 @@ def framing(seconds: float, count: int = 50) -> list[list[str]]:
         "28x28 digit, ring flat": [d for d, r in zip(digits, reaching, strict=True) if not r],
         "28x28 digit, ink in the ring": [d for d, r in zip(digits, reaching, strict=True) if r],
         "28x28 digit, JPEG": [_jpeg(d) for d in digits],
+        "28x28 digit, off centre": [np.roll(d, 2, axis=1) for d in digits],
         "800x600 photo, unevenly lit": [
             255 - np.asarray(Image.open(io.BytesIO(page(d, rng))).convert("L")) for d in digits[:10]
         ],
@@ -161,7 +165,7 @@ def framing(seconds: float, count: int = 50) -> list[list[str]]:
 
         def work(chosen: list[Any] = chosen) -> None:
             for picture in chosen:
-                frame(picture, 28, 28)
+                lay_out(picture, framed, options)
 
         ms = best_ms(work, seconds) / len(chosen)
         rows.append([label, str(len(chosen)), f"{ms * 1000:.1f}"])

@@ -26,7 +26,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from service import deadline
 from service.errors import InvalidImage, PayloadTooLarge
-from service.framing import frame
+from service.framing import already_framed, frame
 from service.manifest import InputSpec
 
 Invert = Literal["auto", "true", "false"]
@@ -132,7 +132,7 @@ def _decode_one(
         return _decode_with_pillow(data, spec, options, index, budget)
     if budget is not None:
         budget.charge(pixels.shape[0] * pixels.shape[1], index)
-    return _lay_out(pixels, spec, options)
+    return lay_out(pixels, spec, options)
 
 
 def decode_batch(
@@ -218,7 +218,7 @@ def _decode_with_pillow(
     if budget is not None:
         budget.charge(width * height, index)
     try:
-        return _lay_out(_upright_and_flat(image, spec, options), spec, options)
+        return lay_out(_upright_and_flat(image, spec, options), spec, options)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         # Truncated or corrupt data surfaces only when the pixels are read.
         raise InvalidImage(f"{where} cannot be decoded ({exc})", image=index) from None
@@ -258,10 +258,12 @@ _FRAMING_DETAIL = 8
 """How many times the frame's size a JPEG is decoded at, at least, when it is to be framed."""
 
 
-def _lay_out(
+def lay_out(
     picture: Image.Image | NDArray[np.uint8], spec: InputSpec, options: DecodeOptions
 ) -> Laid:
-    """Fit an ``L``/``RGB`` picture into the spec, fix its polarity, pad it, go ``[C, H, W]``."""
+    """Fit a decoded ``L``/``RGB`` picture into the spec (framed, when the model's images were;
+    else scaled and padded), with its polarity fixed, as ``[C, H, W]``, and framing's blank
+    verdict (None when not framed)."""
     if options.framing == "auto" and spec.framing is not None:
         pixels = np.asarray(picture, dtype=np.uint8)
         return _framed(pixels, spec, options.invert, spec.framing.box)
@@ -428,6 +430,15 @@ def border_brightness(pixels: NDArray[np.uint8]) -> float:
 
 def _framed(pixels: NDArray[np.uint8], spec: InputSpec, invert: Invert, box: int) -> Laid:
     """Fix the polarity of a full-size picture, then frame it as the model's training data were."""
+    if (
+        pixels.shape == (spec.height, spec.width)
+        and spec.polarity == "light_on_dark"
+        and invert != "true"
+        and already_framed(pixels, box)
+    ):
+        # Framed already, and its border is black (its ink spans at most box of the frame's
+        # pixels, too few to make the outer ring read light): it stays as it is.
+        return pixels[np.newaxis], False
     if _needs_inversion(pixels, spec.polarity, invert):
         pixels = 255 - pixels
     light_strokes = spec.polarity == "light_on_dark"

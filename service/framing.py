@@ -21,6 +21,8 @@ Needs numpy and Pillow only (both serving dependencies), never torch.
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +52,8 @@ _NOISE_SIGMAS = 6.0  # a background pixel of Gaussian noise exceeds this about o
 _LEVEL_PERCENTILE = 90.0  # of the stroke pixels: "full strength" ink, robust to a few spikes
 _SORT_BELOW = 4096  # values: fewer are sorted outright (see _ordered)
 _FLAT_RING_SHARE = 0.75  # of each ring strip at the faintest level, for a flat background
+_CONTRAST_RANK = 8  # ink contrast is the 8th highest value (see ink_contrast)
+_FULL_STRENGTH = 250  # strongest ink of a picture already framed: MNIST's is 254 or 255
 
 
 @dataclass(frozen=True)
@@ -187,7 +191,7 @@ def ink_contrast(ink: NDArray[np.float32]) -> float:
         pairs = ink[0:h:2, 0:w:2] + ink[1:h:2, 0:w:2] + ink[0:h:2, 1:w:2] + ink[1:h:2, 1:w:2]
         ink = pairs * np.float32(0.25)
     flat = ink.ravel()
-    k = min(8, flat.size)
+    k = min(_CONTRAST_RANK, flat.size)
     return float(_ordered(flat, (flat.size - k,))[flat.size - k])
 
 
@@ -250,6 +254,39 @@ def frame(
     if pixels.ndim == 2 and not light_strokes:
         placed = 255 - placed
     return Framed(placed, blank=False)
+
+
+def already_framed(pixels: NDArray[np.uint8], box: int = MNIST_BOX) -> bool:
+    """Whether a grey picture of light strokes on black is framed as MNIST's digits are, so
+    that :func:`frame` would only trim its faintest edge and resample it: the background
+    exactly black, the ink ``box`` pixels (or one fewer) across on its longer side, its
+    centre of mass within half a pixel of the picture's centre, its strongest ink at full
+    strength (250 or more) and enough of it (:data:`BLANK_CONTRAST` or more) for a digit.
+
+    Every one of MNIST's own digits is; a few numpy reductions tell, where framing takes
+    dozens. The caller checks the picture is the frame's size."""
+    h, w = pixels.shape
+    ink = pixels.astype(np.float32)  # sums of moments stay exact integers in float32
+    rows, cols = ink @ _moments(w), ink.T @ _moments(h)  # [sum, sum of x * value] per row...
+    inked_rows, inked_cols = rows[:, 0].nonzero()[0], cols[:, 0].nonzero()[0]
+    if inked_rows.size == 0:
+        return False
+    extent = max(inked_rows[-1] - inked_rows[0], inked_cols[-1] - inked_cols[0]) + 1
+    if not box - 1 <= extent <= box or pixels.max() < _FULL_STRENGTH:
+        return False
+    (total, x_moment), (y_moment, _) = (_moments(h).T @ rows).tolist()
+    cy, cx = y_moment / total, x_moment / total
+    return bool(
+        abs(cy - h / 2) <= 0.5
+        and abs(cx - w / 2) <= 0.5
+        and np.count_nonzero(pixels >= math.ceil(BLANK_CONTRAST)) >= _CONTRAST_RANK
+    )
+
+
+@functools.cache
+def _moments(size: int) -> NDArray[np.float32]:
+    """``[size, 2]``: ones, and each place's index; a picture times it sums and weighs its lines."""
+    return np.stack([np.ones(size), np.arange(size)], axis=1).astype(np.float32)
 
 
 def _working_size(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:

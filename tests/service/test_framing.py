@@ -10,6 +10,7 @@ from service.framing import (
     BLANK_CONTRAST,
     _minus_fitted_plane,
     _percentile,
+    already_framed,
     flat_background,
     frame,
     ink_strength,
@@ -233,3 +234,50 @@ def test_unframed_images_carry_no_verdict_to_reuse() -> None:
 
     spec = InputSpec(channels=1, height=28, width=28)
     assert decode_images([png(mnist()[0][0])], spec, DecodeOptions()).blank is None
+
+
+def test_a_digit_framed_as_mnists_are_is_served_as_it_came() -> None:
+    digits, _ = mnist()
+    assert all(already_framed(d) for d in digits)  # every one of the 5,000
+    for digit in digits[:50]:
+        pixels = decode_image(png(digit), FRAMED_SPEC, DecodeOptions())
+        assert np.array_equal(pixels[0], digit)
+        # Given as dark strokes on white, it is turned back to the same pixels.
+        assert np.array_equal(
+            decode_image(png(255 - digit), FRAMED_SPEC, DecodeOptions())[0],
+            frame(digit, 28, 28).pixels,
+        )
+
+
+def _moved(digit: NDArray[np.uint8], dy: int, dx: int) -> NDArray[np.uint8]:
+    return np.roll(np.roll(digit, dy, axis=0), dx, axis=1)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: _moved(d, 0, 2),  # off centre by two pixels
+        lambda d: _moved(d, -1, 0),  # by one
+        lambda d: (d * 0.7).astype(np.uint8),  # faint strokes
+        lambda d: np.asarray(Image.fromarray(d).resize((24, 24)).resize((28, 28))),  # blurred
+        lambda d: _shrunk(d),  # smaller than the box
+    ],
+)
+def test_a_digit_not_framed_as_mnists_are_is_framed(change: object) -> None:
+    digit = mnist()[0][3]
+    changed = change(digit)  # type: ignore[operator]
+    assert not already_framed(changed)
+    served = decode_image(png(changed), FRAMED_SPEC, DecodeOptions())[0]
+    assert np.array_equal(served, frame(changed, 28, 28).pixels)
+
+
+def _shrunk(digit: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    small = np.asarray(Image.fromarray(digit).resize((20, 20)))
+    return np.pad(small, 4)
+
+
+def test_two_dots_a_box_apart_are_not_a_framed_digit() -> None:
+    dots = np.zeros((28, 28), np.uint8)
+    dots[4, 14] = dots[23, 14] = 255  # full strength, 20 apart, centred
+    assert not already_framed(dots)
+    assert is_blank(dots)  # as framing itself says
