@@ -14,7 +14,8 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
+from flask.ctx import _AppCtxGlobals
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -112,12 +113,27 @@ def exposition(accept: str | None) -> Response:
 
 def observe_run(variant: LoadedVariant, images: int, queued: float, computed: float) -> None:
     """Count one model run (the data plane calls this after every run)."""
-    labels = (variant.manifest.name, variant.manifest.variant)
-    RUNS.labels(*labels).inc()
-    RUN_IMAGES.labels(*labels).inc(images)
-    QUEUE_SECONDS.labels(*labels).inc(queued)
-    COMPUTE_SECONDS.labels(*labels).inc(computed)
-    LAST_RUN.labels(*labels).set(time.time())
+    runs, run_images, queue_seconds, compute_seconds, last_run = _run_series(
+        variant.manifest.name, variant.manifest.variant
+    )
+    runs.inc()
+    run_images.inc(images)
+    if queued:
+        queue_seconds.inc(queued)
+    compute_seconds.inc(computed)
+    last_run.set(time.time())
+
+
+@functools.cache
+def _run_series(model: str, variant: str) -> tuple[Counter, Counter, Counter, Counter, Gauge]:
+    """One loaded variant's run series (models are few, and named by the repository)."""
+    return (
+        RUNS.labels(model, variant),
+        RUN_IMAGES.labels(model, variant),
+        QUEUE_SECONDS.labels(model, variant),
+        COMPUTE_SECONDS.labels(model, variant),
+        LAST_RUN.labels(model, variant),
+    )
 
 
 @dataclass
@@ -204,25 +220,28 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _observe(response: Response) -> Response:
-        start = g.get("headstart_t0")
-        if start is None or request.endpoint == "meta.prometheus":
+        # The proxies' objects, looked up once: each use of a proxy is a lookup.
+        values = g._get_current_object()
+        current: Request = request._get_current_object()  # type: ignore[attr-defined]
+        start = getattr(values, "headstart_t0", None)
+        if start is None or current.endpoint == "meta.prometheus":
             return response
-        labels = _labels()
-        latency, images = _series(labels)
         elapsed = time.perf_counter() - start
-        latency.observe(elapsed)
-        _requests(labels, response.status_code).inc()
-        endpoint, model, variant = labels
-        if endpoint.endswith(_INFERENCE_ENDPOINTS) and variant in VARIANTS and model != "unknown":
-            outcome = OUTCOMES[response.status_code >= 400]
-            INFERENCES.labels(model, variant, outcome).inc()
-            INFERENCE_SECONDS.labels(model, variant, outcome).inc(elapsed)
-        error = g.get("headstart_error")
+        status = response.status_code
+        labels = _labels(current, values)
+        series = _series(labels)
+        series.latency.observe(elapsed)
+        _requests(labels, status).inc()
+        if series.inference is not None:
+            count, seconds = series.inference[status >= 400]
+            count.inc()
+            seconds.inc(elapsed)
+        error = getattr(values, "headstart_error", None)
         if error is not None:
             ERRORS.labels(*labels, error).inc()
-        count = g.get("headstart_images")
-        if count:
-            images.inc(count)
+        images = getattr(values, "headstart_images", None)
+        if images:
+            series.images.inc(images)
         return response
 
 
@@ -264,11 +283,29 @@ def _known_labels(
     return [(endpoint, m, "") for m in served]
 
 
+@dataclass(frozen=True)
+class _Series:
+    """The series one route, model and variant's requests count in."""
+
+    latency: Histogram
+    images: Counter
+    inference: tuple[tuple[Counter, Counter], tuple[Counter, Counter]] | None
+    """Requests and seconds by outcome (success, failure), for a variant's inference."""
+
+
 # Label values are only names the service knows (see _labels), so these caches stay small;
 # they save prometheus-client's locked label lookup on every request.
 @functools.cache
-def _series(labels: tuple[str, str, str]) -> tuple[Histogram, Counter]:
-    return LATENCY.labels(*labels), IMAGES.labels(*labels)
+def _series(labels: tuple[str, str, str]) -> _Series:
+    endpoint, model, variant = labels
+    inference = None
+    if endpoint.endswith(_INFERENCE_ENDPOINTS) and variant in VARIANTS and model != "unknown":
+        success, failure = (
+            (INFERENCES.labels(model, variant, o), INFERENCE_SECONDS.labels(model, variant, o))
+            for o in OUTCOMES
+        )
+        inference = (success, failure)
+    return _Series(LATENCY.labels(*labels), IMAGES.labels(*labels), inference)
 
 
 @functools.cache
@@ -276,10 +313,10 @@ def _requests(labels: tuple[str, str, str], status: int) -> Counter:
     return REQUESTS.labels(*labels, str(status))
 
 
-def _labels() -> tuple[str, str, str]:
-    rule = request.url_rule
+def _labels(current: Request, values: _AppCtxGlobals) -> tuple[str, str, str]:
+    rule = current.url_rule
     endpoint = rule.rule if rule is not None else "unmatched"
-    args = request.view_args or {}
+    args = current.view_args or {}
     # Only names the service knows become label values, so clients cannot grow the series.
     served = plane().store.models
     if endpoint.startswith("/v2/models/") and "name" in args:
@@ -296,6 +333,8 @@ def _labels() -> tuple[str, str, str]:
         variant = "both"
     elif model and endpoint.endswith(("/classify", "/embed")):
         # A request routed through an experiment ran the variant its arm named.
-        asked = g.get("headstart_variant") or request.args.get("variant", DEFAULT_VARIANT)
+        asked = getattr(values, "headstart_variant", None) or current.args.get(
+            "variant", DEFAULT_VARIANT
+        )
         variant = asked if asked in VARIANTS else "unknown"
     return endpoint, model, variant

@@ -185,6 +185,8 @@ class ExperimentStore:
             self._lock_path = f"{database}.write-lock"
         self._definitions: dict[str, tuple[Experiment, float]] = {}
         self._defaults: dict[str, tuple[Promoted | None, float]] = {}
+        self._kept_defaults: dict[str, Promoted] | None = None
+        """Every model's promoted default, while a thread keeps them fresh."""
         self._local = threading.local()
         self._checkpointer_pid = 0
         self._checkpointer_lock = threading.Lock()
@@ -430,6 +432,8 @@ class ExperimentStore:
             }
             self._act(connection, current.id, action, actor, detail)
         self._defaults.clear()
+        if self._kept_defaults is not None:
+            self._read_defaults()
         self._definitions.pop(name, None)
         found = self.get(name)
         assert found is not None
@@ -438,7 +442,11 @@ class ExperimentStore:
     def default_variant(self, model: str) -> Promoted | None:
         """The variant, its version (None: the variant's own default) and when, that an
         experiment promoted to ``model``'s default, or None; cached per process for
-        :data:`DEFINITION_TTL_S`, so a promotion reaches every worker within it."""
+        :data:`DEFINITION_TTL_S`, so a promotion reaches every worker within it, or, once
+        :meth:`keep_defaults_fresh` was called, as its thread last read it."""
+        kept = self._kept_defaults
+        if kept is not None:
+            return kept.get(model)
         cached = self._defaults.get(model)
         now = time.monotonic()
         if cached is not None and now - cached[1] < DEFINITION_TTL_S:
@@ -457,6 +465,34 @@ class ExperimentStore:
             log.warning("cannot read %s's default variant, keeping %s: %s", model, found, exc)
         self._defaults[model] = (found, now)
         return found
+
+    def keep_defaults_fresh(self, interval: float = DEFINITION_TTL_S / 2) -> None:
+        """Read every model's promoted default now, then every ``interval`` seconds on a
+        daemon thread; :meth:`default_variant` then answers from what was read and never
+        waits on the database, as requests run on a worker's event loop must not
+        (:mod:`service.inline`). A promotion still reaches every worker within a second."""
+        self._read_defaults()
+        if self._kept_defaults is None:
+            self._kept_defaults = {}
+        threading.Thread(
+            target=self._keep_reading_defaults, args=(interval,), name="defaults", daemon=True
+        ).start()
+
+    def _keep_reading_defaults(self, interval: float) -> None:
+        while not self._stopping.wait(interval):
+            self._read_defaults()
+
+    def _read_defaults(self) -> None:
+        d = schema.defaults
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(select(d.c.model, d.c.variant, d.c.version, d.c.set_at))
+                found = {r.model: Promoted(r.variant, r.version, r.set_at) for r in rows}
+        except SQLAlchemyError as exc:
+            # Serving must not depend on the experiments database: keep what was known.
+            log.warning("cannot read the promoted default variants, keeping those known: %s", exc)
+            return
+        self._kept_defaults = found
 
     def record_repository_action(
         self, action: str, model: str, variant: str, outcome: str, detail: dict[str, Any]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from service.errors import Conflict
@@ -279,6 +281,37 @@ def test_a_lost_database_leaves_the_default_variant_as_last_known(
         None,
     )  # kept, not raised into a request
     assert store.default_variant("other") is None
+
+
+def test_kept_defaults_are_answered_without_the_database_and_follow_promotions(
+    store: ExperimentStore, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create(_spec().to_experiment())
+    store.keep_defaults_fresh(interval=0.05)
+    assert store.default_variant("tiny") is None
+    store.promote("ab", "b", {"decision": "by hand"})
+    assert store.default_variant("tiny")[:2] == ("baseline", None)  # this process: at once
+
+    other = ExperimentStore(database_url)  # another worker, which promotes back
+    try:
+        other.create(_spec("cd").to_experiment())
+        other.promote("cd", "a", {"decision": "by hand"})
+    finally:
+        other.dispose()
+    deadline = time.monotonic() + 30
+    while store.default_variant("tiny")[:2] != ("pretrained", None):
+        assert time.monotonic() < deadline, "the other worker's promotion never arrived"
+        time.sleep(0.01)
+
+    def unreachable(*_: object, **__: object) -> None:
+        raise AssertionError("a kept default was read from the database")
+
+    monkeypatch.setattr(store, "_read_defaults", lambda: None)  # the thread's reads
+    time.sleep(0.2)  # a read under way when it was replaced has ended
+    monkeypatch.setattr(store.engine, "connect", unreachable)  # and any other
+    for _ in range(3):
+        assert store.default_variant("tiny")[:2] == ("pretrained", None)
+        assert store.default_variant("other") is None
 
 
 def test_model_loads_are_kept_newest_first(store: ExperimentStore) -> None:
