@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from service import batching, http_errors, metrics, request_id, state
+from service import batching, http_errors, inline, metrics, request_id, state
 from service.dataplane import DataPlane
 from service.json_provider import OrjsonProvider
 from service.runtime import ModelStore
@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json = OrjsonProvider(app)
+    app.extensions[inline.INLINE_RULE] = inline.rule(settings)
     store = ModelStore.load(
         settings.model_repository,
         intra_op_threads=settings.ort_threads,
@@ -51,3 +52,6 @@ def start_background(app: Flask) -> None:
     repository.start()
     interval = state.plane_of(app).settings.policy_interval_seconds
     policy.Runner(lambda: attach.store_of(app), interval).start()
+    store = attach.store_of(app)
+    if store is not None:
+        store.keep_defaults_fresh()

@@ -22,6 +22,12 @@ ONNX Runtime release the GIL and never stall the event loop. Around that:
   request whose deadline passed while it waited for a thread is never run;
 - probes (``/health/…``) and ``/metrics`` run on the event loop, outside the queue, so
   they answer while the pool is saturated;
+- a small request the app's ``inline`` rule allows (one that waits on nothing: see
+  :mod:`service.inline`) runs on the event loop too, while its route's recent requests took
+  at most ``inline_budget`` seconds of CPU on average: for a digit, the hand-off to a thread and
+  back costs more than its whole run, and the worker's threads would queue for the GIL
+  behind each other anyway. Any other request, and every request of a route that turned
+  costly, goes to the pool, whose runs keep measuring the route so it can come back;
 - a kept-alive connection is closed after ``keepalive_requests`` responses: its client
   reconnects, and the kernel hands the new connection to whichever worker accepts first,
   so load spreads over the workers (a replacement worker included) instead of staying
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 import weakref
 from collections.abc import Callable, Iterable
@@ -56,6 +63,14 @@ _INLINE_PREFIXES = ("/health/", "/v2/health/", "/metrics")
 """Cheap routes answered on the event loop: probes must answer under load."""
 
 _READ_SIZE = 64 * 1024
+_INLINE_BODY = 64 * 1024
+"""Largest body run on the event loop: photos and batches cost more than the hand-off."""
+_INLINE_WEIGHT = 0.2
+"""Weight of the latest request in its route's cost (a moving average): one request that
+costs five times the budget moves its route to the threads, while a rare pause (a garbage
+collection) does not; about ten cheap ones bring it back."""
+_ROUTES_KEPT = 256
+"""Routes whose cost is remembered; past it they are all forgotten (clients choose paths)."""
 _SPAWNED = "headstart.spawned"
 """Set in the environ once a pool thread has the request (and will release its body)."""
 
@@ -69,6 +84,7 @@ class Limits:
     request_timeout: float
     max_body_bytes: int
     keepalive_requests: int
+    inline_budget: float = 0.0
     body_timeout: float = 10.0
     min_body_rate: float = 16 * 1024.0
     max_buffered_bytes: int = 64 * 1024 * 1024
@@ -84,19 +100,28 @@ class ChunkTooLarge(Exception):
 
 @dataclass
 class _Reply:
-    """A response produced in a pool thread, handed back to the connection's greenlet."""
+    """A response produced by the app, in a pool thread or on the event loop."""
 
     status: str
     headers: list[tuple[str, str]]
     body: bytes
+    cpu: float = 0.0
+    """Seconds of CPU the running thread spent on the request."""
+
+
+InlineRule = Callable[[Environ, bytes], bool]
+"""Whether a request (its environ and whole body) may run on the event loop at all."""
 
 
 class Front:
     """Wrap a WSGI app; call it from greenlets (one per connection) of a gevent worker."""
 
-    def __init__(self, app: WsgiApp, limits: Limits) -> None:
+    def __init__(self, app: WsgiApp, limits: Limits, inline: InlineRule | None = None) -> None:
         self.app = app
         self.limits = limits
+        self.inline = inline if limits.inline_budget > 0 else None
+        self.costs: dict[str, float] = {}
+        """Per route (path) that may run inline, the CPU seconds its requests take lately."""
         self.pool = ThreadPool(limits.threads)
         self.in_flight = 0  # touched by greenlets of one event loop only: no lock needed
         self.buffered = 0
@@ -112,16 +137,51 @@ class Front:
             # The rest of the body is never read: the connection closes after the answer.
             _close_after(start_response)
             return _error(start_response, environ, *refusal)
+        route = self._inline_route(environ, held)
         try:
-            reply = self._run(environ, held)
+            if route is not None and self.costs.get(route, math.inf) <= self.limits.inline_budget:
+                reply = self._run_inline(environ)
+            else:
+                reply = self._run(environ, held)
         except _NotRun as not_run:
             return _error(start_response, environ, *not_run.args)
         finally:
             if not environ.get(_SPAWNED):
                 self.buffered -= held  # else its thread's end releases them
+        if route is not None:
+            self._note_cost(route, reply.cpu)
         start_response(reply.status, reply.headers)
         self._count(environ, start_response)
         return [reply.body]
+
+    def _inline_route(self, environ: Environ, held: int) -> str | None:
+        """The route whose cost decides where this request runs; None: always the pool."""
+        if self.inline is None or held > _INLINE_BODY:
+            return None
+        body = environ["wsgi.input"].getvalue() if held else b""
+        if not self.inline(environ, body):
+            return None
+        route: str = environ.get("PATH_INFO", "")
+        return route
+
+    def _note_cost(self, route: str, cpu: float) -> None:
+        """Fold one request's CPU time into its route's cost (see :data:`_INLINE_WEIGHT`)."""
+        cost = self.costs.get(route)
+        if cost is None:
+            if len(self.costs) >= _ROUTES_KEPT:
+                self.costs.clear()
+            self.costs[route] = cpu
+        else:
+            self.costs[route] = cost + (cpu - cost) * _INLINE_WEIGHT
+
+    def _run_inline(self, environ: Environ) -> _Reply:
+        """Run the request on the event loop, once every connection before it had its turn."""
+        deadline = time.monotonic() + self.limits.request_timeout
+        # Every other connection with a request waiting, and every new one, goes first: a
+        # quick client's next request is read without a wait, and its connection would
+        # otherwise keep the loop to itself.
+        gevent.idle()
+        return _measured(self.app, environ, deadline)
 
     def _run(self, environ: Environ, held: int) -> _Reply:
         """Run the request in a pool thread, which releases the body's ``held`` bytes when it
@@ -260,15 +320,24 @@ class _NotRun(Exception):
 
 
 def _run(app: WsgiApp, environ: Environ, deadline: float) -> _Reply:
-    """Run the app in a pool thread under the request's deadline; collect its whole response.
+    """Run the app in a pool thread under the request's deadline; collect its whole response
+    and the CPU time it took.
 
     A request whose deadline passed while it waited for the thread was answered 504 already
     and is not run at all.
     """
     if time.monotonic() >= deadline:
         return _Reply("504 Gateway Timeout", [], b"")
+    return _measured(app, environ, deadline)
+
+
+def _measured(app: WsgiApp, environ: Environ, deadline: float) -> _Reply:
+    """Run the app under the request's deadline on this thread, noting the CPU it took."""
+    began = time.thread_time()
     with deadline_scope.running_until(deadline):
-        return _run_app(app, environ)
+        reply = _run_app(app, environ)
+    reply.cpu = time.thread_time() - began
+    return reply
 
 
 def _run_app(app: WsgiApp, environ: Environ) -> _Reply:

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     over the workers for a while, so this is sized for a whole client pool on one worker: at
     16, 32 connections to the CNN default met 503 on most requests."""
 
+    inline_budget_ms: float = Field(default=2.0, ge=0.0)
+    """Single inference requests (not routed through an experiment, dynamic batching off)
+    run on the worker's event loop, without the hand-off to a thread, while their route's
+    recent requests took at most this many milliseconds of CPU; costlier ones go to the
+    threads. 0 sends every request to the threads."""
+
     keepalive_requests: int = Field(default=100, ge=1)
     """Responses one kept-alive connection carries before the server closes it, so clients
     reconnect and their connections spread over the workers."""

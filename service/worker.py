@@ -22,6 +22,7 @@ from gunicorn.http import body
 from gunicorn.workers.ggevent import GeventWorker
 
 from service.front import ChunkTooLarge, Front, Limits
+from service.inline import INLINE_RULE
 from service.settings import Settings
 
 
@@ -46,6 +47,7 @@ class ServiceWorker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no ty
         super().load_wsgi()
         settings = Settings()
         _refuse_chunks_over(settings.max_body_bytes)
+        inline = getattr(self.wsgi, "extensions", {}).get(INLINE_RULE)
         self.wsgi: Any = Front(
             self.wsgi,
             Limits(
@@ -54,10 +56,12 @@ class ServiceWorker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no ty
                 request_timeout=settings.request_timeout,
                 max_body_bytes=settings.max_body_bytes,
                 keepalive_requests=settings.keepalive_requests,
+                inline_budget=settings.inline_budget_ms / 1000.0,
                 body_timeout=settings.body_timeout,
                 min_body_rate=settings.min_body_rate,
                 max_buffered_bytes=settings.max_buffered_bytes,
             ),
+            inline,
         )
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import gevent
 import pytest
 
+from service import deadline as deadline_scope
 from service.front import Front, Limits
 
 LIMITS = Limits(
@@ -323,3 +324,110 @@ def test_a_body_cut_short_by_its_client_never_reaches_the_app() -> None:
     assert "ended after 50 of 100 bytes" in json.loads(body)["error"]["message"]
     assert app.seen == []
     assert front.buffered == 0
+
+
+class Spinning:
+    """A WSGI app that notes the thread it ran on and spends ``cpu`` seconds of CPU there."""
+
+    def __init__(self, cpu: float = 0.0) -> None:
+        self.cpu = cpu
+        self.threads: list[int] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        self.threads.append(threading.get_ident())
+        began = time.thread_time()
+        while time.thread_time() - began < self.cpu:
+            pass
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+
+INLINE = Limits(**{**LIMITS.__dict__, "max_body_bytes": 1 << 20, "inline_budget": 0.01})
+
+
+def _anything(environ: dict[str, Any], body: bytes) -> bool:
+    return True
+
+
+def test_a_cheap_route_the_rule_allows_runs_on_the_event_loop_once_measured() -> None:
+    app = Spinning()
+    front = Front(app, INLINE, _anything)
+    for _ in range(3):
+        assert _call(front, body=b"x")[0].status == "200 OK"
+    loop = threading.get_ident()
+    # The first request of a route goes to a thread, which measures it; then it is cheap.
+    assert app.threads[0] != loop
+    assert app.threads[1:] == [loop, loop]
+
+
+def test_what_the_rule_refuses_never_runs_on_the_event_loop() -> None:
+    seen: list[tuple[str, bytes]] = []
+
+    def only_embed(environ: dict[str, Any], body: bytes) -> bool:
+        seen.append((environ["PATH_INFO"], body))
+        return bool(environ["PATH_INFO"].endswith("/embed"))
+
+    app = Spinning()
+    front = Front(app, INLINE, only_embed)
+    for path in ("/v1/models/m/classify", "/v1/models/m/embed") * 3:
+        _call(front, path, body=b"digit")
+    loop = threading.get_ident()
+    on_loop = [i for i, thread in enumerate(app.threads) if thread == loop]
+    assert on_loop == [3, 5]  # the embeds after the first; never a classify
+    assert seen[0] == ("/v1/models/m/classify", b"digit")  # the rule reads the whole body
+
+
+def test_a_body_over_64_kib_always_goes_to_a_thread() -> None:
+    app = Spinning()
+    front = Front(app, INLINE, _anything)
+    for _ in range(3):
+        _call(front, body=b"x" * (64 * 1024 + 1))
+    assert threading.get_ident() not in app.threads
+
+
+def test_a_costly_request_sends_its_route_to_the_threads_until_it_is_cheap_again() -> None:
+    app = Spinning()
+    front = Front(app, INLINE, _anything)
+    loop = threading.get_ident()
+    for _ in range(3):
+        _call(front)
+    app.cpu = 0.005  # half the budget: the route stays on the event loop
+    _call(front)
+    _call(front)
+    assert app.threads[-2:] == [loop, loop]
+    app.cpu = 0.1  # ten budgets: it runs on the loop (the route was cheap), and moves it
+    _call(front)
+    assert app.threads[-1] == loop
+    app.cpu = 0.0
+    _call(front)
+    assert app.threads[-1] != loop
+    runs = 0
+    while app.threads[-1] != loop:
+        runs += 1
+        assert runs < 100, "the route never came back to the event loop"
+        _call(front)
+    # The average weighs the latest request by a fifth: 0.02 s halves in about three.
+    assert 2 <= runs <= 8
+
+
+def test_no_budget_runs_every_request_in_a_thread() -> None:
+    app = Spinning()
+    front = Front(app, Limits(**{**INLINE.__dict__, "inline_budget": 0.0}), _anything)
+    for _ in range(3):
+        _call(front)
+    assert threading.get_ident() not in app.threads
+
+
+def test_a_request_on_the_event_loop_runs_under_its_deadline() -> None:
+    seen: list[bool] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        seen.append(deadline_scope.passed())
+        start_response("200 OK", [])
+        return [b""]
+
+    front = Front(app, Limits(**{**INLINE.__dict__, "request_timeout": 1e-9}), _anything)
+    front.costs["/v1/models/m/classify"] = 0.0  # measured cheap already
+    response, _ = _call(front)
+    assert response.status == "200 OK"  # not abandoned: nothing else waited for it
+    assert seen == [True]  # but its steps see their deadline has passed, and stop
