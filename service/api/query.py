@@ -37,6 +37,8 @@ def known(endpoint: str | None) -> tuple[str, ...]:
 
 def reject_unknown() -> None:
     """Answer 400 when a v1 route is sent a query parameter it does not take."""
+    if not request.query_string:
+        return
     rule = request.url_rule
     if rule is None or not (rule.rule == "/v1" or rule.rule.startswith("/v1/")):
         return
