@@ -191,6 +191,12 @@ def ink_contrast(ink: NDArray[np.float32]) -> float:
         pairs = ink[0:h:2, 0:w:2] + ink[1:h:2, 0:w:2] + ink[0:h:2, 1:w:2] + ink[1:h:2, 1:w:2]
         ink = pairs * np.float32(0.25)
     flat = ink.ravel()
+    if flat.size > _SORT_BELOW:
+        # Only the values over half the strongest can be the 8th highest, if 8 are: on a
+        # page, a few strokes' worth instead of every pixel to select among.
+        strong = flat[flat >= flat.max() * np.float32(0.5)]
+        if strong.size >= _CONTRAST_RANK:
+            flat = strong
     k = min(_CONTRAST_RANK, flat.size)
     return float(_ordered(flat, (flat.size - k,))[flat.size - k])
 
