@@ -5,9 +5,10 @@ Run by the benchmark as ``gunicorn -k gthread -w W --threads T
 It trusts its input (28x28 greyscale PNGs, or raw uint8 tensors), so it skips
 everything headstart does for a real client: content negotiation, validation,
 resizing and polarity, error bodies, metrics, request ids and access logs.
-With ``BENCH_FRAMING=1`` it frames every decoded image with the service's own
-:func:`service.framing.frame` (the framed floor): what framing costs, apart from
-the rest of the stack.
+With ``BENCH_FRAMING=1`` it frames every decoded image as the service does
+(:func:`service.decode.lay_out` for an MNIST-framed model: the polarity check, and
+:mod:`service.framing` unless the digit is framed already), the framed floor: what
+framing costs, apart from the rest of the stack.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from flask.typing import ResponseReturnValue
 from numpy.typing import NDArray
 from PIL import Image
 
-from service.framing import frame
+from service.decode import DecodeOptions, lay_out
+from service.manifest import MNIST_FRAMING, InputSpec
+
+_FRAMED = InputSpec(channels=1, height=28, width=28, framing=MNIST_FRAMING)
+_OPTIONS = DecodeOptions()
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
@@ -40,7 +45,7 @@ def _images(framed: bool) -> NDArray[np.uint8]:
         parts = [request.get_data()]
     pixels = [np.asarray(Image.open(io.BytesIO(p)).convert("L")) for p in parts]
     if framed:
-        pixels = [frame(image, 28, 28).pixels for image in pixels]
+        return np.stack([lay_out(image, _FRAMED, _OPTIONS)[0] for image in pixels])
     return np.stack([image[None] for image in pixels])
 
 

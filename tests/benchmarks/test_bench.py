@@ -124,6 +124,7 @@ def test_framing_is_timed_on_every_kind_of_picture() -> None:
         "28x28 digit, ring flat",
         "28x28 digit, ink in the ring",
         "28x28 digit, JPEG",
+        "28x28 digit, off centre",
         "800x600 photo, unevenly lit",
     ]
     assert all(int(row[1]) == 3 and float(row[2]) > 0 for row in rows)
