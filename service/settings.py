@@ -50,8 +50,8 @@ class Settings(BaseSettings):
     16, 32 connections to the CNN default met 503 on most requests."""
 
     inline_budget_ms: float = Field(default=2.0, ge=0.0)
-    """Single inference requests (not routed through an experiment, dynamic batching off)
-    run on the worker's event loop, without the hand-off to a thread, while their route's
+    """Single inference requests (dynamic batching off; on PostgreSQL, not routed through an
+    experiment) run on the worker's event loop, without the hand-off to a thread, while their route's
     recent requests took at most this many milliseconds of CPU; costlier ones go to the
     threads. 0 sends every request to the threads."""
 

@@ -26,7 +26,8 @@ def _environ(path: str, query: str = "", method: str = "POST") -> dict[str, Any]
     ],
 )
 def test_single_inference_requests_may_run_inline(path: str, query: str) -> None:
-    assert inline.runs_inline(_environ(path, query), b'{"inputs": []}')
+    assert inline.unrouted_inference(_environ(path, query), b'{"inputs": []}')
+    assert inline.inference(_environ(path, query), b'{"inputs": []}')
 
 
 @pytest.mark.parametrize(
@@ -34,8 +35,10 @@ def test_single_inference_requests_may_run_inline(path: str, query: str) -> None
     ["experiment=ab", "top_k=3&experiment=ab", "experim%65nt=ab", "experiment", "experiment="],
 )
 def test_a_v1_request_routed_through_an_experiment_goes_to_a_thread(query: str) -> None:
-    # Its exposure is written to the database, a wait that must not happen on the loop.
-    assert not inline.runs_inline(_environ("/v1/models/mnist/classify", query), b"")
+    # Its exposure is written to the database: on PostgreSQL a wait that yields.
+    routed = _environ("/v1/models/mnist/classify", query)
+    assert not inline.unrouted_inference(routed, b"")
+    assert inline.inference(routed, b"")  # on SQLite, whose calls never yield
 
 
 @pytest.mark.parametrize(
@@ -46,7 +49,7 @@ def test_a_v1_request_routed_through_an_experiment_goes_to_a_thread(query: str) 
     ],
 )
 def test_a_v2_request_that_may_name_an_experiment_goes_to_a_thread(body: bytes) -> None:
-    assert not inline.runs_inline(_environ("/v2/models/mnist-pretrained/infer"), body)
+    assert not inline.unrouted_inference(_environ("/v2/models/mnist-pretrained/infer"), body)
 
 
 @pytest.mark.parametrize(
@@ -62,10 +65,23 @@ def test_a_v2_request_that_may_name_an_experiment_goes_to_a_thread(body: bytes) 
     ],
 )
 def test_anything_else_goes_to_a_thread(path: str, method: str) -> None:
-    assert not inline.runs_inline(_environ(path, method=method), b"")
+    assert not inline.inference(_environ(path, method=method), b"")
+    assert not inline.unrouted_inference(_environ(path, method=method), b"")
 
 
 def test_nothing_runs_inline_with_dynamic_batching_on() -> None:
     # A batch waits for other requests, which could never arrive while the loop waited.
     assert inline.rule(Settings(batch_max_size=8)) is None
-    assert inline.rule(Settings()) is inline.runs_inline
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        (None, inline.inference),
+        ("sqlite:////tmp/x.db", inline.inference),
+        ("postgresql+psycopg://u:p@127.0.0.1/headstart", inline.unrouted_inference),
+        ("not a url", inline.unrouted_inference),
+    ],
+)
+def test_routed_requests_run_inline_only_on_sqlite(url: str | None, rule: object) -> None:
+    assert inline.rule(Settings(database_url=url)) is rule
