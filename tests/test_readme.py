@@ -208,7 +208,7 @@ RUN_BY: dict[str, dict[str, tuple[str, str]]] = {
         ),
     },
     "docs/performance.md": {
-        "headstart build --quick --model-repository /tmp/bench-cnn": (
+        "headstart bench --model-repository model_repository --out benchmarks/results/bench-cnn.json": (
             BENCH,
             "a bench takes minutes; the test runs every scenario briefly on the test models",
         ),
