@@ -576,3 +576,15 @@ def test_a_batch_past_its_deadline_stops_before_the_next_image() -> None:
     ):
         decode_batch(images, MNIST_SPEC, AUTO)
     assert decode_batch(images, MNIST_SPEC, AUTO).shape[0] == 2  # no deadline outside
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (64, 64), (65, 64), (600, 800), (300, 200, 3), (5, 3)])
+def test_border_brightness_is_the_mean_of_the_outer_ring_at_any_size(
+    shape: tuple[int, ...],
+) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8)
+    ring = max(1, min(shape[:2]) // 14)
+    outer = np.ones(shape[:2], dtype=bool)
+    if 2 * ring < min(shape[:2]):
+        outer[ring:-ring, ring:-ring] = False
+    assert border_brightness(pixels) == pytest.approx(float(pixels[outer].mean()), abs=1e-9)
