@@ -425,7 +425,7 @@ def border_brightness(pixels: NDArray[np.uint8]) -> float:
         total = float(pixels.sum(dtype=np.int64))
         inner = float(pixels[ring:-ring, ring:-ring].sum(dtype=np.int64))
         channels = int(pixels.shape[2]) if pixels.ndim == 3 else 1
-        return (total - inner) / ((h * w - (h - 2 * ring) * (w - 2 * ring)) * channels)
+        return float((total - inner) / ((h * w - (h - 2 * ring) * (w - 2 * ring)) * channels))
     # The four strips alone: on a photo the ring is a fraction of the picture.
     strips = (
         pixels[:ring],
@@ -434,7 +434,7 @@ def border_brightness(pixels: NDArray[np.uint8]) -> float:
         pixels[ring:-ring, -ring:],
     )
     total = sum(int(strip.sum(dtype=np.int64)) for strip in strips)
-    return total / sum(strip.size for strip in strips)
+    return total / sum(int(strip.size) for strip in strips)
 
 
 def _framed(pixels: NDArray[np.uint8], spec: InputSpec, invert: Invert, box: int) -> Laid:
