@@ -1,8 +1,9 @@
 """The WSGI front every request passes in a worker: buffer, bound, shed, time out.
 
 The connection's greenlet reads the whole body first (a slow client costs a greenlet,
-never a thread), then a bounded pool of real threads runs the app, where decoding and
-ONNX Runtime release the GIL and never stall the event loop. Around that:
+never a thread), then the app runs: a small request that waits on nothing right there on
+the event loop, any other in a bounded pool of real threads, where decoding and ONNX Runtime
+release the GIL and never stall the event loop. Around that:
 
 - a body over ``max_body_bytes`` is 413, whatever its transfer encoding (chunked bodies
   have no length to check up front, so they are counted as they are read), and the

@@ -3,7 +3,8 @@
 A thread-per-connection worker (gthread) lets a handful of clients that send their headers
 or body slowly hold every thread, so nothing else, probes included, is answered until they
 give up. Here each connection costs a greenlet while it is read, and only complete requests
-reach the bounded thread pool.
+reach the app: small inference requests on the event loop itself, the rest in the bounded
+thread pool (:mod:`service.front`).
 
 Threads stay real (gevent patches sockets, not ``threading``): the app runs in them, where
 ONNX Runtime and the image decoders release the GIL and run in parallel with the event loop.
