@@ -36,8 +36,9 @@ class Settings(BaseSettings):
     """gunicorn worker processes; each holds its own ONNX Runtime sessions."""
 
     threads: int = Field(default=4, ge=1)
-    """Threads per worker that run the app (decoding, inference); connections themselves are
-    greenlets, so slow clients never hold one."""
+    """Threads per worker that run the requests its event loop does not (bodies over 64 KiB,
+    routes over ``inline_budget_ms``, routed requests on PostgreSQL, everything but
+    inference); connections themselves are greenlets, so slow clients never hold one."""
 
     max_connections: int = Field(default=1000, ge=1)
     """Open connections per worker (gunicorn's ``worker_connections``); past it, connections
