@@ -421,11 +421,6 @@ def border_brightness(pixels: NDArray[np.uint8]) -> float:
     ring = max(1, min(h, w) // 14)
     if 2 * ring >= min(h, w):
         return float(pixels.mean())
-    if h * w <= _FAST_PNG_PIXELS:  # small: two sums cost less than four
-        total = float(pixels.sum(dtype=np.int64))
-        inner = float(pixels[ring:-ring, ring:-ring].sum(dtype=np.int64))
-        channels = int(pixels.shape[2]) if pixels.ndim == 3 else 1
-        return float((total - inner) / ((h * w - (h - 2 * ring) * (w - 2 * ring)) * channels))
     # The four strips alone: on a photo the ring is a fraction of the picture.
     strips = (
         pixels[:ring],
